@@ -1,0 +1,39 @@
+# The two commands of the README's quick start:
+#   make demo   set up .venv and run a real sweep (examples/quickstart.yaml) into ./tuner.db
+#   make test   set up .venv and run the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench browsers clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# constraints.txt pins torch to the CPU wheel (a looser pin pulls CUDA packages)
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	-@$(VENV)/bin/tuner delete quickstart --yes >/dev/null 2>&1
+	$(VENV)/bin/tuner run examples/quickstart.yaml --storage sqlite:///tuner.db
+	@echo
+	@echo "Look closer:  $(VENV)/bin/tuner show quickstart"
+	@echo "              $(VENV)/bin/tuner export quickstart --format csv -o quickstart.csv"
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tuner tests bench examples
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m bench.overhead --out bench/RESULTS.md
+	$(PY) -m bench.gp_parallel --out bench/RESULTS.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tuner.egg-info

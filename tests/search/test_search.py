@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from tuner.search import build_searcher, grid_points, grid_size
+from tuner.spec import load_spec
+
+
+def make_spec(space, algorithm="tpe", **search):
+    return load_spec(
+        {
+            "name": "s",
+            "metric": "loss",
+            "trainer": {"kind": "python", "function": "tests.objectives:quadratic"},
+            "search_space": space,
+            "search": {"algorithm": algorithm, **search},
+        }
+    )
+
+
+CONDITIONAL = {
+    "booster": {"type": "categorical", "choices": ["gbtree", "dart"]},
+    "rate_drop": {"type": "float", "values": [0.1, 0.2], "when": {"booster": "dart"}},
+    "depth": {"type": "int", "low": 1, "high": 3},
+}
+
+
+def test_grid_is_the_product_with_conditionals_expanded_only_when_active():
+    spec = make_spec(CONDITIONAL, "grid")
+    points = grid_points(spec)
+    # gbtree x 3 depths + dart x 2 rate_drops x 3 depths
+    assert len(points) == grid_size(spec) == 3 + 6
+    assert all("rate_drop" not in p for p in points if p["booster"] == "gbtree")
+    assert all(p["rate_drop"] in (0.1, 0.2) for p in points if p["booster"] == "dart")
+    assert len({tuple(sorted(p.items())) for p in points}) == len(points)
+
+
+def test_grid_searcher_finishes_and_skips_finished_points_on_resume():
+    spec = make_spec({"a": {"type": "categorical", "choices": [1, 2, 3]}}, "grid")
+
+    @dataclass
+    class Past:
+        params: dict
+        state: str = "completed"
+        value: float | None = 1.0
+        steps: int = 1
+
+    searcher = build_searcher(spec, [Past({"a": 2})])
+    got = [searcher.suggest(str(i)) for i in range(3)]
+    assert got[:2] == [{"a": 1}, {"a": 3}]
+    assert got[2] == "FINISHED"
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "gp", "cmaes", "qmc"])
+def test_optuna_searchers_respect_space_and_conditions(algorithm):
+    space = {
+        "x": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+        "n": {"type": "int", "low": 2, "high": 64, "step": 2},
+        **CONDITIONAL,
+    }
+    searcher = build_searcher(make_spec(space, algorithm, seed=3))
+    for i in range(14):
+        config = searcher.suggest(str(i))
+        assert 1e-3 <= config["x"] <= 1.0 and config["n"] % 2 == 0
+        assert ("rate_drop" in config) == (config["booster"] == "dart")
+        searcher.on_trial_complete(str(i), {"loss": config["x"] + config["n"] / 100})
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe", "qmc"])
+def test_same_seed_same_suggestions(algorithm):
+    def run():
+        s = build_searcher(make_spec({"x": {"type": "float", "low": 0, "high": 1}}, algorithm, seed=7))
+        out = []
+        for i in range(12):
+            c = s.suggest(str(i))
+            s.on_trial_complete(str(i), {"loss": (c["x"] - 0.2) ** 2})
+            out.append(c["x"])
+        return out
+
+    assert run() == run()
+
+
+def test_gp_spreads_suggestions_made_while_trials_are_pending():
+    """Four suggestions asked before any result comes back must not collapse onto one
+    point (the failure of GP behind Ray's OptunaSearch)."""
+    space = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)}
+    searcher = build_searcher(make_spec(space, "gp", seed=0))
+    rng = np.random.default_rng(0)
+    for i in range(12):  # past the random start-up, with a smooth objective
+        c = searcher.suggest(f"w{i}")
+        searcher.on_trial_complete(f"w{i}", {"loss": float(sum((v - 0.3) ** 2 for v in c.values()))})
+    batch = [searcher.suggest(f"p{i}") for i in range(4)]
+    points = np.array([[c[f"x{i}"] for i in range(3)] for c in batch])
+    gaps = [np.linalg.norm(points[a] - points[b]) for a in range(4) for b in range(a + 1, 4)]
+    assert min(gaps) > 0.02, gaps
+    del rng
+
+
+def test_pruned_and_failed_trials_reach_optuna_with_their_state():
+    spec = make_spec({"x": {"type": "float", "low": 0, "high": 1}}, "tpe")
+    searcher = build_searcher(spec)
+    for i, outcome in enumerate(["complete", "pruned", "failed", "nan"]):
+        searcher.suggest(str(i))
+        searcher.on_trial_result(str(i), {"loss": 0.5, "training_iteration": 1})
+        if outcome == "pruned":
+            searcher.note_pruned(str(i))
+        searcher.on_trial_complete(
+            str(i),
+            {"loss": math.nan if outcome == "nan" else 0.5},
+            error=outcome == "failed",
+        )
+    states = [t.state.name for t in searcher._study.trials]
+    assert states == ["COMPLETE", "PRUNED", "FAIL", "FAIL"]

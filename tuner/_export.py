@@ -1,0 +1,98 @@
+"""Trials as a table (pandas) and as files (json, csv, parquet)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuner.spec import StudySpec
+from tuner.storage import TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = ("csv", "json", "parquet")
+
+
+def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -> pd.DataFrame:
+    """One row a trial with `params.*` and `metrics.*` columns."""
+    import pandas as pd
+
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {"number": t.number, "state": t.state, "value": t.value}
+        row.update({f"params.{k}": v for k, v in t.params.items()})
+        row.update({f"metrics.{k}": v for k, v in t.metrics.items()})
+        row.update(
+            {"node": t.node, "started": t.started_at, "duration_s": t.duration_s, "error": t.error}
+        )
+        rows.append(row)
+    fixed = ["number", "state", "value"]
+    param_cols = [f"params.{n}" for n in (spec.search_space if spec else ())]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=[*fixed, *param_cols, "node", "started", "duration_s", "error"])
+    # Spec order for params, then any others, then metrics, then the trial's facts.
+    params = param_cols + sorted(c for c in frame if c.startswith("params.") and c not in param_cols)
+    metrics = sorted(c for c in frame if c.startswith("metrics."))
+    cols = [*fixed, *[c for c in params if c in frame], *metrics, "node", "started", "duration_s", "error"]
+    return frame.reindex(columns=cols)
+
+
+def _json_number(v: float | None) -> float | str | None:
+    if v is None or math.isfinite(v):
+        return v
+    return str(v)  # "nan", "inf": JSON has no literal for them
+
+
+def trials_json(
+    trials: Sequence[TrialRecord], intermediate: dict[int, dict[str, list[tuple[int, float]]]]
+) -> list[dict[str, Any]]:
+    """The documented JSON export: one object a trial."""
+    out = []
+    for t in trials:
+        curves = intermediate.get(t.number, {})
+        out.append(
+            {
+                "number": t.number,
+                "state": t.state,
+                "params": t.params,
+                "metrics": {k: _json_number(v) for k, v in t.metrics.items()},
+                "intermediate": {
+                    m: [[s, _json_number(v)] for s, v in pairs] for m, pairs in curves.items()
+                },
+                "node": t.node,
+                "started": t.started_at.isoformat() if t.started_at else None,
+                "duration_s": t.duration_s,
+                "error": t.error,
+            }
+        )
+    return out
+
+
+def export(study: Any, fmt: str, path: str | Path | None) -> str | None:
+    """Write a study's trials as csv, json or parquet to `path` (json and csv may go to
+    the returned string when `path` is None)."""
+    trials = study.trials()
+    if fmt == "json":
+        text = json.dumps(trials_json(trials, study.intermediate()), indent=2)
+        if path is None:
+            return text
+        Path(path).write_text(text + "\n", encoding="utf-8")
+        return None
+    frame = trials_frame(trials, study.spec)
+    if fmt == "csv":
+        if path is None:
+            return str(frame.to_csv(index=False))
+        frame.to_csv(path, index=False)
+        return None
+    if fmt == "parquet":
+        if path is None:
+            raise ValueError("parquet needs an output file (-o FILE)")
+        frame["started"] = frame["started"].astype("datetime64[us, UTC]")
+        frame.to_parquet(path, index=False)
+        return None
+    raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -1,0 +1,91 @@
+"""`tuner.report`: how a trial hands its intermediate results to tuner."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner.exceptions import ReportError
+
+# Keys tuner adds to each Ray Tune result beside the user's metrics.
+STEP_KEY = "_tuner_step"
+KEYS_KEY = "_tuner_keys"
+NODE_KEY = "_tuner_node"
+
+
+@dataclass
+class TrialContext:
+    """What `report` needs to know of the trial running in this process."""
+
+    metric: str
+    node: str = field(default_factory=socket.gethostname)
+    reports: int = 0
+    last_step: int | None = None
+
+
+_current: TrialContext | None = None
+
+
+def activate(ctx: TrialContext | None) -> TrialContext | None:
+    """Make `ctx` the running trial of this process; returns the previous one."""
+    global _current
+    previous, _current = _current, ctx
+    return previous
+
+
+def report(step: int | None = None, **metrics: float) -> None:
+    """Report intermediate results of the running trial.
+
+    Call it from the function a ``kind: python`` trainer names, once per step (epoch,
+    round, ...). Early stopping decides after each call whether the trial goes on; if it
+    does not, the trial ends and is recorded as pruned.
+
+    Args:
+        step: the step these values belong to (an int that grows); defaults to the
+            number of earlier reports.
+        **metrics: numeric values; the study's metric must be among them.
+
+    Raises:
+        ReportError: outside a trial, without the study's metric, with a value that is
+            not a number, or with the study's metric NaN (the trial is then failed).
+    """
+    ctx = _current
+    if ctx is None:
+        raise ReportError(
+            "tuner.report() was called outside a trial: call it from the function that a "
+            "`kind: python` trainer names, while tuner runs it"
+        )
+    if step is None:
+        step = ctx.reports
+    elif isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise ReportError(f"tuner.report(step=...) must be an int (got {step!r})")
+    values: dict[str, float] = {}
+    for name, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ReportError(
+                f"tuner.report({name}=...) must be a number (got {type(value).__name__} {value!r})"
+            )
+        values[name] = float(value)
+    if ctx.metric not in values:
+        got = ", ".join(values) or "nothing"
+        raise ReportError(
+            f"tuner.report() got no value for the study's metric {ctx.metric!r} (got {got}); "
+            "report it at every step"
+        )
+    if math.isnan(values[ctx.metric]):
+        raise ReportError(
+            f"metric {ctx.metric!r} is NaN at step {step}: the trial is failed "
+            "(check the objective for a division by zero or a diverging model)"
+        )
+    ctx.reports += 1
+    ctx.last_step = int(step)
+    _send({**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node})
+
+
+def _send(result: dict[str, Any]) -> None:
+    from ray import tune
+
+    tune.report(result)

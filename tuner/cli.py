@@ -1,0 +1,320 @@
+"""The `tuner` command.
+
+Exit status: 0 done, 1 the study failed, 2 bad input (spec, storage URL, study name).
+Errors print one line on stderr; no traceback reaches the user for a bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from tuner.study import Study
+
+app = typer.Typer(
+    name="tuner",
+    help="Distributed hyperparameter tuning: Ray Tune trials, Optuna samplers, results in SQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+StorageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="SQLAlchemy URL of the database [default: $TUNER_STORAGE, then sqlite:///tuner.db]",
+        show_default=False,
+    ),
+]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output keeps whole rows: tables wrapped at 80 columns are hard to grep.
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+def _errors(fn: F) -> F:
+    """Turn tuner's errors into one line on stderr and the documented exit status."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from tuner.exceptions import StudyFailedError, TunerError
+
+        try:
+            return fn(*args, **kwargs)
+        except StudyFailedError as e:
+            _console(stderr=True).print(f"error: {e}", markup=False)
+            raise typer.Exit(1) from None
+        except TunerError as e:
+            _console(stderr=True).print(f"error: {e}", markup=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(name: str, storage: str | None) -> Study:
+    from tuner.study import load_study
+
+    return load_study(name, storage=storage)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "-" if value is None else str(value)
+
+
+@app.command()
+@_errors
+def run(
+    spec: Annotated[Path, typer.Argument(help="the study spec (YAML)", show_default=False)],
+    storage: StorageOpt = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster: auto or ray://host:10001 [default: local]")
+    ] = None,
+    num_trials: Annotated[int | None, typer.Option(help="override search.num_trials")] = None,
+    name: Annotated[str | None, typer.Option(help="override the study's name")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    verbose: Annotated[bool, typer.Option(help="show Ray's logs and the trials' output")] = False,
+) -> None:
+    """Create a study from SPEC and run it."""
+    from tuner.spec import load_spec
+    from tuner.study import create_study
+
+    overrides = {"name": name, "search.num_trials": num_trials, "resources.address": address}
+    validated = load_spec(spec, overrides)
+    study = create_study(validated, storage=storage)
+    err = _console(stderr=True)
+    err.print(f"study {study.name}: {study.storage.url}", markup=False)
+    started = time.monotonic()
+    study.run(progress=progress and sys.stderr.isatty(), verbose=verbose)
+    _summary(study, time.monotonic() - started)
+
+
+@app.command()
+@_errors
+def resume(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    storage: StorageOpt = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    verbose: Annotated[bool, typer.Option(help="show Ray's logs and the trials' output")] = False,
+) -> None:
+    """Finish an interrupted study: finished trials are kept, none is run again."""
+    study = _load(name, storage)
+    started = time.monotonic()
+    study.resume(progress=progress and sys.stderr.isatty(), verbose=verbose)
+    _summary(study, time.monotonic() - started)
+
+
+def _summary(study: Study, seconds: float) -> None:
+    out = _console()
+    outcome = study.last_outcome
+    counts = outcome.counts if outcome else {}
+    parts = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    out.print(
+        f"study {study.name}: {outcome.status if outcome else study.status} "
+        f"({parts or 'no trials'}) in {seconds:.1f} s",
+        markup=False,
+    )
+    best = study.best_trial
+    if best is not None:
+        out.print(
+            f"best trial #{best.number}: {study.spec.metric}={_fmt(best.value)}  "
+            + "  ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()),
+            markup=False,
+        )
+    if outcome and outcome.first_error:
+        out.print(f"first failure: {outcome.first_error}", markup=False)
+    out.print(
+        f"look closer: tuner show {study.name} | tuner export {study.name} --format csv",
+        markup=False,
+    )
+
+
+@app.command()
+@_errors
+def stop(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    storage: StorageOpt = None,
+) -> None:
+    """Ask the process running a study to stop it (its running trials end as stopped)."""
+    study = _load(name, storage)
+    study.stop()
+    _console().print(
+        f"asked study {name} to stop; `tuner resume {name}` carries it on later", markup=False
+    )
+
+
+@app.command()
+@_errors
+def delete(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    storage: StorageOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete a study and all its trials."""
+    study = _load(name, storage)
+    n = len(study.trials())
+    if not yes and not typer.confirm(f"delete study {name} and its {n} trials?", default=False):
+        _console(stderr=True).print("nothing deleted", markup=False)
+        raise typer.Exit(1)
+    study.storage.delete_study(name)
+    _console().print(f"deleted study {name} ({n} trials)", markup=False)
+
+
+@app.command("list")
+@_errors
+def list_(storage: StorageOpt = None) -> None:
+    """List the studies in the storage."""
+    from rich.table import Table
+
+    from tuner.storage import Storage
+    from tuner.study import resolve_storage_url
+
+    summaries = Storage(resolve_storage_url(storage)).list_studies()
+    if not summaries:
+        _console().print("no studies yet: run one with `tuner run SPEC.yaml`", markup=False)
+        return
+    table = Table(box=None)
+    for col in ("name", "status", "algorithm", "scheduler", "trials", "best", "created"):
+        table.add_column(col)
+    for s in summaries:
+        c = s.trial_counts
+        trials = "/".join(str(c.get(k, 0)) for k in ("completed", "pruned", "failed", "running"))
+        table.add_row(
+            s.study.name,
+            s.study.status,
+            s.study.algorithm,
+            s.study.scheduler,
+            trials,
+            _fmt(s.best_value),
+            s.study.created_at.strftime("%Y-%m-%d %H:%M"),
+            end_section=False,
+        )
+    out = _console()
+    out.print(table, markup=False)
+    out.print("trials: completed/pruned/failed/running", markup=False, style="dim")
+
+
+@app.command()
+@_errors
+def show(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    storage: StorageOpt = None,
+    limit: Annotated[int, typer.Option(help="most trials to list (0: all)")] = 50,
+) -> None:
+    """Show a study and its trials."""
+    from rich.table import Table
+
+    study = _load(name, storage)
+    spec = study.spec
+    trials = study.trials()
+    out = _console()
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    out.print(
+        f"study {study.name}  status {study.status}  {spec.mode} {spec.metric}  "
+        f"search {spec.search.algorithm}  early stopping {spec.early_stopping.scheduler}",
+        markup=False,
+    )
+    out.print(
+        "trials: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"),
+        markup=False,
+    )
+    best = study.best_trial
+    if best is not None:
+        out.print(f"best: trial #{best.number} {spec.metric}={_fmt(best.value)}", markup=False)
+    params = list(spec.search_space)
+    table = Table(box=None)
+    for col in ("#", "state", spec.metric, "steps", "duration", *params, "error"):
+        table.add_column(col, overflow="fold")
+    shown = trials if limit <= 0 else trials[-limit:]
+    for t in shown:
+        err = (t.error or "").splitlines()[0][:80] if t.error else ""
+        table.add_row(
+            str(t.number),
+            t.state,
+            _fmt(t.value),
+            str(t.steps),
+            "-" if t.duration_s is None else f"{t.duration_s:.1f}s",
+            *[_fmt(t.params[p]) if p in t.params else "" for p in params],
+            err,
+        )
+    out.print(table, markup=False)
+    if len(shown) < len(trials):
+        out.print(f"({len(trials) - len(shown)} earlier trials not shown; --limit 0 for all)",
+                  markup=False)
+
+
+@app.command()
+@_errors
+def best(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    storage: StorageOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Print the best completed trial of a study."""
+    study = _load(name, storage)
+    trial = study.best_trial
+    if trial is None:
+        _console(stderr=True).print(f"study {name} has no completed trial yet", markup=False)
+        raise typer.Exit(1)
+    if as_json:
+        payload = {"number": trial.number, "value": trial.value, "params": trial.params,
+                   "metrics": trial.metrics}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    out = _console()
+    out.print(f"trial #{trial.number}: {study.spec.metric}={_fmt(trial.value)}", markup=False)
+    for k, v in trial.params.items():
+        out.print(f"  {k} = {_fmt(v)}", markup=False)
+
+
+@app.command()
+@_errors
+def export(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    format: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Export a study's trials as csv, json or parquet."""
+    from tuner._export import FORMATS, export as export_
+    from tuner.exceptions import TunerError
+
+    if format not in FORMATS:
+        raise TunerError(f"--format must be one of {', '.join(FORMATS)} (got {format!r})")
+    if format == "parquet" and output is None:
+        raise TunerError("--format parquet writes a binary file: give it one with -o FILE")
+    text = export_(_load(name, storage), format, output)
+    if text is not None:
+        typer.echo(text)
+    else:
+        _console(stderr=True).print(f"wrote {output}", markup=False)
+
+
+def main() -> None:
+    """Entry point of the `tuner` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The errors `tuner` raises.
+
+Every error a user can cause is a :class:`TunerError`, and its message is one line that
+names what is wrong and how to fix it::
+
+    TunerError                  base of everything below
+    ├── SpecError               a study spec is invalid (names the file and key path)
+    ├── StorageError            the database cannot be opened, read or written
+    │   ├── StudyExistsError    create a study whose name is taken
+    │   └── StudyNotFoundError  load a study that is not in the storage
+    ├── ReportError             tuner.report() called wrongly (outside a trial, bad value)
+    └── StudyFailedError        a study ended without a single successful trial
+
+A failing objective is not an exception of the study: its trial is recorded as
+``failed`` with the error text, and the study goes on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ReportError",
+    "SpecError",
+    "StorageError",
+    "StudyExistsError",
+    "StudyFailedError",
+    "StudyNotFoundError",
+    "TunerError",
+]
+
+
+class TunerError(Exception):
+    """Base class of every error `tuner` raises on purpose."""
+
+
+class SpecError(TunerError, ValueError):
+    """A study spec is invalid.
+
+    Args:
+        message: what was expected, e.g. ``must be < high (got low=0.5, high=0.1)``.
+        path: the key path inside the spec, e.g. ``("search_space", "eta", "low")``.
+        source: the file the spec came from, if any.
+    """
+
+    def __init__(
+        self, message: str, path: Sequence[str | int] = (), source: str | None = None
+    ) -> None:
+        self.message = message
+        self.path = tuple(path)
+        self.source = source
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = ".".join(str(p) for p in self.path)
+        parts = [p for p in (self.source, where) if p]
+        return ": ".join([*parts, self.message])
+
+    def with_source(self, source: str | None) -> SpecError:
+        """The same error, naming the file it came from."""
+        return SpecError(self.message, self.path, source)
+
+
+class StorageError(TunerError):
+    """The database cannot be opened, read or written."""
+
+
+class StudyExistsError(StorageError):
+    """A study of that name is already in the storage."""
+
+
+class StudyNotFoundError(StorageError):
+    """No study of that name is in the storage."""
+
+
+class ReportError(TunerError):
+    """``tuner.report`` was called outside a trial or with a value it cannot record."""
+
+
+class StudyFailedError(TunerError):
+    """A study ended without a single completed trial."""

@@ -1,0 +1,33 @@
+"""The study spec: YAML or dict in, validated typed objects out."""
+
+from tuner.spec._load import load_spec
+from tuner.spec._model import (
+    ALGORITHMS,
+    SCHEDULERS,
+    CategoricalParam,
+    DatasetSpec,
+    EarlyStoppingSpec,
+    FloatParam,
+    IntParam,
+    PythonTrainer,
+    ResourcesSpec,
+    SearchSpec,
+    StudySpec,
+    XGBoostTrainer,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "SCHEDULERS",
+    "CategoricalParam",
+    "DatasetSpec",
+    "EarlyStoppingSpec",
+    "FloatParam",
+    "IntParam",
+    "PythonTrainer",
+    "ResourcesSpec",
+    "SearchSpec",
+    "StudySpec",
+    "XGBoostTrainer",
+    "load_spec",
+]

@@ -1,0 +1,37 @@
+"""tuner's storage: studies, trials and every result in SQLite or PostgreSQL.
+
+:class:`Storage` is the one way into the database; it returns the immutable records
+below and takes the trial events the study's driver writes. The schema is documented
+in docs/storage.md.
+"""
+
+from __future__ import annotations
+
+from tuner.storage._records import (
+    STUDY_STATES,
+    TERMINAL_STUDY_STATES,
+    TERMINAL_TRIAL_STATES,
+    TRIAL_STATES,
+    StudyRecord,
+    StudySummary,
+    TrialFinished,
+    TrialRecord,
+    TrialResult,
+    TrialStarted,
+)
+from tuner.storage._storage import Storage, TrialEvent
+
+__all__ = [
+    "STUDY_STATES",
+    "TERMINAL_STUDY_STATES",
+    "TERMINAL_TRIAL_STATES",
+    "TRIAL_STATES",
+    "Storage",
+    "StudyRecord",
+    "StudySummary",
+    "TrialEvent",
+    "TrialFinished",
+    "TrialRecord",
+    "TrialResult",
+    "TrialStarted",
+]

@@ -1,0 +1,160 @@
+"""The plain, immutable values the storage reads and writes.
+
+Records (:class:`StudyRecord`, :class:`StudySummary`, :class:`TrialRecord`) are what the
+storage returns; events (:class:`TrialStarted`, :class:`TrialResult`,
+:class:`TrialFinished`) are what the study's driver hands to :meth:`Storage.write`.
+None of them knows about SQLAlchemy, so the runner, the CLI and the dashboard can use
+them without touching the database layer.
+
+Every ``datetime`` here is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+__all__ = [
+    "STUDY_STATES",
+    "TERMINAL_STUDY_STATES",
+    "TERMINAL_TRIAL_STATES",
+    "TRIAL_STATES",
+    "StudyRecord",
+    "StudySummary",
+    "TrialFinished",
+    "TrialRecord",
+    "TrialResult",
+    "TrialStarted",
+]
+
+TRIAL_STATES: Final = ("running", "completed", "pruned", "failed", "stopped")
+"""Every state a trial can be in; all but ``running`` are final."""
+
+TERMINAL_TRIAL_STATES: Final = ("completed", "pruned", "failed", "stopped")
+
+STUDY_STATES: Final = ("created", "running", "completed", "failed", "stopped")
+"""Every status a study can have."""
+
+TERMINAL_STUDY_STATES: Final = ("completed", "failed", "stopped")
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """One study as stored.
+
+    Attributes:
+        id: the storage's key for the study.
+        name: unique within the storage.
+        status: one of :data:`STUDY_STATES`.
+        metric: the metric that search and early stopping use.
+        mode: ``"min"`` or ``"max"``.
+        algorithm: the search algorithm's name.
+        scheduler: the early-stopping scheduler's name.
+        num_trials: the trial budget, or None where the algorithm sets it (grid).
+        spec: the validated study spec, as JSON-able data.
+        created_at: when the study was created.
+        finished_at: when the study reached a terminal status, else None.
+        stop_requested: whether another process asked the driver to stop.
+        heartbeat_at: the driver's last sign of life, else None.
+    """
+
+    id: int
+    name: str
+    status: str
+    metric: str
+    mode: str
+    algorithm: str
+    scheduler: str
+    num_trials: int | None
+    spec: dict[str, Any]
+    created_at: datetime
+    finished_at: datetime | None
+    stop_requested: bool
+    heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study with its trial counts and best value, as listed by ``tuner list``.
+
+    Attributes:
+        study: the study.
+        trial_counts: state -> number of trials; every state of :data:`TRIAL_STATES`
+            is present (0 where there is none).
+        best_value: the best ``value`` among completed trials per the study's mode,
+            or None when no completed trial has a value.
+    """
+
+    study: StudyRecord
+    trial_counts: dict[str, int]
+    best_value: float | None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as stored.
+
+    Attributes:
+        study_id: the study's id.
+        number: 0, 1, 2, ... within the study.
+        state: one of :data:`TRIAL_STATES`.
+        params: the active parameters only, each with its original type.
+        metrics: the last reported value of each metric.
+        value: the study metric's final value (what "best" is judged on), or None.
+        node: where the trial ran, if known.
+        started_at: when the trial started.
+        finished_at: when the trial ended, or None while it runs.
+        duration_s: how long the trial ran, if known.
+        error: the error text of a failed trial.
+        steps: how many intermediate results were recorded.
+    """
+
+    study_id: int
+    number: int
+    state: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    value: float | None
+    node: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    error: str | None
+    steps: int
+
+
+@dataclass(frozen=True)
+class TrialStarted:
+    """A trial began with these (active) parameters."""
+
+    study_id: int
+    number: int
+    params: dict[str, Any]
+    started_at: datetime
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """A trial reported intermediate metric values at a step."""
+
+    study_id: int
+    number: int
+    step: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrialFinished:
+    """A trial ended in a final state (anything of :data:`TRIAL_STATES` but running)."""
+
+    study_id: int
+    number: int
+    state: str
+    finished_at: datetime
+    duration_s: float | None
+    metrics: dict[str, float]
+    value: float | None
+    error: str | None = None
+    node: str | None = None

@@ -1,0 +1,211 @@
+"""The Python API: create, run, load, resume and read studies."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tuner.exceptions import SpecError, StudyExistsError
+from tuner.spec import StudySpec, load_spec
+from tuner.storage import Storage, StudyRecord, TrialRecord
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tuner.runner import RunOutcome
+
+DEFAULT_STORAGE = "sqlite:///tuner.db"
+Trial = TrialRecord
+_BASE_DIR_KEY = "_base_dir"
+
+
+def resolve_storage_url(explicit: str | None, spec: StudySpec | None = None) -> str:
+    """Which database to use: the explicit URL, then a `storage:` the spec sets, then
+    $TUNER_STORAGE, then sqlite:///tuner.db."""
+    if explicit:
+        return explicit
+    if spec is not None and "storage" in spec.model_fields_set:
+        return spec.storage
+    return os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+
+class Study:
+    """A study in a storage: run it, resume it, read its trials.
+
+    Get one with :func:`create_study` or :func:`load_study`, not by calling this class.
+    """
+
+    def __init__(self, record: StudyRecord, storage: Storage, spec: StudySpec) -> None:
+        self._record = record
+        self._storage = storage
+        self._spec = spec
+        self.last_outcome: RunOutcome | None = None
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.name!r}, status={self.status!r}, storage={self._storage.url!r})"
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def spec(self) -> StudySpec:
+        return self._spec
+
+    @property
+    def storage(self) -> Storage:
+        return self._storage
+
+    @property
+    def status(self) -> str:
+        """created, running, completed, failed or stopped (read from the storage)."""
+        return self._storage.get_study_by_id(self._record.id).status
+
+    def run(self, *, progress: bool | None = None, verbose: bool = False) -> Study:
+        """Run the study's trials through Ray Tune; blocks until they are done.
+
+        Args:
+            progress: show a progress bar (default: when stderr is a terminal).
+            verbose: let Ray's logs and the trials' own output through.
+
+        Returns:
+            The study itself.
+
+        Raises:
+            SpecError: the trainer cannot be prepared.
+            StudyFailedError: every trial failed.
+            StorageError: the database became unusable.
+        """
+        return self._run(progress, verbose, resume=False)
+
+    def resume(self, *, progress: bool | None = None, verbose: bool = False) -> Study:
+        """Finish a study that was interrupted (crash, Ctrl+C, `tuner stop`).
+
+        Finished trials are kept and count towards num_trials; none is run again. Trials
+        left running by a crash are marked stopped, and new trials take their place.
+        """
+        return self._run(progress, verbose, resume=True)
+
+    def _run(self, progress: bool | None, verbose: bool, resume: bool) -> Study:
+        from tuner.runner import run_study
+
+        if progress is None:
+            progress = sys.stderr.isatty()
+        history: list[TrialRecord] = []
+        if resume:
+            self._storage.mark_running_trials(
+                self._record.id, "stopped", "interrupted: the study's driver stopped"
+            )
+            history = self._storage.get_trials(self._record.id)
+        self.last_outcome = run_study(
+            self._record, self._spec, self._storage, history=history,
+            progress=progress, verbose=verbose,
+        )
+        return self
+
+    def stop(self) -> None:
+        """Ask the process running this study to stop it (running trials end as stopped)."""
+        self._storage.request_stop(self.name)
+
+    def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
+        """The study's trials, by number, optionally only those in `states`."""
+        return self._storage.get_trials(self._record.id, states)
+
+    @property
+    def best_trial(self) -> Trial | None:
+        """The completed trial with the best value of the study's metric, or None."""
+        return self._storage.best_trial(self._record.id)
+
+    def intermediate(
+        self, numbers: Sequence[int] | None = None
+    ) -> dict[int, dict[str, list[tuple[int, float]]]]:
+        """Every reported value: trial number -> metric -> [(step, value)]."""
+        return self._storage.get_intermediate(self._record.id, numbers)
+
+    def trials_dataframe(self) -> pd.DataFrame:
+        """One row a trial: number, state, value, params.*, metrics.*, node, started,
+        duration_s, error. An inactive conditional parameter is missing (NaN)."""
+        from tuner._export import trials_frame
+
+        return trials_frame(self.trials(), self._spec)
+
+
+def _stored_spec(spec: StudySpec) -> dict[str, Any]:
+    return {**spec.to_dict(), _BASE_DIR_KEY: spec.base_dir}
+
+
+def _spec_of(record: StudyRecord) -> StudySpec:
+    data = dict(record.spec)
+    base_dir = data.pop(_BASE_DIR_KEY, None)
+    spec = load_spec(data)
+    if base_dir:
+        object.__setattr__(spec, "_base_dir", base_dir)
+    return spec
+
+
+def create_study(
+    spec: str | os.PathLike[str] | Mapping[str, Any] | StudySpec,
+    *,
+    storage: str | None = None,
+    name: str | None = None,
+    num_trials: int | None = None,
+    load_if_exists: bool = False,
+) -> Study:
+    """Validate a spec and store a new study (nothing runs until :meth:`Study.run`).
+
+    Args:
+        spec: a YAML file path, a dict with the spec's keys, or a StudySpec.
+        storage: a SQLAlchemy URL; default: the spec's `storage:`, then
+            $TUNER_STORAGE, then sqlite:///tuner.db.
+        name: overrides the spec's name.
+        num_trials: overrides search.num_trials.
+        load_if_exists: return the stored study of that name instead of failing.
+
+    Raises:
+        SpecError: the spec is invalid.
+        StudyExistsError: the name is taken (and load_if_exists is False).
+        StorageError: the database cannot be opened.
+    """
+    validated = load_spec(spec, {"name": name, "search.num_trials": num_trials})
+    store = Storage(resolve_storage_url(storage, validated))
+    try:
+        record = store.create_study(
+            validated.name,
+            spec=_stored_spec(validated),
+            metric=validated.metric,
+            mode=validated.mode,
+            algorithm=validated.search.algorithm,
+            scheduler=validated.early_stopping.scheduler,
+            num_trials=_planned_trials(validated),
+        )
+    except StudyExistsError:
+        if not load_if_exists:
+            raise
+        return Study(store.get_study(validated.name), store, validated)
+    return Study(record, store, validated)
+
+
+def _planned_trials(spec: StudySpec) -> int:
+    if spec.search.algorithm == "grid":
+        from tuner.search import grid_size
+
+        return grid_size(spec)
+    return spec.search.num_trials
+
+
+def load_study(name: str, storage: str | None = None) -> Study:
+    """A stored study, by name.
+
+    Raises:
+        StudyNotFoundError: no study of that name in the storage.
+        StorageError: the database cannot be opened.
+    """
+    store = Storage(resolve_storage_url(storage))
+    record = store.get_study(name)
+    try:
+        spec = _spec_of(record)
+    except SpecError as e:
+        raise SpecError(f"the stored spec of study {name!r} no longer validates: {e}") from None
+    return Study(record, store, spec)

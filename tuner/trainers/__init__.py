@@ -1,0 +1,73 @@
+"""Built-in trainables: what runs inside each Ray Tune trial.
+
+`prepare` runs once in the driver before any trial starts: it imports the user's
+function, loads the dataset and checks that the study's metric will be reported, so a
+mistake fails the study at once with one clear error instead of failing every trial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner import _report
+from tuner.spec import PythonTrainer, StudySpec, XGBoostTrainer
+
+__all__ = ["Prepared", "prepare"]
+
+
+@dataclass
+class Prepared:
+    """A trainable for Ray Tune and the objects to share with every trial."""
+
+    trainable: Callable[..., None]
+    shared: dict[str, Any] = field(default_factory=dict)
+    data_bytes: int = 0
+
+
+def prepare(spec: StudySpec) -> Prepared:
+    """Build the trial function for a spec (runs in the driver).
+
+    Raises:
+        SpecError: the python function cannot be imported, or the study's metric is
+            not one the trainer reports.
+    """
+    metric = spec.metric
+    trainer = spec.trainer
+    nthread = max(1, math.floor(spec.resources.cpus_per_trial))
+    if isinstance(trainer, PythonTrainer):
+        from tuner.trainers import _python
+
+        search_path = [spec.base_dir, os.getcwd()]
+        _python.resolve(trainer.function, search_path)  # fail now, not in every trial
+        function = trainer.function
+
+        def tuner_trial(config: dict[str, Any]) -> None:
+            ctx = _report.TrialContext(metric)
+            previous = _report.activate(ctx)
+            try:
+                _python.run(_python.resolve(function, search_path), config, ctx)
+            finally:
+                _report.activate(previous)
+
+        return Prepared(tuner_trial)
+
+    assert isinstance(trainer, XGBoostTrainer)
+    from tuner.data import load_dataset
+    from tuner.trainers import _xgboost
+
+    data = load_dataset(trainer.dataset)
+    _xgboost.check_metric(metric, trainer, data.n_classes)
+
+    def tuner_xgboost_trial(config: dict[str, Any], data: Any = None) -> None:
+        ctx = _report.TrialContext(metric)
+        previous = _report.activate(ctx)
+        try:
+            _xgboost.run(trainer, config, data, ctx, nthread)
+        finally:
+            _report.activate(previous)
+
+    return Prepared(tuner_xgboost_trial, {"data": data}, data.nbytes)
