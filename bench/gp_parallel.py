@@ -23,12 +23,20 @@ import numpy as np
 
 HARTMANN_MIN = -3.32237
 _A = np.array(
-    [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8],
-     [17, 8, 0.05, 10, 0.1, 14]]
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
 )
 _P = 1e-4 * np.array(
-    [[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-     [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]]
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
 )
 _ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 NAMES = [f"x{i}" for i in range(6)]
@@ -73,7 +81,9 @@ def run_raytune(seed: int, trials: int) -> float:
         result = tune.Tuner(
             tune.with_resources(trainable, {"cpu": 0.5}),  # 4 in flight on 2 cores
             tune_config=tune.TuneConfig(
-                search_alg=searcher, num_samples=trials, max_concurrent_trials=4,
+                search_alg=searcher,
+                num_samples=trials,
+                max_concurrent_trials=4,
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(storage_path=d, verbose=0),

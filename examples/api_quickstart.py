@@ -1,6 +1,6 @@
 """The Python API: define a study as a dict, run it, read the best trial.
 
-    python examples/api_quickstart.py [STORAGE_URL]
+python examples/api_quickstart.py [STORAGE_URL]
 """
 
 import sys

@@ -50,7 +50,7 @@ def returns_value(config):
 
 
 def slow(config):
-    """Long enough to be stopped from outside."""
-    for step in range(1, 400):
+    """Long enough to be stopped from outside ($TUNER_TEST_SLOW_STEPS steps of 50 ms)."""
+    for step in range(1, int(os.environ.get("TUNER_TEST_SLOW_STEPS", 400)) + 1):
         time.sleep(0.05)
         tuner.report(step=step, loss=config["x"] + 1 / step)

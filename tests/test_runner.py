@@ -33,11 +33,15 @@ def run(data, storage):
 
 
 @pytest.mark.parametrize("algorithm", ["grid", "random", "tpe", "gp", "cmaes", "qmc"])
-def test_each_algorithm_runs_all_trials_through_ray_and_records_them(ray_local, sqlite_url, algorithm):
+def test_each_algorithm_runs_all_trials_through_ray_and_records_them(
+    ray_local, sqlite_url, algorithm
+):
     space = {"x": {"type": "float", "low": -1.0, "high": 1.0}}
     if algorithm == "grid":
         space = {"x": {"type": "float", "values": [-0.5, 0.0, 0.3, 0.9]}}
-    study = run(spec(f"alg-{algorithm}", search_space=space, search={"algorithm": algorithm}), sqlite_url)
+    study = run(
+        spec(f"alg-{algorithm}", search_space=space, search={"algorithm": algorithm}), sqlite_url
+    )
     trials = study.trials()
     assert len(trials) == (4 if algorithm == "grid" else 6)
     assert {t.state for t in trials} == {"completed"}
@@ -85,7 +89,9 @@ def test_no_scheduler_runs_every_trial_to_the_end(ray_local, sqlite_url):
 
 
 def test_failing_objective_fails_its_trial_not_the_study(ray_local, sqlite_url):
-    study = run(spec("flaky", "fails_for_negative_x", search={"num_trials": 8, "seed": 2}), sqlite_url)
+    study = run(
+        spec("flaky", "fails_for_negative_x", search={"num_trials": 8, "seed": 2}), sqlite_url
+    )
     trials = study.trials()
     failed = [t for t in trials if t.state == "failed"]
     ok = [t for t in trials if t.state == "completed"]
@@ -127,7 +133,10 @@ def test_inactive_conditional_parameters_are_absent(ray_local, sqlite_url):
         "booster": {"type": "categorical", "choices": ["gbtree", "dart"]},
         "rate_drop": {"type": "float", "low": 0.0, "high": 0.3, "when": {"booster": "dart"}},
     }
-    study = run(spec("cond", "conditional", search_space=space, search={"num_trials": 8, "seed": 4}), sqlite_url)
+    study = run(
+        spec("cond", "conditional", search_space=space, search={"num_trials": 8, "seed": 4}),
+        sqlite_url,
+    )
     trials = study.trials()
     assert {t.state for t in trials} == {"completed"}  # the objective checks what it gets
     assert {t.params["booster"] for t in trials} == {"gbtree", "dart"}
@@ -139,7 +148,9 @@ def test_inactive_conditional_parameters_are_absent(ray_local, sqlite_url):
 
 
 def test_stop_from_another_process_ends_running_trials_as_stopped(ray_local, sqlite_url):
-    study = tuner.create_study(spec("to-stop", "slow", search={"num_trials": 6}), storage=sqlite_url)
+    study = tuner.create_study(
+        spec("to-stop", "slow", search={"num_trials": 6}), storage=sqlite_url
+    )
     runner = threading.Thread(target=lambda: study.run(progress=False))
     runner.start()
     deadline = time.monotonic() + 60
@@ -153,16 +164,3 @@ def test_stop_from_another_process_ends_running_trials_as_stopped(ray_local, sql
     states = {t.state for t in study.trials()}
     assert "stopped" in states and "running" not in states
     assert len(study.trials()) < 6
-
-
-@pytest.fixture(scope="session")
-def ray_local():
-    from tuner._ray import ensure_ray
-
-    ensure_ray(None)
-    yield
-
-
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'tuner.db'}"

@@ -36,9 +36,19 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
     if frame.empty:
         return pd.DataFrame(columns=[*fixed, *param_cols, "node", "started", "duration_s", "error"])
     # Spec order for params, then any others, then metrics, then the trial's facts.
-    params = param_cols + sorted(c for c in frame if c.startswith("params.") and c not in param_cols)
+    params = param_cols + sorted(
+        c for c in frame if c.startswith("params.") and c not in param_cols
+    )
     metrics = sorted(c for c in frame if c.startswith("metrics."))
-    cols = [*fixed, *[c for c in params if c in frame], *metrics, "node", "started", "duration_s", "error"]
+    cols = [
+        *fixed,
+        *[c for c in params if c in frame],
+        *metrics,
+        "node",
+        "started",
+        "duration_s",
+        "error",
+    ]
     return frame.reindex(columns=cols)
 
 

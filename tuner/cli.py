@@ -260,8 +260,10 @@ def show(
         )
     out.print(table, markup=False)
     if len(shown) < len(trials):
-        out.print(f"({len(trials) - len(shown)} earlier trials not shown; --limit 0 for all)",
-                  markup=False)
+        out.print(
+            f"({len(trials) - len(shown)} earlier trials not shown; --limit 0 for all)",
+            markup=False,
+        )
 
 
 @app.command()
@@ -278,8 +280,12 @@ def best(
         _console(stderr=True).print(f"study {name} has no completed trial yet", markup=False)
         raise typer.Exit(1)
     if as_json:
-        payload = {"number": trial.number, "value": trial.value, "params": trial.params,
-                   "metrics": trial.metrics}
+        payload = {
+            "number": trial.number,
+            "value": trial.value,
+            "params": trial.params,
+            "metrics": trial.metrics,
+        }
         typer.echo(json.dumps(payload, indent=2))
         return
     out = _console()
@@ -297,7 +303,8 @@ def export(
     storage: StorageOpt = None,
 ) -> None:
     """Export a study's trials as csv, json or parquet."""
-    from tuner._export import FORMATS, export as export_
+    from tuner._export import FORMATS
+    from tuner._export import export as export_
     from tuner.exceptions import TunerError
 
     if format not in FORMATS:

@@ -27,11 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tuner import _ray
-
-_ray.configure_env()  # before Ray Tune is imported
-
-from ray import tune  # noqa: E402  (this module is imported only to run a study)
-
 from tuner._report import KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.exceptions import StorageError, StudyFailedError
 from tuner.spec import StudySpec
@@ -43,6 +38,10 @@ from tuner.storage import (
     TrialResult,
     TrialStarted,
 )
+
+_ray.configure_env()  # before Ray Tune is imported
+
+from ray import tune  # noqa: E402  (this module is imported only to run a study)
 
 log = logging.getLogger(__name__)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its tracebacks
@@ -121,8 +120,13 @@ class _Progress:
 
     def __init__(self, name: str, total: int, mode: str, metric: str) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._mode, self._metric = mode, metric
         self._progress = Progress(
@@ -192,9 +196,7 @@ class RecordingCallback(tune.Callback):
         self._numbers[trial.trial_id] = number
         self._started[trial.trial_id] = time.time()
         self._metrics[trial.trial_id] = {}
-        self._rec.put(
-            TrialStarted(self._study_id, number, dict(trial.config), _now())
-        )
+        self._rec.put(TrialStarted(self._study_id, number, dict(trial.config), _now()))
         self._show()
 
     def on_trial_result(
@@ -269,7 +271,6 @@ class RecordingCallback(tune.Callback):
         if self._progress is not None:
             done = self._done_before + sum(self.counts.values())
             self._progress.update(done, len(self._started), self._best)
-
 
 
 class StopOnRequest(tune.Stopper):
@@ -355,6 +356,7 @@ def run_study(
         StudyFailedError: no trial completed and at least one failed.
     """
     from tuner.search import build_searcher
+    from tuner.search._searchers import GridSearcher
     from tuner.trainers import prepare
 
     prepared = prepare(spec)  # fails fast on a bad function or metric
@@ -362,7 +364,7 @@ def run_study(
 
     searcher = build_searcher(spec, history)
     finished = [t for t in history if t.state in ("completed", "pruned", "failed")]
-    if spec.search.algorithm == "grid":
+    if isinstance(searcher, GridSearcher):
         remaining = searcher.remaining
         total = len(finished) + remaining
     else:

@@ -14,6 +14,7 @@ asynchronous form never pauses and reaches the same budget allocation.
 from __future__ import annotations
 
 import math
+import sys
 from typing import TYPE_CHECKING
 
 from tuner.spec import StudySpec
@@ -70,6 +71,6 @@ def build_scheduler(spec: StudySpec) -> TrialScheduler:
             grace_period=es.grace_period,
             min_samples_required=es.min_samples,
             # Never pause a trial to time-slice: a function trainer cannot be resumed.
-            min_time_slice=math.inf,
+            min_time_slice=sys.maxsize,
         )
     raise ValueError(f"unknown scheduler {es.scheduler!r}")  # the spec rules this out

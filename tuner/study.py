@@ -100,8 +100,12 @@ class Study:
             )
             history = self._storage.get_trials(self._record.id)
         self.last_outcome = run_study(
-            self._record, self._spec, self._storage, history=history,
-            progress=progress, verbose=verbose,
+            self._record,
+            self._spec,
+            self._storage,
+            history=history,
+            progress=progress,
+            verbose=verbose,
         )
         return self
 

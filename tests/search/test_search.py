@@ -73,7 +73,9 @@ def test_optuna_searchers_respect_space_and_conditions(algorithm):
 @pytest.mark.parametrize("algorithm", ["random", "tpe", "qmc"])
 def test_same_seed_same_suggestions(algorithm):
     def run():
-        s = build_searcher(make_spec({"x": {"type": "float", "low": 0, "high": 1}}, algorithm, seed=7))
+        s = build_searcher(
+            make_spec({"x": {"type": "float", "low": 0, "high": 1}}, algorithm, seed=7)
+        )
         out = []
         for i in range(12):
             c = s.suggest(str(i))
@@ -84,15 +86,16 @@ def test_same_seed_same_suggestions(algorithm):
     assert run() == run()
 
 
-def test_gp_spreads_suggestions_made_while_trials_are_pending():
-    """Four suggestions asked before any result comes back must not collapse onto one
-    point (the failure of GP behind Ray's OptunaSearch)."""
+def test_gp_suggestions_made_while_trials_are_pending_are_distinct():
+    """Four suggestions asked before any result comes back do not collapse onto one point."""
     space = {f"x{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(3)}
     searcher = build_searcher(make_spec(space, "gp", seed=0))
     rng = np.random.default_rng(0)
     for i in range(12):  # past the random start-up, with a smooth objective
         c = searcher.suggest(f"w{i}")
-        searcher.on_trial_complete(f"w{i}", {"loss": float(sum((v - 0.3) ** 2 for v in c.values()))})
+        searcher.on_trial_complete(
+            f"w{i}", {"loss": float(sum((v - 0.3) ** 2 for v in c.values()))}
+        )
     batch = [searcher.suggest(f"p{i}") for i in range(4)]
     points = np.array([[c[f"x{i}"] for i in range(3)] for c in batch])
     gaps = [np.linalg.norm(points[a] - points[b]) for a in range(4) for b in range(a + 1, 4)]
@@ -115,3 +118,14 @@ def test_pruned_and_failed_trials_reach_optuna_with_their_state():
         )
     states = [t.state.name for t in searcher._study.trials]
     assert states == ["COMPLETE", "PRUNED", "FAIL", "FAIL"]
+
+
+def test_gp_learns_from_pruned_trials_as_completed():
+    spec = make_spec({"x": {"type": "float", "low": 0, "high": 1}}, "gp")
+    searcher = build_searcher(spec)
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"loss": 0.7, "training_iteration": 3})
+    searcher.note_pruned("a")
+    searcher.on_trial_complete("a", {"loss": 0.7})
+    (trial,) = searcher._study.trials
+    assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 
@@ -75,31 +76,71 @@ storage: sqlite:///tuner.db
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"search_space": {"eta": {"type": "float", "low": 0.5, "high": 0.1}}},
-         "search_space.eta: low must be < high (got low=0.5, high=0.1)"),
+        (
+            {"search_space": {"eta": {"type": "float", "low": 0.5, "high": 0.1}}},
+            "search_space.eta: low must be < high (got low=0.5, high=0.1)",
+        ),
         ({"mode": "minimize"}, "mode: input should be 'min' or 'max' (got 'minimize')"),
         ({"name": "has space"}, "name: must be 1-128 letters"),
-        ({"search_space": {"x": {"type": "flot", "low": 0, "high": 1}}},
-         "search_space.x: must be one of 'float', 'int', 'categorical' (got 'flot')"),
-        ({"search_space": {"x": {"type": "float", "low": 1e-3, "high": 1, "log": True, "step": 0.1}}},
-         "search_space.x: step and log cannot be used together"),
-        ({"search_space": {"x": {"type": "float", "low": 0, "high": 1, "log": True}}},
-         "low must be > 0 when log is true"),
+        (
+            {"search_space": {"x": {"type": "flot", "low": 0, "high": 1}}},
+            "search_space.x: must be one of 'float', 'int', 'categorical' (got 'flot')",
+        ),
+        (
+            {
+                "search_space": {
+                    "x": {"type": "float", "low": 1e-3, "high": 1, "log": True, "step": 0.1}
+                }
+            },
+            "search_space.x: step and log cannot be used together",
+        ),
+        (
+            {"search_space": {"x": {"type": "float", "low": 0, "high": 1, "log": True}}},
+            "low must be > 0 when log is true",
+        ),
         ({"search": {"algorithm": "grid"}}, "search_space.x: grid search needs explicit values"),
-        ({"search": {"num_trials": 0}}, "search.num_trials: input should be greater than or equal to 1"),
-        ({"trainer": {"kind": "python", "function": "nocolon"}},
-         "trainer.function: must look like 'package.module:function'"),
+        (
+            {"search": {"num_trials": 0}},
+            "search.num_trials: input should be greater than or equal to 1",
+        ),
+        (
+            {"trainer": {"kind": "python", "function": "nocolon"}},
+            "trainer.function: must look like 'package.module:function'",
+        ),
         ({"trainer": {"kind": "python"}}, "trainer.function: is required"),
         ({"colour": "blue"}, "colour: is not a known key"),
-        ({"search_space": {"x": {"type": "float", "low": 0, "high": 1}, "y": {"type": "int", "low": 0, "high": 2, "when": {"z": 1}}}},
-         "search_space.y.when.z: names no parameter of the search space"),
-        ({"search_space": {"b": {"type": "categorical", "choices": ["a", "b"]}, "y": {"type": "int", "low": 0, "high": 2, "when": {"b": "c"}}}},
-         "search_space.y.when.b: 'c' is not one of b's choices"),
-        ({"search_space": {"a": {"type": "int", "low": 0, "high": 2, "when": {"b": 1}}, "b": {"type": "int", "low": 0, "high": 2, "when": {"a": 1}}}},
-         "search_space: conditions form a cycle among: a, b"),
+        (
+            {
+                "search_space": {
+                    "x": {"type": "float", "low": 0, "high": 1},
+                    "y": {"type": "int", "low": 0, "high": 2, "when": {"z": 1}},
+                }
+            },
+            "search_space.y.when.z: names no parameter of the search space",
+        ),
+        (
+            {
+                "search_space": {
+                    "b": {"type": "categorical", "choices": ["a", "b"]},
+                    "y": {"type": "int", "low": 0, "high": 2, "when": {"b": "c"}},
+                }
+            },
+            "search_space.y.when.b: 'c' is not one of b's choices",
+        ),
+        (
+            {
+                "search_space": {
+                    "a": {"type": "int", "low": 0, "high": 2, "when": {"b": 1}},
+                    "b": {"type": "int", "low": 0, "high": 2, "when": {"a": 1}},
+                }
+            },
+            "search_space: conditions form a cycle among: a, b",
+        ),
         ({"search_space": "no_such_space"}, "search_space: no search space named 'no_such_space'"),
-        ({"early_stopping": {"scheduler": "asha", "grace_period": 500}},
-         "early_stopping.grace_period: must be <= the trainer's budget 100"),
+        (
+            {"early_stopping": {"scheduler": "asha", "grace_period": 500}},
+            "early_stopping.grace_period: must be <= the trainer's budget 100",
+        ),
     ],
 )
 def test_bad_spec_names_key_path_and_expectation(changes, expected):
@@ -133,7 +174,9 @@ def test_named_search_spaces_resolve_and_validate():
 
 def test_user_search_space_beside_spec_wins(tmp_path):
     (tmp_path / "search_spaces").mkdir()
-    (tmp_path / "search_spaces" / "mine.yaml").write_text("lr: {type: float, low: 0.1, high: 0.2}\n")
+    (tmp_path / "search_spaces" / "mine.yaml").write_text(
+        "lr: {type: float, low: 0.1, high: 0.2}\n"
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(spec_with(search_space="mine")))
     assert list(load_spec(path).search_space) == ["lr"]
@@ -156,21 +199,44 @@ def test_callable_function_is_stored_by_name():
 # --- property-based: random malformed specs are always a SpecError, never a crash ----
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10), st.floats(allow_nan=True),
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10),
+    st.floats(allow_nan=True),
     st.text(max_size=5),
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 KEY_PATHS = [
-    ("name",), ("metric",), ("mode",), ("trainer",), ("trainer", "kind"), ("trainer", "function"),
-    ("trainer", "max_steps"), ("search_space",), ("search_space", "x"), ("search_space", "x", "type"),
-    ("search_space", "x", "low"), ("search_space", "x", "high"), ("search_space", "x", "log"),
-    ("search_space", "x", "when"), ("search_space", "x", "values"), ("search",), ("search", "algorithm"),
-    ("search", "num_trials"), ("early_stopping",), ("early_stopping", "scheduler"),
-    ("early_stopping", "grace_period"), ("resources",), ("storage",), ("extra",),
+    ("name",),
+    ("metric",),
+    ("mode",),
+    ("trainer",),
+    ("trainer", "kind"),
+    ("trainer", "function"),
+    ("trainer", "max_steps"),
+    ("search_space",),
+    ("search_space", "x"),
+    ("search_space", "x", "type"),
+    ("search_space", "x", "low"),
+    ("search_space", "x", "high"),
+    ("search_space", "x", "log"),
+    ("search_space", "x", "when"),
+    ("search_space", "x", "values"),
+    ("search",),
+    ("search", "algorithm"),
+    ("search", "num_trials"),
+    ("early_stopping",),
+    ("early_stopping", "scheduler"),
+    ("early_stopping", "grace_period"),
+    ("resources",),
+    ("storage",),
+    ("extra",),
 ]
 
 
@@ -196,7 +262,5 @@ def test_random_malformed_specs_raise_only_spec_error(edits):
 @settings(max_examples=100, deadline=None)
 @given(values)
 def test_any_top_level_value_is_spec_error_or_valid(value):
-    try:
+    with contextlib.suppress(SpecError):
         load_spec(value) if isinstance(value, dict) else load_spec({"x": value})
-    except SpecError:
-        pass

@@ -72,5 +72,5 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         random_state=spec.seed,
         stratify=y if task == "classification" else None,
     )
-    n_classes = int(len(np.unique(y))) if task == "classification" else 0
+    n_classes = len(np.unique(y)) if task == "classification" else 0
     return Dataset(X_tr, y_tr, X_va, y_va, n_classes)

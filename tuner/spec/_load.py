@@ -76,7 +76,9 @@ def _read_yaml(path: Path) -> Any:
     except FileNotFoundError:
         raise SpecError("no such file; check the path", source=str(path)) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read the file ({e.__class__.__name__})", source=str(path)) from None
+        raise SpecError(
+            f"cannot read the file ({e.__class__.__name__})", source=str(path)
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -163,9 +165,9 @@ def _real_path(loc: tuple[Any, ...], data: Any) -> list[str | int]:
     path: list[str | int] = []
     node = data
     for item in loc:
-        if isinstance(node, dict) and item in node:
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        if (isinstance(node, dict) and item in node) or (
+            isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
+        ):
             node = node[item]
         elif isinstance(node, dict) and item not in _UNION_TAGS:
             node = None  # a key the input lacks: a missing field
@@ -175,7 +177,17 @@ def _real_path(loc: tuple[Any, ...], data: Any) -> list[str | int]:
     return path
 
 
-_UNION_TAGS = {"float", "int", "categorical", "python", "xgboost", "sklearn", "str", "bool", "callable"}
+_UNION_TAGS = {
+    "float",
+    "int",
+    "categorical",
+    "python",
+    "xgboost",
+    "sklearn",
+    "str",
+    "bool",
+    "callable",
+}
 
 
 def _lower(msg: str) -> str:

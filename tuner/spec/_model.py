@@ -231,6 +231,7 @@ class StudySpec(_Strict):
                 f"or digit (got {v!r})"
             )
         return v
+
     metric: str = Field(min_length=1)
     mode: Literal["min", "max"] = "min"
     trainer: TrainerSpec
@@ -259,8 +260,7 @@ class StudySpec(_Strict):
         if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
             raise _PathError(
                 ("early_stopping", "grace_period"),
-                f"must be <= the trainer's budget {self.trainer.budget} "
-                f"(got {es.grace_period})",
+                f"must be <= the trainer's budget {self.trainer.budget} (got {es.grace_period})",
             )
         return self
 

@@ -43,9 +43,7 @@ def resolve(ref: str | Callable[..., Any], search_path: Sequence[str] = ()) -> C
     for part in attr.split("."):
         fn = getattr(fn, part, None)
     if not callable(fn):
-        raise SpecError(
-            f"module {module_name!r} has no function {attr!r}", ["trainer", "function"]
-        )
+        raise SpecError(f"module {module_name!r} has no function {attr!r}", ["trainer", "function"])
     _imported[ref] = fn
     return fn
 
@@ -59,7 +57,7 @@ def run(fn: Callable[..., Any], config: dict[str, Any], ctx: _report.TrialContex
     if isinstance(returned, dict):
         _report.report(step=step, **returned)
     elif isinstance(returned, numbers.Real) and not isinstance(returned, bool):
-        _report.report(step=step, **{ctx.metric: returned})
+        _report.report(step=step, **{ctx.metric: float(returned)})
     else:
         raise ReportError(
             f"the objective returned {type(returned).__name__}; return None, a number "

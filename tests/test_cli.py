@@ -1,0 +1,247 @@
+"""The `tuner` command through typer's runner (and once as a real process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import tuner
+from tuner.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+SPEC = {
+    "name": "cli-study",
+    "metric": "loss",
+    "trainer": {"kind": "python", "function": "tests.objectives:quadratic", "max_steps": 12},
+    "search_space": {
+        "x": {"type": "float", "low": -1.0, "high": 1.0},
+        "booster": {"type": "categorical", "choices": ["gbtree", "dart"]},
+        "rate_drop": {"type": "float", "low": 0.0, "high": 0.3, "when": {"booster": "dart"}},
+    },
+    "search": {"algorithm": "tpe", "num_trials": 5, "max_concurrent": 2, "seed": 0},
+}
+
+
+def write_spec(tmp_path, **changes):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **changes}))
+    return path
+
+
+@pytest.fixture
+def ran(ray_local, tmp_path, sqlite_url):
+    result = runner.invoke(app, ["run", str(write_spec(tmp_path)), "--storage", sqlite_url])
+    assert result.exit_code == 0, result.output
+    return sqlite_url, result
+
+
+def test_run_prints_summary_and_best(ran):
+    _, result = ran
+    assert "study cli-study: completed (5 completed) in" in result.output
+    assert "best trial #" in result.output
+
+
+def test_list_show_best(ran):
+    url, _ = ran
+    out = runner.invoke(app, ["list", "--storage", url]).output
+    assert "cli-study" in out and "completed" in out and "tpe" in out
+    out = runner.invoke(app, ["show", "cli-study", "--storage", url]).output
+    assert "trials: 5 completed" in out
+    best = json.loads(runner.invoke(app, ["best", "cli-study", "--storage", url, "--json"]).output)
+    assert set(best) == {"number", "value", "params", "metrics"}
+    study = tuner.load_study("cli-study", storage=url)
+    assert best["value"] == study.best_trial.value
+
+
+def test_export_json_csv_parquet(ran, tmp_path):
+    url, _ = ran
+    result = runner.invoke(app, ["export", "cli-study", "--format", "json", "--storage", url])
+    rows = json.loads(result.output)
+    assert len(rows) == 5
+    first = rows[0]
+    assert set(first) == {
+        "number",
+        "state",
+        "params",
+        "metrics",
+        "intermediate",
+        "node",
+        "started",
+        "duration_s",
+        "error",
+    }
+    assert first["state"] == "completed"
+    assert [s for s, _ in first["intermediate"]["loss"]] == list(range(1, 13))
+    assert first["metrics"]["loss"] == first["intermediate"]["loss"][-1][1]
+    for row in rows:  # active parameters only
+        assert ("rate_drop" in row["params"]) == (row["params"]["booster"] == "dart")
+
+    csv_path, pq_path = tmp_path / "t.csv", tmp_path / "t.parquet"
+    assert (
+        runner.invoke(
+            app, ["export", "cli-study", "-f", "csv", "-o", str(csv_path), "--storage", url]
+        ).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            app, ["export", "cli-study", "-f", "parquet", "-o", str(pq_path), "--storage", url]
+        ).exit_code
+        == 0
+    )
+    for frame in (pd.read_csv(csv_path), pd.read_parquet(pq_path)):
+        assert len(frame) == 5
+        assert {"params.x", "params.booster", "metrics.loss", "state"} <= set(frame.columns)
+
+
+def test_delete_needs_confirmation(ran):
+    url, _ = ran
+    result = runner.invoke(app, ["delete", "cli-study", "--storage", url], input="n\n")
+    assert result.exit_code == 1
+    assert tuner.load_study("cli-study", storage=url)
+    result = runner.invoke(app, ["delete", "cli-study", "--storage", url, "--yes"])
+    assert result.exit_code == 0
+    assert "cli-study" not in runner.invoke(app, ["list", "--storage", url]).output
+
+
+def test_existing_name_is_exit_2_and_keeps_the_study(ran, tmp_path):
+    url, _ = ran
+    result = runner.invoke(app, ["run", str(write_spec(tmp_path)), "--storage", url])
+    assert result.exit_code == 2
+    assert "already" in result.output and "cli-study" in result.output
+    assert len(tuner.load_study("cli-study", storage=url).trials()) == 5
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "missing.yaml"], "missing.yaml: no such file"),
+        (["show", "nope"], "nope"),
+        (["export", "nope", "--format", "xml"], "--format must be one of csv, json, parquet"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, sqlite_url, args, expected):
+    result = runner.invoke(app, [*args, "--storage", sqlite_url])
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0
+
+
+def test_bad_spec_is_one_line_and_exit_2(tmp_path, sqlite_url):
+    path = write_spec(tmp_path, search_space={"eta": {"type": "float", "low": 0.5, "high": 0.1}})
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {path}: search_space.eta: low must be < high (got low=0.5, high=0.1)"
+    )
+
+
+def test_malformed_storage_url_is_exit_2(tmp_path):
+    result = runner.invoke(app, ["list", "--storage", "not a url"])
+    assert result.exit_code == 2
+    assert "not a url" in result.output and "sqlite:///" in result.output
+
+
+def test_failed_study_is_exit_1(ray_local, tmp_path, sqlite_url):
+    path = write_spec(
+        tmp_path,
+        trainer={"kind": "python", "function": "tests.objectives:always_fails"},
+        search={"algorithm": "random", "num_trials": 2},
+    )
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 1
+    assert "RuntimeError: the data loader is broken" in result.output
+
+
+def test_unimportable_function_is_exit_2_before_any_trial(tmp_path, sqlite_url):
+    path = write_spec(tmp_path, trainer={"kind": "python", "function": "no_such_module:f"})
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 2
+    assert "cannot import module 'no_such_module'" in result.output
+    assert tuner.load_study("cli-study", storage=sqlite_url).trials() == []
+
+
+def test_help_is_quick_and_does_not_import_ray():
+    started = time.monotonic()
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tuner.cli import app; import tuner;"
+            "print('ray' in sys.modules, 'optuna' in sys.modules, 'sqlalchemy' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["False", "False", "False"]
+    result = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "run" in result.stdout and "export" in result.stdout
+    assert time.monotonic() - started < 5
+
+
+def test_resume_after_a_killed_driver_loses_and_reruns_nothing(tmp_path):
+    """A real crash: the `tuner run` process is killed mid-study, then resumed."""
+    url = f"sqlite:///{tmp_path / 'crash.db'}"
+    path = write_spec(
+        tmp_path,
+        name="crashy",
+        trainer={"kind": "python", "function": "tests.objectives:slow", "max_steps": 400},
+        search={"algorithm": "tpe", "num_trials": 4, "max_concurrent": 2, "seed": 0},
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuner.cli", "run", str(path), "--storage", url, "--no-progress"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    study = None
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            study = tuner.load_study("crashy", storage=url)
+            if any(t.steps >= 20 for t in study.trials()):
+                break
+        except tuner.TunerError:
+            continue
+    os.killpg(proc.pid, 9)  # the driver and everything it started
+    proc.wait()
+    assert study is not None
+    before = {t.number: t for t in study.trials()}
+    assert before and all(t.state == "running" for t in before.values())
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "resume", "crashy", "--storage", url, "--no-progress"],
+        cwd=ROOT,
+        env={**env, "TUNER_TEST_SLOW_STEPS": "30"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    after = {t.number: t for t in tuner.load_study("crashy", storage=url).trials()}
+    for number, old in before.items():  # interrupted trials are kept, marked stopped
+        assert after[number].state == "stopped"
+        assert after[number].params == old.params
+        assert after[number].steps >= old.steps
+    finished = [t for t in after.values() if t.state in ("completed", "pruned", "failed")]
+    assert len(finished) == 4
+    assert min(t.number for t in finished) > max(before)
