@@ -14,7 +14,6 @@ asynchronous form never pauses and reaches the same budget allocation.
 from __future__ import annotations
 
 import math
-import sys
 from typing import TYPE_CHECKING
 
 from tuner.spec import StudySpec
@@ -71,6 +70,8 @@ def build_scheduler(spec: StudySpec) -> TrialScheduler:
             grace_period=es.grace_period,
             min_samples_required=es.min_samples,
             # Never pause a trial to time-slice: a function trainer cannot be resumed.
-            min_time_slice=sys.maxsize,
+            # It must be inf: Ray compares `now - last_pause > min_time_slice` with
+            # last_pause = -inf for a trial never paused, and only inf > inf is false.
+            min_time_slice=math.inf,  # type: ignore[arg-type]
         )
     raise ValueError(f"unknown scheduler {es.scheduler!r}")  # the spec rules this out
