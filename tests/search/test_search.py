@@ -129,3 +129,14 @@ def test_gp_learns_from_pruned_trials_as_completed():
     searcher.on_trial_complete("a", {"loss": 0.7})
     (trial,) = searcher._study.trials
     assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)
+
+    @dataclass
+    class Past:
+        params: dict
+        state: str = "pruned"
+        value: float | None = 0.7
+        steps: int = 3
+
+    resumed = build_searcher(spec, [Past({"x": 0.4})])  # the same rule after a resume
+    (trial,) = resumed._study.trials
+    assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)

@@ -92,7 +92,8 @@ class OptunaSearcher(Searcher):
         self._live: dict[str, _Live] = {}
         self._pruned: set[str] = set()
         self._study = optuna.create_study(direction=self._direction, sampler=self._sampler)
-        self._study.add_trials([t for t in (_frozen(spec, p) for p in history) if t is not None])
+        primed = (_frozen(spec, p, self._pruned_as_complete) for p in history)
+        self._study.add_trials([t for t in primed if t is not None])
 
     def note_pruned(self, trial_id: str) -> None:
         """Called by tuner's recorder when a scheduler stopped the trial early."""
@@ -176,13 +177,16 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _frozen(spec: StudySpec, past: PastTrial) -> FrozenTrial | None:
-    """An earlier trial as Optuna sees it, or None if its params no longer fit the space."""
+def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> FrozenTrial | None:
+    """An earlier trial as Optuna sees it (told as on_trial_complete would have), or None
+    if its params no longer fit the space."""
     from tuner.search._space import distribution
 
     try:
         dists = {name: distribution(spec.search_space[name]) for name in past.params}
-        if past.state == "completed" and _finite(past.value):
+        if (past.state == "completed" or (past.state == "pruned" and pruned_as_complete)) and (
+            _finite(past.value)
+        ):
             return create_trial(params=past.params, distributions=dists, value=past.value)
         if past.state == "pruned" and _finite(past.value):
             return create_trial(
