@@ -21,6 +21,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
+from bench._results import append_section
 from bench.gp_parallel import HARTMANN_MIN, NAMES, hartmann6
 
 DISTS = {n: FloatDistribution(0.0, 1.0) for n in NAMES}
@@ -77,9 +78,7 @@ def main() -> None:
         print(row, flush=True)
         lines.append(row)
     table = "\n".join(lines)
-    if args.out:
-        with args.out.open("a", encoding="utf-8") as f:
-            f.write(f"\n### GP: which lie for trials in flight (simulation)\n\n{table}\n")
+    append_section(args.out, "GP: which lie for trials in flight (simulation)", table)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench._results import append_section
+
 HARTMANN_MIN = -3.32237
 _A = np.array(
     [
@@ -141,9 +143,7 @@ def main() -> None:
         lines.append(f"| {label} | {per_seed} | {statistics.mean(regrets):.3f} | {seconds:.0f} |")
     table = "\n".join(lines)
     print(table)
-    if args.out:
-        with args.out.open("a", encoding="utf-8") as f:
-            f.write(f"\n### GP with trials in flight (Hartmann6)\n\n{table}\n")
+    append_section(args.out, "GP with trials in flight (Hartmann6)", table)
 
 
 if __name__ == "__main__":

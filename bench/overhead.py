@@ -20,6 +20,8 @@ import time
 import warnings
 from pathlib import Path
 
+from bench._results import append_section
+
 REPORTS = 10
 
 
@@ -149,9 +151,7 @@ def main() -> None:
     ]
     table = "\n".join(lines)
     print(table)
-    if args.out:
-        with args.out.open("a", encoding="utf-8") as f:
-            f.write(f"\n### Per-trial overhead\n\n{table}\n")
+    append_section(args.out, "Per-trial overhead", table)
 
 
 if __name__ == "__main__":
