@@ -38,6 +38,7 @@ from tuner.storage import (
     TrialResult,
     TrialStarted,
 )
+from tuner.trainers import Prepared
 
 _ray.configure_env()  # before Ray Tune is imported
 
@@ -164,6 +165,7 @@ class RecordingCallback(tune.Callback):
         stopping: threading.Event,
         done_before: int,
         best_before: float | None,
+        budget: int | None = None,
     ) -> None:
         self._rec = recorder
         self._spec = spec
@@ -172,7 +174,7 @@ class RecordingCallback(tune.Callback):
         self._searcher = searcher
         self._progress = progress
         self._stopping = stopping
-        self._budget = spec.trainer.budget
+        self._budget = budget if budget is not None else spec.trainer.budget
         self._numbers: dict[str, int] = {}
         self._started: dict[str, float] = {}
         self._metrics: dict[str, dict[str, float]] = {}
@@ -355,12 +357,30 @@ def run_study(
             never reported).
         StudyFailedError: no trial completed and at least one failed.
     """
-    from tuner.search import build_searcher
-    from tuner.search._searchers import GridSearcher
     from tuner.trainers import prepare
 
     prepared = prepare(spec)  # fails fast on a bad function or metric
     _ray.ensure_ray(spec.resources.address, verbose=verbose)
+    if prepared.start is not None:
+        prepared.start()  # may set prepared.max_concurrent from the cluster's size
+    try:
+        return _run(study, spec, storage, history, prepared, progress)
+    finally:
+        if prepared.cleanup is not None:
+            prepared.cleanup()
+
+
+def _run(
+    study: StudyRecord,
+    spec: StudySpec,
+    storage: Storage,
+    history: Sequence[TrialRecord],
+    prepared: Prepared,
+    progress: bool,
+) -> RunOutcome:
+    from tuner.search import build_searcher
+    from tuner.search._searchers import GridSearcher
+
 
     searcher = build_searcher(spec, history)
     finished = [t for t in history if t.state in ("completed", "pruned", "failed")]
@@ -390,12 +410,15 @@ def run_study(
         stopping,
         len(finished),
         best_before,
+        prepared.budget,
     )
 
     trainable: Any = prepared.trainable
     if prepared.shared:
         trainable = tune.with_parameters(trainable, **prepared.shared)
-    trainable = tune.with_resources(trainable, {"cpu": spec.resources.cpus_per_trial})
+    trainable = tune.with_resources(
+        trainable, prepared.resources or {"cpu": spec.resources.cpus_per_trial}
+    )
     workdir = tempfile.mkdtemp(prefix="tuner-ray-")
     tuner_ = tune.Tuner(
         trainable,
@@ -403,7 +426,7 @@ def run_study(
             search_alg=searcher,
             scheduler=build_scheduler(spec),
             num_samples=remaining,
-            max_concurrent_trials=spec.search.max_concurrent,
+            max_concurrent_trials=prepared.max_concurrent or spec.search.max_concurrent,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(

@@ -26,6 +26,17 @@ class Prepared:
     trainable: Callable[..., None]
     shared: dict[str, Any] = field(default_factory=dict)
     data_bytes: int = 0
+    # Steps a trial that runs to the end reports (early stopping's budget); None: the
+    # spec's own (trainer.budget). A trainer that reports once sets 1.
+    budget: int | None = None
+    # Ray Tune resources of one trial; None: {"cpu": resources.cpus_per_trial}.
+    resources: dict[str, float] | None = None
+    # Most trials in flight; None: search.max_concurrent.
+    max_concurrent: int | None = None
+    # Called once after Ray is up and before the first trial (starts shared workers).
+    start: Callable[[], None] | None = None
+    # Called once when the run ends, however it ends (releases shared workers).
+    cleanup: Callable[[], None] | None = None
 
 
 def prepare(spec: StudySpec) -> Prepared:
