@@ -381,7 +381,6 @@ def _run(
     from tuner.search import build_searcher
     from tuner.search._searchers import GridSearcher
 
-
     searcher = build_searcher(spec, history)
     finished = [t for t in history if t.state in ("completed", "pruned", "failed")]
     if isinstance(searcher, GridSearcher):

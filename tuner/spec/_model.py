@@ -174,19 +174,12 @@ class XGBoostTrainer(_Strict):
     dataset: DatasetSpec
     objective: str | None = None
     eval_metric: str | None = None
-    num_workers: int | Literal["auto"] = 1
+    num_workers: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
+        default=1,
+        description="data-parallel workers (Ray Train) inside each trial; auto: by data size",
+    )
     max_rounds: int = Field(default=100, ge=1)
     params: dict[str, Scalar] = Field(default_factory=dict, description="fixed xgboost params")
-
-    @field_validator("num_workers")
-    @classmethod
-    def _workers(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and v != 1:
-            # Data-parallel training through Ray Train is not built yet.
-            raise ValueError(
-                f"only 1 worker is supported for now (got {v}); use num_workers: 1 or auto"
-            )
-        return v
 
     @property
     def budget(self) -> int:

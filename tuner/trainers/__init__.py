@@ -72,6 +72,13 @@ def prepare(spec: StudySpec) -> Prepared:
 
     data = load_dataset(trainer.dataset)
     _xgboost.check_metric(metric, trainer, data.n_classes)
+    workers = trainer.num_workers
+    if workers == "auto":
+        from tuner.trainers._xgboost_dp import auto_workers
+
+        workers = auto_workers(data.nbytes, max_workers=1024)
+    if workers > 1:
+        return _data_parallel(spec, trainer, data, workers, trainer.num_workers == "auto")
 
     def tuner_xgboost_trial(config: dict[str, Any], data: Any = None) -> None:
         ctx = _report.TrialContext(metric)
@@ -82,3 +89,42 @@ def prepare(spec: StudySpec) -> Prepared:
             _report.activate(previous)
 
     return Prepared(tuner_xgboost_trial, {"data": data}, data.nbytes)
+
+
+def _data_parallel(
+    spec: StudySpec, trainer: XGBoostTrainer, data: Any, workers: int, auto: bool
+) -> Prepared:
+    """xgboost trials on long-lived Ray Train worker groups (see _xgboost_dp)."""
+    from tuner.trainers import _xgboost, _xgboost_dp
+
+    objective, eval_metric = _xgboost.defaults(trainer, data.n_classes)
+    params: dict[str, Any] = {
+        "objective": objective,
+        "eval_metric": eval_metric,
+        "verbosity": 0,
+        **trainer.params,
+    }
+    if objective.startswith("multi:"):
+        params.setdefault("num_class", data.n_classes)
+    groups = _xgboost_dp.WorkerGroups(
+        data,
+        workers,
+        spec.resources.cpus_per_trial,
+        params,
+        trainer.max_rounds,
+        spec.search.max_concurrent,
+        fit_to_cluster=auto,
+    )
+    prepared = Prepared(
+        _xgboost_dp.relay(groups.dispatcher_name, spec.metric),
+        data_bytes=data.nbytes,
+        # The relay only waits on its worker group, which holds the CPUs.
+        resources={"cpu": 0, "memory": 1},
+        cleanup=groups.close,
+    )
+
+    def start() -> None:
+        prepared.max_concurrent = groups.start()
+
+    prepared.start = start
+    return prepared

@@ -1,0 +1,143 @@
+"""Data-parallel xgboost trials on Ray Train worker groups, on the session's local Ray."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+import tuner
+from tuner.data import load_dataset
+from tuner.exceptions import SpecError
+from tuner.spec import load_spec
+from tuner.trainers import _xgboost_dp
+
+pytestmark = pytest.mark.integration
+
+DATASET = {"source": "synthetic", "n_rows": 4000, "n_features": 10, "seed": 0}
+
+
+def spec(name, workers=2, **changes):
+    data = {
+        "name": name,
+        "metric": "valid_logloss",
+        "mode": "min",
+        "trainer": {
+            "kind": "xgboost",
+            "num_workers": workers,
+            "max_rounds": 12,
+            "dataset": DATASET,
+        },
+        "search_space": {
+            "eta": {"type": "float", "values": [0.3]},
+            "max_depth": {"type": "int", "values": [4]},
+        },
+        "search": {"algorithm": "grid", "max_concurrent": 2},
+    }
+    data.update(changes)
+    return data
+
+
+def run(data, storage):
+    return tuner.create_study(copy.deepcopy(data), storage=storage).run(progress=False)
+
+
+def test_two_workers_train_one_model_on_all_the_data(ray_local, sqlite_url):
+    two = run(spec("dp-two"), sqlite_url).trials()
+    one = run(spec("dp-one", workers=1), sqlite_url).trials()
+    assert [t.state for t in two] == ["completed"]
+    trial = two[0]
+    assert trial.metrics["workers"] == 2
+    assert trial.metrics["rounds"] == 12 and trial.steps == 12
+    # Every round reached the study, so early stopping could act after any of them.
+    study = tuner.load_study("dp-two", storage=sqlite_url)
+    curve = study.intermediate([trial.number])[trial.number]["valid_logloss"]
+    assert [s for s, _ in curve] == list(range(1, 13))
+    # One model on all the data: the same loss as training in one process on all of it
+    # (two workers that each fit half would not agree to this precision).
+    assert trial.value == pytest.approx(one[0].value, abs=0.01)
+
+
+def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
+    data = load_dataset(load_spec(spec("dp-shards")).trainer.dataset)
+    groups = _xgboost_dp.WorkerGroups(
+        data,
+        num_workers=2,
+        cpus_per_worker=1,
+        params={"objective": "binary:logistic", "eval_metric": "logloss", "verbosity": 0},
+        max_rounds=3,
+        max_concurrent=1,
+    )
+    import ray
+
+    try:
+        assert groups.start() == 1  # 2 CPUs: room for one group of two workers
+        dispatcher = groups.dispatcher
+        ray.get(dispatcher.submit.remote("job-1", {"eta": 0.3}))
+        deadline = time.monotonic() + 120
+        state = "pending"
+        rows: list = []
+        while state in ("pending", "running") and time.monotonic() < deadline:
+            new, state, error = ray.get(dispatcher.poll.remote("job-1", len(rows)))
+            rows += new
+        assert state == "done", error
+        assert [r for r, _ in rows] == [1, 2, 3]
+        workers = ray.get(dispatcher.workers.remote())
+    finally:
+        groups.close()
+    assert [w["rank"] for w in workers] == [0, 1]
+    assert len({w["pid"] for w in workers}) == 2  # two processes
+    n = len(data.X_train)
+    ranges = [(w["row_start"], w["row_end"]) for w in workers]
+    assert ranges[0][0] == 0 and ranges[0][1] == ranges[1][0] and ranges[1][1] == n
+    for w in workers:
+        expected = data.X_train[w["row_start"] : w["row_end"]].sum(dtype=np.float64)
+        assert w["rows"] == w["row_end"] - w["row_start"] > 0
+        assert w["checksum"] == pytest.approx(float(expected))
+
+
+def test_early_stopping_cuts_rounds_and_a_bad_config_fails_only_its_trial(ray_local, sqlite_url):
+    data = spec(
+        "dp-asha",
+        search_space={
+            "eta": {"type": "float", "values": [0.001, 0.3, 0.01, 0.5]},
+            "max_depth": {"type": "int", "values": [3]},
+            "booster": {"type": "categorical", "choices": ["gbtree", "no-such-booster"]},
+        },
+        early_stopping={"scheduler": "asha", "grace_period": 2, "reduction_factor": 2},
+    )
+    trials = run(data, sqlite_url).trials()
+    failed = [t for t in trials if t.state == "failed"]
+    assert {t.params["booster"] for t in failed} == {"no-such-booster"}
+    assert all("no-such-booster" in (t.error or "") for t in failed)
+    ok = [t for t in trials if t.params["booster"] == "gbtree"]
+    assert {t.state for t in ok} <= {"completed", "pruned"} and len(ok) == 4
+    pruned = [t for t in ok if t.state == "pruned"]
+    assert pruned, "ASHA pruned nothing"
+    for t in pruned:
+        assert t.steps < 12 and t.metrics["rounds"] == t.steps
+    assert all(t.steps == 12 for t in ok if t.state == "completed")
+
+
+def test_more_workers_than_the_cluster_has_is_one_clear_error(ray_local, sqlite_url):
+    with pytest.raises(SpecError, match=r"8 workers x 1 CPUs need 8 CPUs; the cluster has 2"):
+        run(spec("dp-too-many", workers=8), sqlite_url)
+
+
+def test_auto_workers_grows_with_the_data():
+    gib = 1 << 30
+    assert _xgboost_dp.auto_workers(10_000, max_workers=8) == 1
+    assert _xgboost_dp.auto_workers(gib, max_workers=8) == 1
+    assert _xgboost_dp.auto_workers(3 * gib + 1, max_workers=8) == 4
+    assert _xgboost_dp.auto_workers(100 * gib, max_workers=8) == 8
+
+
+def test_shard_ranges_are_disjoint_and_cover_every_row():
+    for rows, n in [(10, 3), (7, 7), (1_000_001, 4)]:
+        ranges = _xgboost_dp.shard_ranges(rows, n)
+        assert ranges[0][0] == 0 and ranges[-1][1] == rows
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+        assert max(b - a for a, b in ranges) - min(b - a for a, b in ranges) <= 1

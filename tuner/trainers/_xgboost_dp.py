@@ -1,0 +1,454 @@
+"""`kind: xgboost` with `num_workers` > 1: data-parallel boosting through Ray Train.
+
+Where the time of a Ray Train job goes, measured on this 2-core machine (Ray 2.60,
+Train V2): a new controller actor and a new worker group per job (9-19 s, new processes
+that import Ray Train and xgboost), workers blocking on every ``ray.train.report`` until
+the controller's next poll (2 s a round at the default
+``RAY_TRAIN_HEALTH_CHECK_INTERVAL_S``), and building the DMatrix from the data again in
+every trial. One Ray Train job per trial therefore costs tens of seconds before the
+first boosting round. tuner pays those costs once per study instead:
+
+- A *worker group* is one long-lived Ray Train job (:class:`ray.train.xgboost.
+  XGBoostTrainer`) whose `num_workers` workers each hold one shard of the training and
+  validation data, joined by xgboost's collective (Ray Train's XGBoostConfig sets it
+  up). The workers serve trials one after another: they take the next trial's config
+  from the :class:`_Dispatcher` actor, train one model on all the data together, and
+  rank 0 sends the metrics of every round back. The QuantileDMatrix is built once per
+  worker and reused by every trial with the same `max_bin`.
+- Each Ray Tune trial is a relay: it submits its config, turns each round's metrics
+  into a report (so schedulers cut after any round), and a STOP from the scheduler
+  becomes a cancel that all workers act on at the same round (rank 0 broadcasts it).
+- There are as many worker groups as fit in the cluster (CPUs / (workers x CPUs per
+  worker)), at most `max_concurrent`, and Ray Tune runs that many trials at once. A
+  worker group that dies (a node lost) fails the trial it was running and is started
+  again for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuner import _report
+from tuner.data import Dataset
+from tuner.exceptions import SpecError, TunerError
+
+log = logging.getLogger(__name__)
+
+# Ray Train settings that cut its per-job and per-report costs (see the module doc).
+TRAIN_ENV = {
+    # Workers wait in ray.train.report until the controller polls: 2 s by default.
+    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.05",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_ENABLE_STATE_ACTOR_RECONCILIATION": "0",
+    "RAY_TRAIN_ENABLE_CONTROLLER_STRUCTURED_LOGGING": "0",
+    "RAY_TRAIN_ENABLE_WORKER_STRUCTURED_LOGGING": "0",
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+}
+# `num_workers: auto`: one worker until the training data passes this size, then one
+# more per this much (bench/RESULTS.md: below it, splitting only adds cost).
+AUTO_BYTES_PER_WORKER = 1 << 30
+
+
+def auto_workers(data_bytes: int, max_workers: int) -> int:
+    """Workers for `num_workers: auto`: 1 per AUTO_BYTES_PER_WORKER of data, at least 1."""
+    return max(1, min(max_workers, math.ceil(data_bytes / AUTO_BYTES_PER_WORKER)))
+
+
+@dataclass
+class _Job:
+    config: dict[str, Any]
+    group: int | None = None
+    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    state: str = "pending"  # pending | running | done | failed
+    error: str | None = None
+    cancelled: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class _Dispatcher:
+    """Hands trials to worker groups and their results back to the relays (an actor)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, _Job] = {}
+        self._pending: list[str] = []
+        self._assigned: dict[tuple[int, int], list[str]] = {}  # (group, gen) -> job ids
+        self._cursor: dict[tuple[int, int, int], int] = {}  # (group, gen, rank) -> index
+        self._live_gen: dict[int, int] = {}
+        self._wake = asyncio.Event()
+        self._closed = False
+        self._workers: dict[tuple[int, int, int], dict[str, Any]] = {}
+
+    # -- relays -------------------------------------------------------------------
+    async def submit(self, job_id: str, config: dict[str, Any]) -> None:
+        self._jobs[job_id] = _Job(config)
+        self._pending.append(job_id)
+        self._wake.set()
+
+    async def poll(self, job_id: str, after: int, timeout: float = 5.0) -> tuple:
+        job = self._jobs[job_id]
+        if not any(r > after for r, _ in job.rows) and job.state in ("pending", "running"):
+            job.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.changed.wait(), timeout)
+        rows = [(r, m) for r, m in job.rows if r > after]
+        return rows, job.state, job.error
+
+    async def cancel(self, job_id: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        job.cancelled = True
+        if job.state == "pending":
+            self._pending.remove(job_id)
+            job.state = "failed"
+            job.error = "cancelled before it started"
+        if job.state in ("done", "failed"):
+            del self._jobs[job_id]
+
+    # -- workers ------------------------------------------------------------------
+    async def register(self, group: int, gen: int, rank: int, info: dict[str, Any]) -> None:
+        """A worker's process, node and the rows it holds (shown by `workers`)."""
+        self._workers[(group, gen, rank)] = info
+
+    async def workers(self) -> list[dict[str, Any]]:
+        return [
+            {"group": g, "gen": gen, "rank": r, **info}
+            for (g, gen, r), info in sorted(self._workers.items())
+        ]
+
+    async def next_job(self, group: int, gen: int, rank: int) -> tuple | None:
+        """The next trial for this worker group; every rank gets the same sequence."""
+        self._live_gen[group] = gen
+        key = (group, gen)
+        assigned = self._assigned.setdefault(key, [])
+        i = self._cursor.get((group, gen, rank), 0)
+        while i >= len(assigned):
+            if self._closed:
+                return None
+            if self._pending:
+                job_id = self._pending.pop(0)
+                job = self._jobs[job_id]
+                job.group, job.state = group, "running"
+                job.changed.set()
+                assigned.append(job_id)
+                break
+            self._wake.clear()
+            await self._wake.wait()
+        self._cursor[(group, gen, rank)] = i + 1
+        job_id = assigned[i]
+        known = self._jobs.get(job_id)
+        return job_id, (known.config if known is not None else {})
+
+    async def report(self, job_id: str, round_: int, metrics: dict[str, float]) -> bool:
+        """Rank 0's metrics after a round; True: stop this trial now."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return True
+        job.rows.append((round_, metrics))
+        job.changed.set()
+        return job.cancelled
+
+    async def finish(self, job_id: str, error: str | None) -> None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        job.state, job.error = ("failed", error) if error else ("done", None)
+        job.changed.set()
+        if job.cancelled:
+            del self._jobs[job_id]
+
+    async def group_failed(self, group: int, gen: int, error: str) -> None:
+        """A worker group died: fail the trial it was running."""
+        for job_id in self._assigned.get((group, gen), []):
+            job = self._jobs.get(job_id)
+            if job is not None and job.state == "running":
+                job.state, job.error = "failed", f"the trial's worker group failed: {error}"
+                job.changed.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+
+def _serve(cfg: dict[str, Any]) -> None:
+    """Ray Train's per-worker loop: train every trial the dispatcher hands this group."""
+    import ray
+    import xgboost as xgb
+    from ray import train
+
+    ctx = train.get_context()
+    rank = ctx.get_world_rank()
+    dispatcher, group, gen = cfg["dispatcher"], cfg["group"], cfg["gen"]
+    X_tr, y_tr, X_va, y_va = ray.get(list(cfg["shards"][rank]))  # zero-copy views
+    nthread = cfg["nthread"]
+    start, end = cfg["ranges"][rank]
+    info = {
+        "pid": os.getpid(),
+        "node": ray.util.get_node_ip_address(),
+        "world_size": ctx.get_world_size(),
+        "row_start": start,
+        "row_end": end,
+        "rows": len(X_tr),
+        "checksum": float(X_tr.sum(dtype="float64")),
+    }
+    ray.get(dispatcher.register.remote(group, gen, rank, info))
+    world = ctx.get_world_size()
+    matrices: dict[Any, tuple[Any, Any]] = {}
+
+    while True:
+        job = ray.get(dispatcher.next_job.remote(group, gen, rank))
+        if job is None:
+            return
+        job_id, config = job
+        params = {**cfg["params"], **config, "nthread": nthread}
+        rounds = int(params.pop("num_boost_round", cfg["max_rounds"]))
+        try:
+            key = params.get("max_bin", 256)
+            if key not in matrices:
+                matrices.clear()
+                dtrain = xgb.QuantileDMatrix(X_tr, label=y_tr, max_bin=key, nthread=nthread)
+                dvalid = xgb.QuantileDMatrix(X_va, label=y_va, ref=dtrain, nthread=nthread)
+                matrices[key] = (dtrain, dvalid)
+            dtrain, dvalid = matrices[key]
+            xgb.train(
+                params,
+                dtrain,
+                num_boost_round=rounds,
+                evals=[(dtrain, "train"), (dvalid, "valid")],
+                callbacks=[_Relay(dispatcher, job_id, rank, world)],
+                verbose_eval=False,
+            )
+            error = None
+        except Exception as e:  # a bad config fails its trial, not the group
+            error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
+        if rank == 0:
+            ray.get(dispatcher.finish.remote(job_id, error))
+
+
+class _Relay:
+    """xgboost callback: rank 0 reports each round; every rank stops on the same one."""
+
+    def __new__(cls, dispatcher: Any, job_id: str, rank: int, world: int) -> Any:
+        import ray
+        import xgboost as xgb
+        from xgboost import collective
+
+        class Relay(xgb.callback.TrainingCallback):
+            def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
+                stop = None
+                if rank == 0:
+                    metrics = {
+                        f"{split}_{name}": float(values[-1])
+                        for split, logs in evals_log.items()
+                        for name, values in logs.items()
+                    }
+                    metrics["rounds"] = epoch + 1
+                    metrics["workers"] = world
+                    stop = ray.get(dispatcher.report.remote(job_id, epoch + 1, metrics))
+                return bool(collective.broadcast(stop, 0))
+
+        return Relay()
+
+
+class WorkerGroups:
+    """The study's Ray Train worker groups and their dispatcher (lives in the driver)."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        num_workers: int,
+        cpus_per_worker: float,
+        params: dict[str, Any],
+        max_rounds: int,
+        max_concurrent: int,
+        fit_to_cluster: bool = False,
+    ) -> None:
+        self.data = data
+        self.fit_to_cluster = fit_to_cluster  # num_workers: auto
+        self.num_workers = num_workers
+        self.cpus_per_worker = cpus_per_worker
+        self.params = params
+        self.max_rounds = max_rounds
+        self.max_concurrent = max_concurrent
+        self.groups = 0
+        self.dispatcher: Any = None
+        self._launchers: list[Any] = []
+        # Trials find the dispatcher by name: it starts after their function is built.
+        self.dispatcher_name = f"tuner-dispatcher-{uuid.uuid4().hex[:12]}"
+        self._workdir = tempfile.mkdtemp(prefix="tuner-train-")
+
+    def start(self) -> int:
+        """Start the worker groups; returns how many run at once."""
+        import ray
+
+        for k, v in TRAIN_ENV.items():
+            os.environ.setdefault(k, v)
+        cluster_cpus = ray.cluster_resources().get("CPU", 0)
+        if self.fit_to_cluster:
+            most = max(1, int(cluster_cpus // self.cpus_per_worker))
+            self.num_workers = min(self.num_workers, most)
+        per_group = self.num_workers * self.cpus_per_worker
+        fit = int(cluster_cpus // per_group)
+        if fit < 1:
+            raise SpecError(
+                f"{self.num_workers} workers x {self.cpus_per_worker:g} CPUs need "
+                f"{per_group:g} CPUs; the cluster has {cluster_cpus:g}: lower "
+                "trainer.num_workers or resources.cpus_per_trial, or use num_workers: auto",
+                ["trainer", "num_workers"],
+            )
+        self.groups = min(fit, self.max_concurrent)
+        self.dispatcher = (
+            ray.remote(_Dispatcher).options(num_cpus=0, name=self.dispatcher_name).remote()
+        )
+        shards = _put_shards(self.data, self.num_workers)
+        launch = ray.remote(num_cpus=0)(_launch_group)
+        env = dict(TRAIN_ENV)
+        for g in range(self.groups):
+            self._launchers.append(
+                launch.options(runtime_env={"env_vars": env}).remote(
+                    self.dispatcher,
+                    g,
+                    shards,
+                    len(self.data.X_train),
+                    self.num_workers,
+                    self.cpus_per_worker,
+                    self.params,
+                    self.max_rounds,
+                    os.path.join(self._workdir, f"group-{g}"),
+                )
+            )
+        return self.groups
+
+    def cancel(self, job_id: str) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.cancel.remote(job_id)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        import shutil
+
+        import ray
+
+        if self.dispatcher is None:
+            return
+        try:
+            ray.get(self.dispatcher.close.remote(), timeout=5)
+            ray.wait(self._launchers, num_returns=len(self._launchers), timeout=timeout_s)
+        except Exception:
+            log.debug("closing worker groups", exc_info=True)
+        for ref in self._launchers:
+            ray.cancel(ref, force=True)
+        ray.kill(self.dispatcher)
+        self.dispatcher = None
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def shard_ranges(rows: int, n: int) -> list[tuple[int, int]]:
+    """Contiguous, disjoint row ranges, one per worker, that cover all rows."""
+    edges = [rows * i // n for i in range(n + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(n)]
+
+
+def _put_shards(data: Dataset, n: int) -> list[tuple[Any, Any, Any, Any]]:
+    """Train and validation row blocks, one set per worker, put in the object store once."""
+    import ray
+
+    train, valid = shard_ranges(len(data.X_train), n), shard_ranges(len(data.X_valid), n)
+    return [
+        (
+            ray.put(data.X_train[a:b]),
+            ray.put(data.y_train[a:b]),
+            ray.put(data.X_valid[c:d]),
+            ray.put(data.y_valid[c:d]),
+        )
+        for (a, b), (c, d) in zip(train, valid, strict=True)
+    ]
+
+
+def _launch_group(
+    dispatcher: Any,
+    group: int,
+    shards: list,
+    rows: int,
+    num_workers: int,
+    cpus_per_worker: float,
+    params: dict[str, Any],
+    max_rounds: int,
+    storage_path: str,
+) -> None:
+    """A Ray task that runs one worker group's Ray Train job, again after a failure."""
+    import ray
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.xgboost import XGBoostTrainer
+
+    gen = 0
+    while True:
+        trainer = XGBoostTrainer(
+            _serve,
+            train_loop_config={
+                "dispatcher": dispatcher,
+                "group": group,
+                "gen": gen,
+                "shards": shards,
+                "ranges": shard_ranges(rows, num_workers),
+                "params": params,
+                "max_rounds": max_rounds,
+                "nthread": max(1, math.floor(cpus_per_worker)),
+            },
+            scaling_config=ScalingConfig(
+                num_workers=num_workers, resources_per_worker={"CPU": cpus_per_worker}
+            ),
+            run_config=RunConfig(
+                name=f"group-{group}-{gen}",
+                storage_path=storage_path,
+                failure_config=FailureConfig(max_failures=0),
+            ),
+        )
+        try:
+            trainer.fit()
+            return  # the dispatcher closed: the study is over
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            ray.get(dispatcher.group_failed.remote(group, gen, first))
+            gen += 1
+            time.sleep(1.0)
+
+
+def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]:
+    """The Ray Tune trial function that hands its config to a worker group."""
+
+    def tuner_xgboost_dp_trial(config: dict[str, Any]) -> None:
+        import ray
+        from ray import tune
+
+        dispatcher = ray.get_actor(dispatcher_name)
+        ctx = _report.TrialContext(metric)
+        previous = _report.activate(ctx)
+        job_id = tune.get_context().get_trial_id() or uuid.uuid4().hex
+        ray.get(dispatcher.submit.remote(job_id, dict(config)))
+        after = 0
+        try:
+            while True:
+                rows, state, error = ray.get(dispatcher.poll.remote(job_id, after))
+                for round_, metrics in rows:
+                    _report.report(step=round_, **metrics)
+                    after = round_
+                if state == "done":
+                    return
+                if state == "failed":
+                    raise TunerError(error or "the trial failed in its worker group")
+        finally:
+            dispatcher.cancel.remote(job_id)
+            _report.activate(previous)
+
+    return tuner_xgboost_dp_trial
