@@ -414,7 +414,10 @@ def _run(
 
     trainable: Any = prepared.trainable
     if prepared.shared:
+        # Put in Ray's object store once (Ray is up, so this happens now); every trial
+        # on a node reads the same copy, zero-copy. The driver then drops its own copy.
         trainable = tune.with_parameters(trainable, **prepared.shared)
+        prepared.shared = {}
     trainable = tune.with_resources(
         trainable, prepared.resources or {"cpu": spec.resources.cpus_per_trial}
     )

@@ -266,7 +266,7 @@ class WorkerGroups:
 
     def __init__(
         self,
-        data: Dataset,
+        data: Dataset | None,
         num_workers: int,
         cpus_per_worker: float,
         params: dict[str, Any],
@@ -292,8 +292,6 @@ class WorkerGroups:
         """Start the worker groups; returns how many run at once."""
         import ray
 
-        for k, v in TRAIN_ENV.items():
-            os.environ.setdefault(k, v)
         cluster_cpus = ray.cluster_resources().get("CPU", 0)
         if self.fit_to_cluster:
             most = max(1, int(cluster_cpus // self.cpus_per_worker))
@@ -311,16 +309,22 @@ class WorkerGroups:
         self.dispatcher = (
             ray.remote(_Dispatcher).options(num_cpus=0, name=self.dispatcher_name).remote()
         )
+        if self.data is None:
+            raise RuntimeError("WorkerGroups.start() runs once")
         shards = _put_shards(self.data, self.num_workers)
+        rows = len(self.data.X_train)
+        self.data = None  # the object store holds the shards now: drop the driver's copy
         launch = ray.remote(num_cpus=0)(_launch_group)
-        env = dict(TRAIN_ENV)
+        # Through the launcher task's environment, which Ray Train passes on to its
+        # controller and workers; the user's own process is left alone.
+        env = {k: os.environ.get(k, v) for k, v in TRAIN_ENV.items()}
         for g in range(self.groups):
             self._launchers.append(
                 launch.options(runtime_env={"env_vars": env}).remote(
                     self.dispatcher,
                     g,
                     shards,
-                    len(self.data.X_train),
+                    rows,
                     self.num_workers,
                     self.cpus_per_worker,
                     self.params,
