@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from ray.tune.search import Searcher
 
+from tuner.search._gp import BelieverGPSampler
 from tuner.search._space import grid_points, sample
 from tuner.spec import StudySpec
 
@@ -54,7 +55,7 @@ def make_sampler(algorithm: str, seed: int | None) -> optuna.samplers.BaseSample
                 seed=seed, multivariate=True, group=True, constant_liar=True
             )
         if algorithm == "gp":
-            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+            return BelieverGPSampler(seed=seed, warn_independent_sampling=False)
         if algorithm == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
         if algorithm == "qmc":
