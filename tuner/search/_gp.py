@@ -138,6 +138,7 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
             # Values are standardized and maximized here; the believed ones are data too.
             acqf._threshold = max(float(acqf._threshold), float(mean.max()))
         self.n_believed = len(X)
+        log.debug("GP: believing %d trials in flight", len(X))
 
     def _fallback(self) -> bool:
         if self._unavailable is None:
