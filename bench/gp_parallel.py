@@ -3,12 +3,13 @@
 Hartmann6 (6-d, minimum -3.32237), 60 trials, three ways in one run:
 
 - optuna-sequential: bare Optuna GPSampler, one trial at a time (the reference);
-- raytune-optunasearch-4: bare Ray Tune with its OptunaSearch(GPSampler), 4 in flight;
-- tuner-gp-4: tuner's gp search, 4 in flight (constant liar for pending trials).
+- raytune-optunasearch-4: bare Ray Tune with its OptunaSearch(GPSampler), 4 in flight
+  (Optuna 5.0 gives the running trials to qLogEI);
+- tuner-gp-4: tuner's gp search, 4 in flight (kriging believer for pending trials).
 
 Regret = best value found - global minimum (0 is perfect).
 
-    python -m bench.gp_parallel [--seeds 3] [--trials 60] [--out bench/RESULTS.md]
+    python -m bench.gp_parallel [--seeds 3] [--trials 60] [--ways W1,W2] [--out FILE]
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=60)
+    parser.add_argument("--ways", default=None, help="comma-separated subset of the ways")
     parser.add_argument("--out", type=Path, default=None, help="append a section to this file")
     args = parser.parse_args()
 
@@ -127,6 +129,8 @@ def main() -> None:
         "raytune-optunasearch-4": run_raytune,
         "tuner-gp-4": run_tuner,
     }
+    if args.ways:
+        ways = {w: ways[w] for w in args.ways.split(",")}
     rows = []
     for label, fn in ways.items():
         regrets, started = [], time.monotonic()

@@ -1,0 +1,122 @@
+"""GP with trials in flight: the kriging believer in tuner.search._gp."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from tuner.search import _gp, build_searcher
+from tuner.search._gp import BelieverGPSampler
+from tuner.spec import load_spec
+
+NAMES = ["x0", "x1", "x2"]
+DISTS = {n: FloatDistribution(0.0, 1.0) for n in NAMES}
+
+
+def bowl(x: np.ndarray) -> float:
+    return float(((x - 0.3) ** 2).sum())
+
+
+def history(n: int = 12, seed: int = 0) -> list:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x = rng.random(len(NAMES))
+        params = dict(zip(NAMES, x.tolist(), strict=True))
+        out.append(create_trial(params=params, distributions=DISTS, value=bowl(x)))
+    return out
+
+
+def ask(sampler: optuna.samplers.BaseSampler, trials: list) -> np.ndarray:
+    """One suggestion from a study holding `trials` (finished and running)."""
+    study = optuna.create_study(sampler=sampler)
+    study.add_trials(trials)
+    t = study.ask()
+    return np.array([t.suggest_float(n, 0.0, 1.0) for n in NAMES])
+
+
+def running(x: np.ndarray) -> optuna.trial.FrozenTrial:
+    params = dict(zip(NAMES, x.tolist(), strict=True))
+    return create_trial(params=params, distributions=DISTS, state=TrialState.RUNNING)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def test_believer_moves_away_from_pending_points_where_plain_gp_collapses():
+    done = history()
+    # Ignoring pending trials, GP proposes the same point again and again (any seed).
+    plain = [ask(optuna.samplers.GPSampler(seed=s), done) for s in (0, 1, 2)]
+    assert max(np.linalg.norm(p - plain[0]) for p in plain) < 1e-3
+    # The believer, asked while that point and its own proposals are pending, keeps away.
+    pending = [plain[0]]
+    for n in (1, 2, 3):
+        sampler = BelieverGPSampler(seed=0)
+        x = ask(sampler, done + [running(p) for p in pending])
+        assert sampler.n_believed == n
+        assert min(np.linalg.norm(x - p) for p in pending) > 0.05
+        pending.append(x)
+
+
+def test_with_nothing_pending_it_is_exactly_gp_sampler():
+    def run(cls: type) -> list[np.ndarray]:
+        sampler, done, out = cls(seed=3), history(10, seed=1), []
+        for _ in range(3):
+            x = ask(sampler, done)
+            done.append(
+                create_trial(
+                    params=dict(zip(NAMES, x.tolist(), strict=True)),
+                    distributions=DISTS,
+                    value=bowl(x),
+                )
+            )
+            out.append(x)
+        return out
+
+    assert np.array_equal(run(BelieverGPSampler), run(optuna.samplers.GPSampler))
+
+
+def test_other_optuna_internals_fall_back_to_plain_gp_sampler(monkeypatch, caplog):
+    monkeypatch.setattr(_gp, "check_internals", lambda: "pretend they changed")
+    done, pending = history(), [running(np.full(3, 0.3))]
+    with caplog.at_level(logging.WARNING, logger="tuner.search._gp"):
+        got = ask(BelieverGPSampler(seed=0), done + pending)
+    assert "pretend they changed" in caplog.text
+    assert np.array_equal(got, ask(optuna.samplers.GPSampler(seed=0), done + pending))
+
+
+def test_searcher_believes_exactly_the_other_trials_in_flight():
+    spec = load_spec(
+        {
+            "name": "s",
+            "metric": "loss",
+            "trainer": {"kind": "python", "function": "tests.objectives:quadratic"},
+            "search_space": {n: {"type": "float", "low": 0.0, "high": 1.0} for n in NAMES},
+            "search": {"algorithm": "gp", "seed": 0},
+        }
+    )
+    searcher = build_searcher(spec)
+    sampler = searcher._sampler
+    assert isinstance(sampler, BelieverGPSampler)
+    for i in range(10):
+        c = searcher.suggest(f"w{i}")
+        searcher.on_trial_complete(f"w{i}", {"loss": bowl(np.array([c[n] for n in NAMES]))})
+    believed = []
+    for i in range(4):  # four in flight: each sees the ones asked before it
+        searcher.suggest(f"p{i}")
+        believed.append(sampler.n_believed)
+    assert believed == [0, 1, 2, 3]
+    searcher.on_trial_complete("p1", {"loss": 1.0})
+    searcher.suggest("p4")
+    assert sampler.n_believed == 3
