@@ -284,6 +284,7 @@ class WorkerGroups:
         self.groups = 0
         self.dispatcher: Any = None
         self._launchers: list[Any] = []
+        self._actors: list[Any] = []
         # Trials find the dispatcher by name: it starts after their function is built.
         self.dispatcher_name = f"tuner-dispatcher-{uuid.uuid4().hex[:12]}"
         self._workdir = tempfile.mkdtemp(prefix="tuner-train-")
@@ -314,13 +315,17 @@ class WorkerGroups:
         shards = _put_shards(self.data, self.num_workers)
         rows = len(self.data.X_train)
         self.data = None  # the object store holds the shards now: drop the driver's copy
-        launch = ray.remote(num_cpus=0)(_launch_group)
-        # Through the launcher task's environment, which Ray Train passes on to its
-        # controller and workers; the user's own process is left alone.
+        # Through the launcher's environment, which Ray Train passes on to its controller
+        # and workers; the user's own process is left alone.
         env = {k: os.environ.get(k, v) for k, v in TRAIN_ENV.items()}
+        launcher: Any = ray.remote(_Launcher).options(
+            num_cpus=0, max_restarts=0, runtime_env={"env_vars": env}
+        )
         for g in range(self.groups):
+            actor: Any = launcher.remote()
+            self._actors.append(actor)
             self._launchers.append(
-                launch.options(runtime_env={"env_vars": env}).remote(
+                actor.run.remote(
                     self.dispatcher,
                     g,
                     shards,
@@ -347,11 +352,12 @@ class WorkerGroups:
             return
         try:
             ray.get(self.dispatcher.close.remote(), timeout=5)
+            # Workers finish their trial and return; their Ray Train jobs end.
             ray.wait(self._launchers, num_returns=len(self._launchers), timeout=timeout_s)
         except Exception:
             log.debug("closing worker groups", exc_info=True)
-        for ref in self._launchers:
-            ray.cancel(ref, force=True)
+        for actor in self._actors:
+            ray.kill(actor)  # a group that did not end in time goes with its launcher
         ray.kill(self.dispatcher)
         self.dispatcher = None
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -379,6 +385,13 @@ def _put_shards(data: Dataset, n: int) -> list[tuple[Any, Any, Any, Any]]:
     ]
 
 
+class _Launcher:
+    """An actor that runs one worker group's Ray Train job, again after a failure."""
+
+    def run(self, *args: Any) -> None:
+        _launch_group(*args)
+
+
 def _launch_group(
     dispatcher: Any,
     group: int,
@@ -390,7 +403,7 @@ def _launch_group(
     max_rounds: int,
     storage_path: str,
 ) -> None:
-    """A Ray task that runs one worker group's Ray Train job, again after a failure."""
+    """Run one worker group's Ray Train job until the dispatcher closes."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.xgboost import XGBoostTrainer
