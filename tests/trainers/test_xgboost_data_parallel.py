@@ -141,3 +141,52 @@ def test_shard_ranges_are_disjoint_and_cover_every_row():
         assert ranges[0][0] == 0 and ranges[-1][1] == rows
         assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
         assert max(b - a for a, b in ranges) - min(b - a for a, b in ranges) <= 1
+
+
+def test_a_worker_that_dies_fails_its_trial_and_the_group_comes_back(ray_local, sqlite_url):
+    import os
+    import signal
+    import threading
+
+    import ray
+
+    data = spec(
+        "dp-crash",
+        trainer={
+            "kind": "xgboost",
+            "num_workers": 2,
+            "max_rounds": 400,
+            "params": {"max_depth": 8},
+            "dataset": {**DATASET, "n_rows": 40_000, "n_features": 20},
+        },
+        search_space={"eta": {"type": "float", "values": [0.01, 0.02]}},
+        search={"algorithm": "grid", "max_concurrent": 1},
+    )
+    study = tuner.create_study(copy.deepcopy(data), storage=sqlite_url)
+    killed: list[int] = []
+
+    def kill_a_worker_mid_trial() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            trials = study.trials()
+            if trials and trials[0].state == "running" and trials[0].steps >= 5:
+                break
+            time.sleep(0.05)
+        actors = ray.util.list_named_actors(all_namespaces=True)
+        name = next(a["name"] for a in actors if a["name"].startswith("tuner-dispatcher-"))
+        dispatcher = ray.get_actor(
+            name, namespace=next(a["namespace"] for a in actors if a["name"] == name)
+        )
+        worker = ray.get(dispatcher.workers.remote())[-1]
+        os.kill(worker["pid"], signal.SIGKILL)
+        killed.append(worker["pid"])
+
+    killer = threading.Thread(target=kill_a_worker_mid_trial, daemon=True)
+    killer.start()
+    study.run(progress=False)
+    killer.join(timeout=5)
+    assert killed, "no worker was killed"
+    first, second = study.trials()
+    assert first.state == "failed" and "worker group failed" in (first.error or "")
+    assert 5 <= first.steps < 400  # rounds before the crash are kept
+    assert second.state == "completed" and second.steps == 400

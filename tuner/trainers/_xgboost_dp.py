@@ -231,9 +231,19 @@ def _serve(cfg: dict[str, Any]) -> None:
             )
             error = None
         except Exception as e:  # a bad config fails its trial, not the group
+            if _collective_broken(e):
+                raise  # a peer is gone: end this group; its launcher starts a new one
             error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         if rank == 0:
             ray.get(dispatcher.finish.remote(job_id, error))
+
+
+def _collective_broken(e: Exception) -> bool:
+    """Whether xgboost failed in its collective (a worker died), not on the config."""
+    text = str(e)
+    return type(e).__name__ == "XGBoostError" and any(
+        word in text for word in ("src/collective", "Socket", "socket", "Connection")
+    )
 
 
 class _Relay:
