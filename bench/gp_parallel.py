@@ -9,7 +9,8 @@ Hartmann6 (6-d, minimum -3.32237), 60 trials, three ways in one run:
 
 Regret = best value found - global minimum (0 is perfect).
 
-    python -m bench.gp_parallel [--seeds 3] [--trials 60] [--ways W1,W2] [--out FILE]
+    python -m bench.gp_parallel [--seeds 3] [--first-seed 0] [--trials 60] [--ways W1,W2]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def run_tuner(seed: int, trials: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--ways", default=None, help="comma-separated subset of the ways")
     parser.add_argument("--out", type=Path, default=None, help="append a section to this file")
@@ -134,7 +136,7 @@ def main() -> None:
     rows = []
     for label, fn in ways.items():
         regrets, started = [], time.monotonic()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             regrets.append(fn(seed, args.trials))
             print(f"{label} seed {seed}: regret {regrets[-1]:.4f}", flush=True)
         rows.append((label, regrets, time.monotonic() - started))
