@@ -61,9 +61,7 @@ class FileSource:
         import pyarrow.dataset as ds
 
         cols = list(columns) if columns is not None else [*self.features, self.target]
-        dataset = ds.dataset(
-            list(self.files), filesystem=self.filesystem(), format=self._format()
-        )
+        dataset = ds.dataset(list(self.files), filesystem=self.filesystem(), format=self._format())
         return dataset.to_table(columns=cols)
 
     def iter_batches(
@@ -89,12 +87,9 @@ class FileSource:
     def _csv_batches(
         self, fs: pafs.FileSystem, f: str, batch_size: int, cols: list[str]
     ) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        # Features as float64 whatever a block looks like: type inference per block
-        # would fail on a later block (an int column that turns out to hold 1.5).
-        types = {name: pa.float64() for name in self.features if name in cols}
+        types = {n: t for n, t in self._csv_types().items() if n in cols}
         block = max(1 << 16, min(64 << 20, batch_size * (len(cols) + 1) * 24))
         with fs.open_input_stream(f, compression="detect") as stream:
             reader = pacsv.open_csv(
@@ -107,16 +102,25 @@ class FileSource:
                     yield batch.slice(start, batch_size)
 
     def _format(self) -> Any:
-        import pyarrow as pa
         import pyarrow.dataset as ds
 
         if self.fmt == "parquet":
             return "parquet"
-        # Features as float64 in every file: each file's own type inference may differ.
-        types = {name: pa.float64() for name in self.features}
         import pyarrow.csv as pacsv
 
+        types = self._csv_types()
         return ds.CsvFileFormat(convert_options=pacsv.ConvertOptions(column_types=types))
+
+    def _csv_types(self) -> dict[str, Any]:
+        # Numbers as float64 in every file and block: inference per file or block could
+        # differ (an int column that turns out to hold 1.5 later on).
+        import pyarrow as pa
+
+        return {
+            name: pa.float64()
+            for name, t in zip(self.features, self.feature_types, strict=True)
+            if t != "bool"
+        }
 
 
 def open_source(spec: DatasetSpec, base_dir: str | None = None) -> FileSource:

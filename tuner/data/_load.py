@@ -115,7 +115,8 @@ def _synthetic(spec: DatasetSpec, task: str) -> Dataset:
     k = spec.n_informative or max(1, d // 2)
     rng = np.random.default_rng(spec.seed)
     informative = rng.choice(d, size=k, replace=False)
-    weights = rng.standard_normal(k).astype(np.float32)
+    # Every informative feature matters: weights of magnitude 0.5 to 1.5.
+    weights = (rng.uniform(0.5, 1.5, k) * rng.choice([-1.0, 1.0], k)).astype(np.float32)
     X = np.empty((n, d), dtype=np.float32)
     y = np.empty(n, dtype=np.float32)
     noise_scale = np.float32(0.5 * np.sqrt(k))
