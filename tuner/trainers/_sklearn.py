@@ -57,6 +57,7 @@ def prepare(spec: StudySpec, nthread: int) -> Any:
     task = _task(cls, trainer)
     pipe = build(trainer, {}, task, nthread, trainer.dataset.stream, where=["trainer", "params"])
     _check_names(spec, pipe)
+    _check_fixed_params(pipe)
     check_scoring(trainer, task)
     check_metric(spec, trainer, task)
     incremental = hasattr(pipe.steps[-1][1], "partial_fit")
@@ -193,6 +194,19 @@ def check_metric(spec: StudySpec, trainer: SklearnTrainer, task: str) -> None:
             f"scikit-learn scorers are greater-is-better ({spec.metric} too); set mode: max",
             ["mode"],
         )
+
+
+def _check_fixed_params(pipe: Any) -> None:
+    """A fixed param every trial would reject fails the study now, not each trial."""
+    for _, step in pipe.steps:
+        # scikit-learn's own declared constraints (a private hook; absent: skip).
+        validate = getattr(step, "_validate_params", None)
+        if validate is None:
+            continue
+        try:
+            validate()
+        except (ValueError, TypeError) as e:
+            raise SpecError(_first_line(e), ["trainer", "params"]) from None
 
 
 def _check_names(spec: StudySpec, pipe: Any) -> None:
