@@ -111,6 +111,13 @@ def test_k_fold_reports_the_mean_over_folds():
     assert reports[-1][1]["valid_accuracy"] == pytest.approx(np.mean(per_fold))
 
 
+def test_folds_may_be_written_on_the_trainer_as_in_the_design():
+    s = load_spec(spec({**SGD, "folds": 4}))
+    assert s.trainer.dataset.folds == 4
+    with pytest.raises(SpecError, match=r"trainer\.folds: is set twice"):
+        load_spec(spec({**SGD, "folds": 4, "dataset": {**DIGITS, "folds": 3}}))
+
+
 def test_other_scorers_and_regression():
     data = spec(
         {**SGD, "scoring": "neg_log_loss", "params": {"loss": "log_loss"}},

@@ -285,6 +285,20 @@ class SklearnTrainer(_Strict):
     max_epochs: int = Field(default=50, ge=1, description="epochs of a partial_fit estimator")
     batch_size: int = Field(default=1024, ge=1, description="rows per partial_fit call")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _folds_on_trainer(cls, data: Any) -> Any:
+        # DESIGN.md shows `folds` on the trainer; it belongs to the split, in the dataset.
+        if isinstance(data, dict) and "folds" in data:
+            data = dict(data)
+            folds = data.pop("folds")
+            dataset = data.get("dataset")
+            if isinstance(dataset, dict):
+                if "folds" in dataset:
+                    raise _PathError(("folds",), "is set twice; keep dataset.folds only")
+                data["dataset"] = {**dataset, "folds": folds}
+        return data
+
     @field_validator("estimator")
     @classmethod
     def _estimator(cls, v: str) -> str:
