@@ -34,6 +34,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.overhead --out bench/RESULTS.md
 	$(PY) -m bench.gp_parallel --out bench/RESULTS.md
+	$(PY) -m bench.memory --out bench/RESULTS.md
+	$(PY) -m bench.streaming --out bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tuner.egg-info

@@ -69,7 +69,8 @@ class FileSource:
     ) -> Iterator[pa.RecordBatch]:
         """Record batches of at most `batch_size` rows, file by file, in a fixed order.
 
-        Never more than one batch (and, for CSV, one parse block) is held at a time.
+        Never more than one batch and one Parquet row group (or CSV parse block) is
+        held at a time.
         """
         cols = list(columns) if columns is not None else [*self.features, self.target]
         fs = self.filesystem()
@@ -78,9 +79,13 @@ class FileSource:
                 import pyarrow.parquet as pq
 
                 with fs.open_input_file(f) as handle:
-                    yield from pq.ParquetFile(handle).iter_batches(
-                        batch_size=batch_size, columns=cols
-                    )
+                    parquet = pq.ParquetFile(handle)
+                    # One row group at a time: iter_batches over the whole file keeps
+                    # memory for every row group it has read (468 MB for a 478 MB file).
+                    for group in range(parquet.metadata.num_row_groups):
+                        yield from parquet.iter_batches(
+                            batch_size=batch_size, columns=cols, row_groups=[group]
+                        )
             else:
                 yield from self._csv_batches(fs, f, batch_size, cols)
 
