@@ -70,8 +70,7 @@ def prepare(spec: StudySpec) -> Prepared:
     if isinstance(trainer, SklearnTrainer):
         from tuner.trainers import _sklearn
 
-        prepared: Prepared = _sklearn.prepare(spec, nthread)
-        return prepared
+        return _sklearn.prepare(spec, nthread)
 
     assert isinstance(trainer, XGBoostTrainer)
     from tuner.data import load_dataset

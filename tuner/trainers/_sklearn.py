@@ -24,7 +24,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,11 +37,14 @@ TRAIN_SCORE_ROWS = 50_000
 SCORE_CHUNK = 65_536
 Report = Callable[..., None]
 
+if TYPE_CHECKING:
+    from tuner.trainers import Prepared
+
 
 # --- driver side -------------------------------------------------------------------
 
 
-def prepare(spec: StudySpec, nthread: int) -> Any:
+def prepare(spec: StudySpec, nthread: int) -> Prepared:
     """Check the trainer and load (or plan the stream of) its dataset.
 
     Raises:
