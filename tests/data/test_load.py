@@ -154,3 +154,14 @@ def test_stream_plan_caps_the_validation_rows_and_is_deterministic(files, monkey
     trained = sum(len(y) for _, y in plan.train_batches(256))
     assert trained == 5000 - 300
     assert _stream.plan_stream(spec, batch_size=100).cutoff == plan.cutoff
+
+
+def test_csv_streams_in_batches_of_batch_size_rows(files):
+    t = table(5000)
+    pacsv.write_csv(t, files / "big.csv")
+    spec = ds(source="csv", path=str(files / "big.csv"), stream=True)
+    source = _stream.plan_stream(spec, batch_size=256).source
+    sizes = [b.num_rows for b in source.iter_batches(300)]
+    assert sum(sizes) == 5000 and max(sizes) == 300 and sizes.count(300) == 16
+    X, y = _stream.batch_to_numpy(next(source.iter_batches(300)), source.features, "label")
+    assert X.dtype == np.float32 and X.shape == (300, 3) and set(y) <= {"yes", "no"}
