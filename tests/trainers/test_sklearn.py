@@ -114,6 +114,7 @@ def test_k_fold_reports_the_mean_over_folds():
 def test_folds_may_be_written_on_the_trainer_as_in_the_design():
     s = load_spec(spec({**SGD, "folds": 4}))
     assert s.trainer.dataset.folds == 4
+    assert load_spec(s.to_dict()) == s  # a stored spec loads again (resume)
     with pytest.raises(SpecError, match=r"trainer\.folds: is set twice"):
         load_spec(spec({**SGD, "folds": 4, "dataset": {**DIGITS, "folds": 3}}))
 

@@ -97,7 +97,7 @@ def _split(X: np.ndarray, y: np.ndarray, task: str, spec: DatasetSpec) -> Datase
     X_tr, X_va, y_tr, y_va = train_test_split(
         X,
         y,
-        test_size=spec.valid_fraction,
+        test_size=spec.valid_share,
         random_state=spec.seed,
         stratify=y if task == "classification" else None,
     )
@@ -134,7 +134,7 @@ def _synthetic(spec: DatasetSpec, task: str) -> Dataset:
     n_classes = 2 if task == "classification" else 0
     if spec.folds:
         return Dataset(X, y, X[:0], y[:0], n_classes, spec.folds, spec.seed)
-    n_valid = max(1, round(n * spec.valid_fraction))
+    n_valid = max(1, round(n * spec.valid_share))
     cut = n - n_valid
     return Dataset(X[:cut], y[:cut], X[cut:], y[cut:], n_classes, 0, spec.seed)
 
@@ -201,8 +201,8 @@ def _split_indices(
     rows = np.arange(n)
     try:
         train, valid = train_test_split(
-            rows, test_size=spec.valid_fraction, random_state=spec.seed, stratify=codes
+            rows, test_size=spec.valid_share, random_state=spec.seed, stratify=codes
         )
     except ValueError:  # a class too rare to stratify: split at random instead
-        train, valid = train_test_split(rows, test_size=spec.valid_fraction, random_state=spec.seed)
+        train, valid = train_test_split(rows, test_size=spec.valid_share, random_state=spec.seed)
     return np.asarray(train), np.asarray(valid)

@@ -108,7 +108,7 @@ def plan_stream(
         X, y = batch_to_numpy(batch, source.features, source.target)
         rows = np.arange(row, row + len(y), dtype=np.int64)
         row += len(y)
-        valid = (row_hash(rows, spec.seed) < spec.valid_fraction) & (rows < cutoff)
+        valid = (row_hash(rows, spec.seed) < spec.valid_share) & (rows < cutoff)
         if cutoff == _NO_CUTOFF and n_valid + int(valid.sum()) >= VALID_ROWS:
             last = np.flatnonzero(valid)[VALID_ROWS - n_valid - 1]
             cutoff = int(rows[last]) + 1
@@ -126,12 +126,12 @@ def plan_stream(
     if n_valid == 0 or n_sample == 0:
         raise SpecError(
             f"{spec.path} has too few rows ({row}) for a validation split of "
-            f"{spec.valid_fraction}; add data or raise valid_fraction",
+            f"{spec.valid_share}; add data or raise valid_fraction",
             _where("path"),
         )
     return StreamPlan(
         source=source,
-        valid_fraction=spec.valid_fraction,
+        valid_fraction=spec.valid_share,
         seed=spec.seed,
         cutoff=cutoff,
         X_valid=np.ascontiguousarray(np.concatenate(valid_X)),

@@ -134,6 +134,7 @@ FunctionRef = Annotated[
 
 SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
 FILE_SOURCES = ("csv", "parquet")
+DEFAULT_VALID_FRACTION = 0.2
 
 
 class DatasetSpec(_Strict):
@@ -158,7 +159,8 @@ class DatasetSpec(_Strict):
     path: str | None = Field(default=None, min_length=1)
     target: str | None = Field(default=None, min_length=1)
     features: list[str] | None = Field(default=None, min_length=1)
-    valid_fraction: float = Field(default=0.2, gt=0, lt=1)
+    # None: 0.2, or no validation split when `folds` is set (see `valid_share`).
+    valid_fraction: float | None = Field(default=None, gt=0, lt=1)
     folds: int | None = Field(default=None, ge=2, le=100)
     stream: bool = False
     classes: list[Scalar] | None = Field(
@@ -192,13 +194,20 @@ class DatasetSpec(_Strict):
                 f"must be <= n_features {self.n_features} (got {self.n_informative})",
             )
         if self.folds is not None:
-            if "valid_fraction" in self.model_fields_set:
+            if self.valid_fraction is not None:
                 raise _PathError(("folds",), "give valid_fraction or folds, not both")
             if self.stream:
                 raise _PathError(("folds",), "cannot be used with stream: true; use valid_fraction")
+        if self.folds is None and self.valid_fraction is None:
+            object.__setattr__(self, "valid_fraction", DEFAULT_VALID_FRACTION)
         if self.features is not None and self.target in self.features:
             raise _PathError(("features",), f"must not hold the target column {self.target!r}")
         return self
+
+    @property
+    def valid_share(self) -> float:
+        """The share of rows that validate (with `folds`: the share of one fold)."""
+        return self.valid_fraction or 1 / (self.folds or 5)
 
 
 class PythonTrainer(_Strict):
@@ -294,7 +303,7 @@ class SklearnTrainer(_Strict):
             folds = data.pop("folds")
             dataset = data.get("dataset")
             if isinstance(dataset, dict):
-                if "folds" in dataset:
+                if dataset.get("folds") is not None:
                     raise _PathError(("folds",), "is set twice; keep dataset.folds only")
                 data["dataset"] = {**dataset, "folds": folds}
         return data
