@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(PY) -m bench.overhead --out bench/RESULTS.md
 	$(PY) -m bench.gp_parallel --out bench/RESULTS.md
 	$(PY) -m bench.data_parallel --out bench/RESULTS.md
+	$(PY) -m bench.memory --out bench/RESULTS.md
+	$(PY) -m bench.streaming --out bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tuner.egg-info

@@ -18,11 +18,19 @@ pytestmark = pytest.mark.integration
 
 
 def test_every_example_is_covered():
-    covered = {"quickstart.yaml", "python_objective.yaml", "objective.py", "api_quickstart.py"}
+    covered = {
+        "quickstart.yaml",
+        "python_objective.yaml",
+        "sklearn_pipeline.yaml",
+        "objective.py",
+        "api_quickstart.py",
+    }
     assert {p.name for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".py")} == covered
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "python_objective.yaml"])
+@pytest.mark.parametrize(
+    "name", ["quickstart.yaml", "python_objective.yaml", "sklearn_pipeline.yaml"]
+)
 def test_example_spec_runs_from_the_cli(ray_local, sqlite_url, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)  # the spec's module must be found beside the spec, not in cwd
     result = CliRunner().invoke(app, ["run", str(EXAMPLES / name), "--storage", sqlite_url])
@@ -38,6 +46,9 @@ def test_example_spec_runs_from_the_cli(ray_local, sqlite_url, tmp_path, monkeyp
         assert any(t.state == "pruned" for t in trials)
         assert study.best_trial.value < 0.2  # logloss on breast cancer
         assert all(t.steps == 60 for t in trials if t.state == "completed")
+    if name == "sklearn_pipeline.yaml":
+        assert all(t.steps == 12 for t in trials if t.state == "completed")
+        assert study.best_trial.value > 0.85  # accuracy on digits
 
 
 def test_api_example_runs(ray_local, sqlite_url, monkeypatch, capsys):

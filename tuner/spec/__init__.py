@@ -12,6 +12,7 @@ from tuner.spec._model import (
     PythonTrainer,
     ResourcesSpec,
     SearchSpec,
+    SklearnTrainer,
     StudySpec,
     XGBoostTrainer,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "PythonTrainer",
     "ResourcesSpec",
     "SearchSpec",
+    "SklearnTrainer",
     "StudySpec",
     "XGBoostTrainer",
     "load_spec",

@@ -137,9 +137,9 @@ def _validate(data: dict[str, Any]) -> StudySpec:
 def _to_spec_error(error: ValidationError, data: Any) -> SpecError:
     first = error.errors(include_url=False)[0]
     ctx_error = (first.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _PathError):
-        return SpecError(ctx_error.message, ctx_error.path)
     path = _real_path(first["loc"], data)
+    if isinstance(ctx_error, _PathError):  # raised by a model's own check: path is relative
+        return SpecError(ctx_error.message, [*path, *ctx_error.path])
     kind = first["type"]
     given = first.get("input")
     if kind == "missing":

@@ -132,13 +132,40 @@ FunctionRef = Annotated[
 ]
 
 
+SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
+FILE_SOURCES = ("csv", "parquet")
+DEFAULT_VALID_FRACTION = 0.2
+
+
 class DatasetSpec(_Strict):
-    source: Literal["sklearn", "synthetic"]
+    """Where a trainer's data comes from and how it is split.
+
+    `sklearn`: a bundled set (`name`). `synthetic`: generated in float32 (`task`,
+    `n_rows`, `n_features`, `n_informative`). `csv` / `parquet`: a file or a folder of
+    files (`path`: local, ``file://``, ``s3://`` or any filesystem pyarrow or fsspec
+    opens) with a `target` column; `features` picks the feature columns (default: all
+    others). `stream: true` reads the files batch by batch in every epoch instead of
+    loading them (sklearn trainer with a partial_fit estimator only).
+    """
+
+    source: Literal["sklearn", "synthetic", "csv", "parquet"]
     name: Literal["iris", "wine", "digits", "breast_cancer", "diabetes"] | None = None
-    task: Literal["classification", "regression"] = "classification"
+    # None: classification for synthetic; for csv/parquet the trainer's estimator decides,
+    # else the target's type (float: regression; int, bool, string: classification).
+    task: Literal["classification", "regression"] | None = None
     n_rows: int = Field(default=1000, ge=10)
     n_features: int = Field(default=20, ge=1)
-    valid_fraction: float = Field(default=0.2, gt=0, lt=1)
+    n_informative: int | None = Field(default=None, ge=1)
+    path: str | None = Field(default=None, min_length=1)
+    target: str | None = Field(default=None, min_length=1)
+    features: list[str] | None = Field(default=None, min_length=1)
+    # None: 0.2, or no validation split when `folds` is set (see `valid_share`).
+    valid_fraction: float | None = Field(default=None, gt=0, lt=1)
+    folds: int | None = Field(default=None, ge=2, le=100)
+    stream: bool = False
+    classes: list[Scalar] | None = Field(
+        default=None, min_length=2, description="stream: the target's classes (skips a pass)"
+    )
     seed: int = 0
 
     @model_validator(mode="after")
@@ -147,7 +174,40 @@ class DatasetSpec(_Strict):
             raise ValueError(
                 "source sklearn needs name: one of iris, wine, digits, breast_cancer, diabetes"
             )
+        if self.source in FILE_SOURCES:
+            for key in ("path", "target"):
+                if getattr(self, key) is None:
+                    raise _PathError((key,), f"is required for source {self.source}")
+        else:
+            for key in ("path", "target", "features", "classes"):
+                if getattr(self, key) is not None:
+                    raise _PathError(
+                        (key,), f"is for source csv or parquet only (source is {self.source})"
+                    )
+            if self.stream:
+                raise _PathError(
+                    ("stream",), f"is for source csv or parquet only (source is {self.source})"
+                )
+        if self.n_informative is not None and self.n_informative > self.n_features:
+            raise _PathError(
+                ("n_informative",),
+                f"must be <= n_features {self.n_features} (got {self.n_informative})",
+            )
+        if self.folds is not None:
+            if self.valid_fraction is not None:
+                raise _PathError(("folds",), "give valid_fraction or folds, not both")
+            if self.stream:
+                raise _PathError(("folds",), "cannot be used with stream: true; use valid_fraction")
+        if self.folds is None and self.valid_fraction is None:
+            object.__setattr__(self, "valid_fraction", DEFAULT_VALID_FRACTION)
+        if self.features is not None and self.target in self.features:
+            raise _PathError(("features",), f"must not hold the target column {self.target!r}")
         return self
+
+    @property
+    def valid_share(self) -> float:
+        """The share of rows that validate (with `folds`: the share of one fold)."""
+        return self.valid_fraction or 1 / (self.folds or 5)
 
 
 class PythonTrainer(_Strict):
@@ -181,12 +241,111 @@ class XGBoostTrainer(_Strict):
     max_rounds: int = Field(default=100, ge=1)
     params: dict[str, Scalar] = Field(default_factory=dict, description="fixed xgboost params")
 
+    @model_validator(mode="after")
+    def _check_dataset(self) -> XGBoostTrainer:
+        if self.dataset.folds is not None:
+            raise _PathError(("dataset", "folds"), "is for kind sklearn only; use valid_fraction")
+        if self.dataset.stream:
+            raise _PathError(
+                ("dataset", "stream"),
+                "is for kind sklearn with a partial_fit estimator only; use stream: false",
+            )
+        return self
+
     @property
     def budget(self) -> int:
         return self.max_rounds
 
 
-TrainerSpec = Annotated[PythonTrainer | XGBoostTrainer, Field(discriminator="kind")]
+# Pipeline steps a sklearn trainer can put before its estimator (tuner.trainers._sklearn).
+PIPELINE_STEPS = (
+    "standard_scaler",
+    "minmax_scaler",
+    "pca",
+    "select_k_best",
+    "select_from_model",
+)
+ESTIMATOR_STEP = "estimator"
+
+
+class SklearnTrainer(_Strict):
+    kind: Literal["sklearn"]
+    dataset: DatasetSpec
+    estimator: str = Field(
+        description="import path of a scikit-learn estimator class, e.g. "
+        "sklearn.linear_model.SGDClassifier"
+    )
+    params: dict[str, Scalar] = Field(
+        default_factory=dict, description="fixed params (step__param for pipeline steps)"
+    )
+    pipeline: list[
+        Literal["standard_scaler", "minmax_scaler", "pca", "select_k_best", "select_from_model"]
+    ] = Field(default_factory=list, description="steps before the estimator, in order")
+    scoring: str | None = Field(
+        default=None, description="a scikit-learn scorer name; default accuracy or r2"
+    )
+    max_epochs: int = Field(default=50, ge=1, description="epochs of a partial_fit estimator")
+    batch_size: int = Field(default=1024, ge=1, description="rows per partial_fit call")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folds_on_trainer(cls, data: Any) -> Any:
+        # DESIGN.md shows `folds` on the trainer; it belongs to the split, in the dataset.
+        if isinstance(data, dict) and "folds" in data:
+            data = dict(data)
+            folds = data.pop("folds")
+            dataset = data.get("dataset")
+            if isinstance(dataset, dict):
+                if dataset.get("folds") is not None:
+                    raise _PathError(("folds",), "is set twice; keep dataset.folds only")
+                data["dataset"] = {**dataset, "folds": folds}
+        return data
+
+    @field_validator("estimator")
+    @classmethod
+    def _estimator(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+", v):
+            raise ValueError(
+                f"must be an import path like sklearn.linear_model.SGDClassifier (got {v!r})"
+            )
+        return v
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline(cls, v: list[str]) -> list[str]:
+        for step in v:
+            if v.count(step) > 1:
+                raise ValueError(f"step {step!r} is listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _check_params(self) -> SklearnTrainer:
+        for name in self.params:
+            where = ("params", name)
+            problem = self.unknown_step(name)
+            if problem:
+                raise _PathError(where, problem)
+        return self
+
+    def unknown_step(self, name: str) -> str | None:
+        """Why a `step__param` name names no step of this pipeline (None: it is fine)."""
+        step, sep, _ = name.partition("__")
+        if not sep or step == ESTIMATOR_STEP or step in self.pipeline:
+            return None
+        steps = ", ".join(self.pipeline) or "none"
+        return (
+            f"{step!r} is not a step of trainer.pipeline (steps: {steps}); add it to the "
+            f"pipeline, or use a bare name for an estimator param"
+        )
+
+    @property
+    def budget(self) -> int:
+        return self.max_epochs
+
+
+TrainerSpec = Annotated[
+    PythonTrainer | XGBoostTrainer | SklearnTrainer, Field(discriminator="kind")
+]
 
 
 class SearchSpec(_Strict):
@@ -247,6 +406,11 @@ class StudySpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> StudySpec:
         _check_conditions(self.search_space)
+        if isinstance(self.trainer, SklearnTrainer):
+            for name in self.search_space:
+                problem = self.trainer.unknown_step(name)
+                if problem:
+                    raise _PathError(("search_space", name), problem)
         if self.search.algorithm == "grid":
             _check_grid(self.search_space)
         es = self.early_stopping

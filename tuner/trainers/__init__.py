@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner import _report
-from tuner.spec import PythonTrainer, StudySpec, XGBoostTrainer
+from tuner.spec import PythonTrainer, SklearnTrainer, StudySpec, XGBoostTrainer
 
 __all__ = ["Prepared", "prepare"]
 
@@ -43,8 +43,9 @@ def prepare(spec: StudySpec) -> Prepared:
     """Build the trial function for a spec (runs in the driver).
 
     Raises:
-        SpecError: the python function cannot be imported, or the study's metric is
-            not one the trainer reports.
+        SpecError: the python function or sklearn estimator cannot be imported, the
+            dataset cannot be read (missing file or column, a column that is not
+            numeric), or the study's metric is not one the trainer reports.
     """
     metric = spec.metric
     trainer = spec.trainer
@@ -66,11 +67,16 @@ def prepare(spec: StudySpec) -> Prepared:
 
         return Prepared(tuner_trial)
 
+    if isinstance(trainer, SklearnTrainer):
+        from tuner.trainers import _sklearn
+
+        return _sklearn.prepare(spec, nthread)
+
     assert isinstance(trainer, XGBoostTrainer)
     from tuner.data import load_dataset
     from tuner.trainers import _xgboost
 
-    data = load_dataset(trainer.dataset)
+    data = load_dataset(trainer.dataset, spec.base_dir)
     _xgboost.check_metric(metric, trainer, data.n_classes)
     workers = trainer.num_workers
     if workers == "auto":
