@@ -170,7 +170,11 @@ def test_unimportable_function_is_exit_2_before_any_trial(tmp_path, sqlite_url):
     result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
     assert result.exit_code == 2
     assert "cannot import module 'no_such_module'" in result.output
-    assert tuner.load_study("cli-study", storage=sqlite_url).trials() == []
+    assert f"error: {path}: trainer.function: cannot import" in result.output
+    # Nothing ran, so the study is not kept: the same command works once the spec is fixed.
+    assert "cli-study" not in runner.invoke(app, ["list", "--storage", sqlite_url]).output
+    again = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert again.exit_code == 2 and "already" not in again.output
 
 
 def test_help_is_quick_and_does_not_import_ray():

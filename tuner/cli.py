@@ -95,6 +95,7 @@ def run(
     verbose: Annotated[bool, typer.Option(help="show Ray's logs and the trials' output")] = False,
 ) -> None:
     """Create a study from SPEC and run it."""
+    from tuner.exceptions import SpecError
     from tuner.spec import load_spec
     from tuner.study import create_study
 
@@ -104,7 +105,10 @@ def run(
     err = _console(stderr=True)
     err.print(f"study {study.name}: {study.storage.url}", markup=False)
     started = time.monotonic()
-    study.run(progress=progress and sys.stderr.isatty(), verbose=verbose)
+    try:
+        study.run(progress=progress and sys.stderr.isatty(), verbose=verbose)
+    except SpecError as e:
+        raise e.with_source(e.source or str(spec)) from None  # name the file, as load does
     _summary(study, time.monotonic() - started)
 
 

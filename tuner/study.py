@@ -99,15 +99,27 @@ class Study:
                 self._record.id, "stopped", "interrupted: the study's driver stopped"
             )
             history = self._storage.get_trials(self._record.id)
-        self.last_outcome = run_study(
-            self._record,
-            self._spec,
-            self._storage,
-            history=history,
-            progress=progress,
-            verbose=verbose,
-        )
+        try:
+            self.last_outcome = run_study(
+                self._record,
+                self._spec,
+                self._storage,
+                history=history,
+                progress=progress,
+                verbose=verbose,
+            )
+        except SpecError:
+            # The trainer could not be prepared (bad data path, metric...), so nothing
+            # ran. A study created for this run and never started is removed, so that
+            # the same `tuner run` works once the spec is fixed.
+            if not resume and self._never_started():
+                self._storage.delete_study(self.name)
+            raise
         return self
+
+    def _never_started(self) -> bool:
+        record = self._storage.get_study_by_id(self._record.id)
+        return record.status == "created" and not self._storage.get_trials(self._record.id)
 
     def stop(self) -> None:
         """Ask the process running this study to stop it (running trials end as stopped)."""
