@@ -1,0 +1,317 @@
+"""Plotly figures from the frames of :mod:`dashboard.queries`.
+
+Text that comes from users (study, parameter and metric names, categorical values)
+goes through :func:`esc`: Plotly renders a subset of HTML in titles, labels and hover
+text, so ``<b>`` or ``<a href=...>`` in a name would otherwise be markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.queries import is_numeric
+
+__all__ = [
+    "STATE_COLORS",
+    "compare_curves_fig",
+    "compare_studies_fig",
+    "contour_fig",
+    "curves_fig",
+    "esc",
+    "history_fig",
+    "importance_fig",
+    "parallel_fig",
+    "slice_fig",
+    "steps_reached_fig",
+]
+
+STATE_COLORS = {
+    "completed": "#1f77b4",
+    "pruned": "#d62728",
+    "failed": "#7f7f7f",
+    "running": "#2ca02c",
+    "stopped": "#ff7f0e",
+}
+BEST_COLOR = "#ff7f0e"
+_LAYOUT: dict[str, Any] = {
+    "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
+    "height": 360,
+    "legend": {"orientation": "h", "y": -0.2},
+}
+
+
+def esc(value: Any) -> str:
+    """``value`` as text Plotly shows literally (its HTML subset escaped)."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _name(column: str) -> str:
+    return esc(column.split(".", 1)[1] if column.startswith(("params.", "metrics.")) else column)
+
+
+def history_fig(
+    points: pd.DataFrame, best: pd.DataFrame, metric: str, x: str = "number"
+) -> go.Figure:
+    """Each completed trial's value and the best so far, over ``x`` (``number`` or
+    ``elapsed_s``)."""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scattergl(
+            x=points[x], y=points["value"], mode="markers", name="trial",
+            marker={"size": 5, "color": STATE_COLORS["completed"], "opacity": 0.6},
+            customdata=points["number"], hovertemplate="trial %{customdata}: %{y}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=best[x], y=best["best"], mode="lines", name="best so far",
+            line={"shape": "hv", "color": BEST_COLOR, "width": 2},
+        )
+    )  # fmt: skip
+    title = "trial number" if x == "number" else "seconds since the first trial started"
+    fig.update_layout(
+        title=f"Optimization history over {'trials' if x == 'number' else 'time'}",
+        xaxis_title=title, yaxis_title=esc(metric), **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+def _axis_values(series: pd.Series) -> tuple[np.ndarray, dict[str, Any]]:
+    """Values for a parcoords axis: numbers as is, categories as codes; an absent
+    (inactive conditional) value gets its own tick below the range, labelled absent."""
+    present = series.dropna()
+    extra: dict[str, Any] = {}
+    if is_numeric(series):
+        values = series.astype(float).to_numpy()
+        tickvals: list[float] = []
+        ticktext: list[str] = []
+    else:
+        cats = sorted({str(v) for v in present})
+        codes = {c: i for i, c in enumerate(cats)}
+        values = np.array([np.nan if v is None else codes[str(v)] for v in series], dtype=float)
+        tickvals = list(range(len(cats)))
+        ticktext = [esc(c) for c in cats]
+    if series.isna().any():
+        low = np.nanmin(values) if len(present) else 0.0
+        high = np.nanmax(values) if len(present) else 1.0
+        absent = low - max((high - low) * 0.1, 1.0 if not tickvals else 0.5)
+        values = np.where(np.isnan(values), absent, values)
+        if tickvals:
+            tickvals, ticktext = [absent, *tickvals], ["(absent)", *ticktext]
+        else:
+            grid = np.linspace(low, high, 5)
+            tickvals = [absent, *grid.tolist()]
+            ticktext = ["(absent)", *(f"{v:.3g}" for v in grid)]
+    if tickvals:
+        extra = {"tickvals": tickvals, "ticktext": ticktext}
+    return values, extra
+
+
+def parallel_fig(frame: pd.DataFrame, params: Sequence[str], metric: str) -> go.Figure:
+    """Parallel coordinates: one line a trial through its parameters to the metric."""
+    dims = []
+    for col in params:
+        values, extra = _axis_values(frame[col])
+        dims.append({"label": _name(col), "values": values, **extra})
+    dims.append({"label": esc(metric), "values": frame["value"].astype(float).to_numpy()})
+    fig = go.Figure(
+        go.Parcoords(
+            dimensions=dims,
+            line={"color": frame["value"].astype(float), "colorscale": "Viridis", "showscale": True},
+        )
+    )
+    fig.update_layout(title=f"Parallel coordinates ({len(frame):,} trials)", **_LAYOUT)
+    fig.update_layout(margin={"l": 60, "r": 60, "t": 70, "b": 30})
+    return fig
+
+
+def importance_fig(imp: pd.DataFrame) -> go.Figure:
+    ordered = imp.sort_values("importance")
+    fig = go.Figure(
+        go.Bar(
+            x=ordered["importance"], y=[esc(p) for p in ordered["param"]], orientation="h",
+            marker={"color": STATE_COLORS["completed"]},
+        )
+    )  # fmt: skip
+    fig.update_layout(title="Parameter importance", xaxis_title="importance", **_LAYOUT)
+    return fig
+
+
+def slice_fig(frame: pd.DataFrame, params: Sequence[str], metric: str, per_row: int = 4) -> go.Figure:
+    """One scatter per parameter: the metric against the parameter's value (trials
+    where the parameter is absent are not drawn in its panel)."""
+    params = list(params) or ["number"]
+    rows = (len(params) + per_row - 1) // per_row
+    cols = min(per_row, len(params))
+    fig = make_subplots(
+        rows=rows, cols=cols, shared_yaxes=True, subplot_titles=[_name(p) for p in params],
+        horizontal_spacing=0.04, vertical_spacing=0.15,
+    )  # fmt: skip
+    for i, col in enumerate(params):
+        sub = frame[[col, "value", "number"]].dropna()
+        x = sub[col] if is_numeric(sub[col]) else sub[col].map(lambda v: esc(v))
+        fig.add_trace(
+            go.Scattergl(
+                x=x, y=sub["value"], mode="markers", showlegend=False,
+                marker={"size": 5, "color": sub["number"], "colorscale": "Blues", "opacity": 0.7},
+                customdata=sub["number"], hovertemplate="trial %{customdata}: %{y}<extra></extra>",
+            ),
+            row=i // per_row + 1, col=i % per_row + 1,
+        )  # fmt: skip
+    fig.update_yaxes(title_text=esc(metric), col=1)
+    fig.update_layout(title="Slice plots (darker: later trials)", **_LAYOUT)
+    fig.update_layout(height=300 * rows + 60)
+    return fig
+
+
+def contour_fig(
+    xs: np.ndarray, ys: np.ndarray, z: np.ndarray, points: pd.DataFrame, x: str, y: str,
+    metric: str,
+) -> go.Figure:  # fmt: skip
+    """The metric over two parameters (interpolated), with the trials on top."""
+    fig = go.Figure()
+    if z.size:
+        fig.add_trace(
+            go.Contour(
+                x=xs, y=ys, z=z, colorscale="Viridis", connectgaps=False,
+                colorbar={"title": {"text": esc(metric)}}, contours={"coloring": "heatmap"},
+            )
+        )  # fmt: skip
+    from dashboard.queries import _as_codes
+
+    if len(points):
+        fig.add_trace(
+            go.Scattergl(
+                x=_as_codes(points[x]), y=_as_codes(points[y]), mode="markers", showlegend=False,
+                marker={"size": 4, "color": "white", "line": {"width": 0.5, "color": "black"}},
+                hoverinfo="skip",
+            )
+        )  # fmt: skip
+    for axis, col in (("xaxis", x), ("yaxis", y)):
+        if len(points) and not is_numeric(points[col]):
+            cats = sorted({str(v) for v in points[col]})
+            fig.update_layout(
+                {axis: {"tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]}}
+            )
+    fig.update_layout(
+        title=f"Contour of {esc(metric)}", xaxis_title=_name(x), yaxis_title=_name(y), **_LAYOUT
+    )
+    return fig
+
+
+def _joined(curves: pd.DataFrame) -> tuple[list[Any], list[Any], list[Any]]:
+    """Several curves as one trace: x, y and trial numbers with None between curves."""
+    xs: list[Any] = []
+    ys: list[Any] = []
+    nums: list[Any] = []
+    for number, curve in curves.groupby("number", sort=True):
+        xs += [*curve["step"].tolist(), None]
+        ys += [*curve["value"].tolist(), None]
+        nums += [number] * len(curve) + [None]
+    return xs, ys, nums
+
+
+def curves_fig(
+    curves: pd.DataFrame, states: dict[int, str], best: Sequence[int], metric: str
+) -> go.Figure:
+    """Learning curves by state; pruned trials end in a cross where they were cut."""
+    fig = go.Figure()
+    if curves.empty:
+        fig.update_layout(title="Learning curves (no intermediate results yet)", **_LAYOUT)
+        return fig
+    curves = curves.assign(state=curves["number"].map(states).fillna("running"))
+    best_set = set(best)
+    for state in ("completed", "running", "stopped", "failed", "pruned"):
+        part = curves[(curves["state"] == state) & ~curves["number"].isin(best_set)]
+        if part.empty:
+            continue
+        xs, ys, nums = _joined(part)
+        fig.add_trace(
+            go.Scattergl(
+                x=xs, y=ys, mode="lines", name=state, customdata=nums,
+                line={"color": STATE_COLORS[state], "width": 1}, opacity=0.5,
+                hovertemplate="trial %{customdata} step %{x}: %{y}<extra>" + state + "</extra>",
+            )
+        )  # fmt: skip
+        if state == "pruned":
+            ends = part.groupby("number").tail(1)
+            fig.add_trace(
+                go.Scattergl(
+                    x=ends["step"], y=ends["value"], mode="markers", name="pruned here",
+                    marker={"symbol": "x", "size": 7, "color": STATE_COLORS["pruned"]},
+                    customdata=ends["number"],
+                    hovertemplate="trial %{customdata} pruned at step %{x}<extra></extra>",
+                )
+            )  # fmt: skip
+    top = curves[curves["number"].isin(best_set)]
+    if not top.empty:
+        xs, ys, nums = _joined(top)
+        fig.add_trace(
+            go.Scattergl(
+                x=xs, y=ys, mode="lines", name="best trials", customdata=nums,
+                line={"color": BEST_COLOR, "width": 2},
+                hovertemplate="trial %{customdata} step %{x}: %{y}<extra>best</extra>",
+            )
+        )  # fmt: skip
+    n = curves["number"].nunique()
+    fig.update_layout(
+        title=f"Learning curves ({n} trials: the best and a sample of each state)",
+        xaxis_title="step", yaxis_title=esc(metric), **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+def steps_reached_fig(reached: pd.DataFrame) -> go.Figure:
+    """How many trials reached each step, by final state: early stopping's cuts."""
+    fig = go.Figure()
+    for state, part in reached.groupby("state", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=part["step"], y=part["trials"], mode="lines", name=str(state),
+                line={"color": STATE_COLORS.get(str(state), "#444"), "shape": "hv"},
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="Trials still going at each step (all trials)", xaxis_title="step",
+        yaxis_title="trials", **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+def compare_curves_fig(curves: pd.DataFrame, metric: str) -> go.Figure:
+    """The learning curves of a few trials, one colour each."""
+    fig = go.Figure()
+    for number, curve in curves.groupby("number", sort=True):
+        fig.add_trace(
+            go.Scatter(x=curve["step"], y=curve["value"], mode="lines+markers", name=f"#{number}",
+                       marker={"size": 4})
+        )  # fmt: skip
+    fig.update_layout(
+        title=f"Learning curves of {esc(metric)}", xaxis_title="step", yaxis_title=esc(metric),
+        **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+def compare_studies_fig(curves: pd.DataFrame, x: str = "number") -> go.Figure:
+    """The best-so-far curve of several studies on one chart."""
+    fig = go.Figure()
+    for study, curve in curves.groupby("study", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=curve[x], y=curve["best"], mode="lines+markers", name=esc(study),
+                line={"shape": "hv"}, marker={"size": 4},
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="Best so far", yaxis_title="best value",
+        xaxis_title="trial number" if x == "number" else "seconds since the first trial started",
+        **_LAYOUT,
+    )  # fmt: skip
+    return fig
