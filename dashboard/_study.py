@@ -127,9 +127,9 @@ def history_section(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     if len(points) < (frame["state"] == "completed").sum():
         st.caption(f"Downsampled to {len(points):,} points (each bin's lowest and highest); "
                    "the best-so-far line is exact.")
-    left, right = st.columns(2)
-    left.plotly_chart(charts.history_fig(points, best, study.metric, "number"), key="hist_n")
-    right.plotly_chart(charts.history_fig(points, best, study.metric, "elapsed_s"), key="hist_t")
+    over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
+    x = "number" if over == "trial number" else "elapsed_s"
+    st.plotly_chart(charts.history_fig(points, best, study.metric, x), key="history")
 
 
 def parameter_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:

@@ -62,7 +62,7 @@ def history_fig(
     ``elapsed_s``)."""
     fig = go.Figure()
     fig.add_trace(
-        go.Scattergl(
+        go.Scatter(
             x=points[x], y=points["value"], mode="markers", name="trial",
             marker={"size": 5, "color": STATE_COLORS["completed"], "opacity": 0.6},
             customdata=points["number"], hovertemplate="trial %{customdata}: %{y}<extra></extra>",
@@ -157,7 +157,7 @@ def slice_fig(frame: pd.DataFrame, params: Sequence[str], metric: str, per_row: 
         sub = frame[[col, "value", "number"]].dropna()
         x = sub[col] if is_numeric(sub[col]) else sub[col].map(lambda v: esc(v))
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=x, y=sub["value"], mode="markers", showlegend=False,
                 marker={"size": 5, "color": sub["number"], "colorscale": "Blues", "opacity": 0.7},
                 customdata=sub["number"], hovertemplate="trial %{customdata}: %{y}<extra></extra>",
@@ -187,7 +187,7 @@ def contour_fig(
 
     if len(points):
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=_as_codes(points[x]), y=_as_codes(points[y]), mode="markers", showlegend=False,
                 marker={"size": 4, "color": "white", "line": {"width": 0.5, "color": "black"}},
                 hoverinfo="skip",
@@ -233,7 +233,7 @@ def curves_fig(
             continue
         xs, ys, nums = _joined(part)
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=xs, y=ys, mode="lines", name=state, customdata=nums,
                 line={"color": STATE_COLORS[state], "width": 1}, opacity=0.5,
                 hovertemplate="trial %{customdata} step %{x}: %{y}<extra>" + state + "</extra>",
@@ -242,7 +242,7 @@ def curves_fig(
         if state == "pruned":
             ends = part.groupby("number").tail(1)
             fig.add_trace(
-                go.Scattergl(
+                go.Scatter(
                     x=ends["step"], y=ends["value"], mode="markers", name="pruned here",
                     marker={"symbol": "x", "size": 7, "color": STATE_COLORS["pruned"]},
                     customdata=ends["number"],
@@ -253,7 +253,7 @@ def curves_fig(
     if not top.empty:
         xs, ys, nums = _joined(top)
         fig.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=xs, y=ys, mode="lines", name="best trials", customdata=nums,
                 line={"color": BEST_COLOR, "width": 2},
                 hovertemplate="trial %{customdata} step %{x}: %{y}<extra>best</extra>",

