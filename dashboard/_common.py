@@ -144,6 +144,22 @@ def is_live(study: StudyRecord, studies: pd.DataFrame) -> bool:
     return study.status in ("running", "created") or running > 0
 
 
+def link(page: str, label: str, query_params: dict[str, Any], **kwargs: Any) -> None:
+    """A link to another page with its query parameters (none outside the full app,
+    e.g. when a test renders one view)."""
+    if page in PAGES:
+        st.page_link(PAGES[page], label=label, query_params=query_params, **kwargs)
+
+
+def cell(value: Any) -> str | None:
+    """A value as the text a table cell shows; None (absent) stays None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
 def heading(text: str, level: int = 2) -> None:
     st.markdown(f"{'#' * level} {md(text)}")
 

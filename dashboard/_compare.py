@@ -57,9 +57,12 @@ def show_trials(url: str, name: str, numbers: list[int]) -> None:
     st.subheader("Parameters and final metrics")
     st.caption("Rows where the trials differ are marked; an absent parameter (None) was "
                "inactive in that trial.")
-    styled = table.style.apply(
+    shown = table.copy()
+    for col in [col for col in shown if col.startswith("#")]:
+        shown[col] = shown[col].map(c.cell).astype(object)
+    styled = shown.style.apply(
         lambda row: ["background-color: #fff3cd" if row["differs"] else "" for _ in row], axis=1
-    ).format(precision=6, na_rep="(absent)")
+    )
     st.dataframe(styled, hide_index=True, key="cmp_table")
     st.subheader("Learning curves")
     curves = c.load_curves(url, study.id, study.metric, tuple(numbers), fp)
@@ -70,7 +73,7 @@ def show_trials(url: str, name: str, numbers: list[int]) -> None:
     links = st.columns(len(numbers))
     for col, n in zip(links, numbers, strict=True):
         with col:
-            st.page_link(c.PAGES["trial"], label=f"Trial {n}",
+            c.link("trial", label=f"Trial {n}",
                          query_params={"study": name, "trial": str(n)})
 
 

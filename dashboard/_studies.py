@@ -41,13 +41,13 @@ def render() -> None:
         cols = st.columns(3)
         with cols[0]:
             if len(names) == 1:
-                st.page_link(c.PAGES["study"], label="Open the selected study",
+                c.link("study", label="Open the selected study",
                              icon=":material/insights:", query_params={"study": names[0]})
             else:
                 st.button("Open the selected study", disabled=True, key="open_study_disabled")
         with cols[1]:
             if len(names) >= 2:
-                st.page_link(c.PAGES["compare_studies"], label="Compare the selected studies",
+                c.link("compare_studies", label="Compare the selected studies",
                              icon=":material/stacked_line_chart:",
                              query_params={"studies": names})
             else:

@@ -107,11 +107,11 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     )  # fmt: skip
     with bcols[1]:
         if len(picked_numbers) == 1:
-            st.page_link(c.PAGES["trial"], label=f"Open trial {picked_numbers[0]}",
+            c.link("trial", label=f"Open trial {picked_numbers[0]}",
                          query_params={"study": study.name, "trial": str(picked_numbers[0])})
     with bcols[2]:
         if 2 <= len(picked_numbers) <= 5:
-            st.page_link(c.PAGES["compare_trials"], label="Compare the selected trials",
+            c.link("compare_trials", label="Compare the selected trials",
                          query_params={"study": study.name,
                                        "trials": ",".join(map(str, picked_numbers))})
         elif len(picked_numbers) > 5:
