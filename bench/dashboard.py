@@ -122,10 +122,11 @@ def running_dashboard(url: str, port: int | None = None) -> Iterator[str]:
     """``tuner dashboard --storage URL`` as a subprocess; yields its base URL."""
     port = port or free_port()
     tuner = Path(sys.executable).with_name("tuner")
-    proc = subprocess.Popen(
-        [str(tuner), "dashboard", "--storage", url, "--port", str(port)],
-        stdout=open(os.environ.get("DASH_LOG", os.devnull), "w"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    with open(os.environ.get("DASH_LOG", os.devnull), "w") as log:
+        proc = subprocess.Popen(
+            [str(tuner), "dashboard", "--storage", url, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -24,8 +26,12 @@ def render_trials() -> None:
         done = frame[(frame["state"] == "completed") & frame["value"].notna()]
         top = done.nsmallest(2, "value") if study.mode == "min" else done.nlargest(2, "value")
         default = ", ".join(str(n) for n in top["number"])
-    raw = st.text_input("Trial numbers (two to five)", value=default, key="cmp_trials",
-                        help="e.g. 3, 17, 42; or select rows in the Study page's table")
+    raw = st.text_input(
+        "Trial numbers (two to five)",
+        value=default,
+        key="cmp_trials",
+        help="e.g. 3, 17, 42; or select rows in the Study page's table",
+    )
     try:
         numbers = c.parse_numbers(raw)
     except ValueError as e:
@@ -55,8 +61,10 @@ def show_trials(url: str, name: str, numbers: list[int]) -> None:
         return
     table = q.compare_params(frame, numbers)
     st.subheader("Parameters and final metrics")
-    st.caption("Rows where the trials differ are marked; an absent parameter (None) was "
-               "inactive in that trial.")
+    st.caption(
+        "Rows where the trials differ are marked; an absent parameter (None) was "
+        "inactive in that trial."
+    )
     shown = table.copy()
     for col in [col for col in shown if col.startswith("#")]:
         shown[col] = shown[col].map(c.cell).astype(object)
@@ -73,8 +81,7 @@ def show_trials(url: str, name: str, numbers: list[int]) -> None:
     links = st.columns(len(numbers))
     for col, n in zip(links, numbers, strict=True):
         with col:
-            c.link("trial", label=f"Trial {n}",
-                         query_params={"study": name, "trial": str(n)})
+            c.link("trial", label=f"Trial {n}", query_params={"study": name, "trial": str(n)})
 
 
 def render_studies() -> None:
@@ -92,8 +99,11 @@ def render_studies() -> None:
         return
     metrics = studies.set_index("name").loc[picked, "metric"].unique()
     if len(metrics) > 1:
-        st.warning("These studies optimise different metrics ("
-                   + ", ".join(c.md(m) for m in metrics) + "); their values are not comparable.")
+        st.warning(
+            "These studies optimise different metrics ("
+            + ", ".join(c.md(m) for m in metrics)
+            + "); their values are not comparable."
+        )
     live = bool((studies.set_index("name").loc[picked, "status"] == "running").any())
 
     @st.fragment(run_every=c.REFRESH_S if live else None)
@@ -111,11 +121,22 @@ def show_studies(url: str, names: list[str]) -> None:
         fp = c.load_fingerprint(url, study.id)
         curves.append(c.load_best_curve(url, name, fp))
         best = c._storage(url).best_trial(study.id)
-        row = {"study": name, "algorithm": study.algorithm, "scheduler": study.scheduler,
-               "metric": study.metric, "mode": study.mode}
+        row: dict[str, Any] = {
+            "study": name,
+            "algorithm": study.algorithm,
+            "scheduler": study.scheduler,
+            "metric": study.metric,
+            "mode": study.mode,
+        }
         if best is not None:
-            row.update({"best trial": best.number, "value": best.value, "node": best.node,
-                        "duration_s": best.duration_s})
+            row.update(
+                {
+                    "best trial": best.number,
+                    "value": best.value,
+                    "node": best.node,
+                    "duration_s": best.duration_s,
+                }
+            )
             row.update({f"params.{k}": v for k, v in best.params.items()})
         bests.append(row)
     all_curves = pd.concat(curves, ignore_index=True)
@@ -126,5 +147,8 @@ def show_studies(url: str, names: list[str]) -> None:
     )
     st.subheader("Best trials side by side")
     table = pd.DataFrame(bests).set_index("study").T.reset_index(names="")
-    st.dataframe(table.astype(str).replace({"nan": "(absent)", "None": "(absent)"}),
-                 hide_index=True, key="cmp_best")
+    st.dataframe(
+        table.astype(str).replace({"nan": "(absent)", "None": "(absent)"}),
+        hide_index=True,
+        key="cmp_best",
+    )

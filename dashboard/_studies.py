@@ -32,7 +32,7 @@ def render() -> None:
                 **{s: st.column_config.NumberColumn(s, width="small") for s in TRIAL_STATES},
             },
         )
-        rows = list(event.selection.rows) if event is not None else []  # type: ignore[union-attr]
+        rows = list(event.selection.rows) if event is not None else []
         names = shown.iloc[rows]["name"].tolist() if rows else []
         st.caption(
             "Select one study to open it, or several to compare them. "
@@ -41,15 +41,22 @@ def render() -> None:
         cols = st.columns(3)
         with cols[0]:
             if len(names) == 1:
-                c.link("study", label="Open the selected study",
-                             icon=":material/insights:", query_params={"study": names[0]})
+                c.link(
+                    "study",
+                    label="Open the selected study",
+                    icon=":material/insights:",
+                    query_params={"study": names[0]},
+                )
             else:
                 st.button("Open the selected study", disabled=True, key="open_study_disabled")
         with cols[1]:
             if len(names) >= 2:
-                c.link("compare_studies", label="Compare the selected studies",
-                             icon=":material/stacked_line_chart:",
-                             query_params={"studies": names})
+                c.link(
+                    "compare_studies",
+                    label="Compare the selected studies",
+                    icon=":material/stacked_line_chart:",
+                    query_params={"studies": names},
+                )
             else:
                 st.button("Compare the selected studies", disabled=True, key="cmp_disabled")
 

@@ -60,9 +60,15 @@ def show_study(url: str, name: str) -> None:
 def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     st.subheader("Trials")
     present = [s for s in q.TRIAL_STATES if (frame["state"] == s).any()]
-    numeric = ["value", *(col for col in [*q.param_columns(frame), *q.metric_columns(frame),
-                                          "duration_s", "steps"] if q.is_numeric(frame[col]))]
-    cols = st.columns([2, 2, 3, 2, 1])
+    numeric = [
+        "value",
+        *(
+            col
+            for col in [*q.param_columns(frame), *q.metric_columns(frame), "duration_s", "steps"]
+            if q.is_numeric(frame[col])
+        ),
+    ]
+    cols = st.columns([3, 2, 3, 2, 1])
     states = cols[0].multiselect("State", present, default=present, key="f_states")
     range_col = cols[1].selectbox("Range filter", ["(none)", *numeric], key="f_range_col")
     ranges: dict[str, tuple[float, float]] = {}
@@ -76,8 +82,9 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
             ranges[range_col] = (float(picked[0]), float(picked[1]))
     sortable = ["number", *numeric, "state", "started"]
     sort_by = cols[3].selectbox("Sort by", sortable, key="f_sort")
-    ascending = cols[4].toggle("Asc.", value=not (sort_by == "value" and study.mode == "max"),
-                               key="f_asc")
+    ascending = cols[4].toggle(
+        "Asc.", value=not (sort_by == "value" and study.mode == "max"), key="f_asc"
+    )
     filtered = q.filter_trials(frame, states, ranges, sort_by, ascending)
     shown = c.display_frame(filtered.head(TABLE_ROWS))
     event = st.dataframe(
@@ -92,13 +99,15 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
             "finished": st.column_config.DatetimeColumn("finished", format="YYYY-MM-DD HH:mm:ss"),
         },
     )
-    rows = list(event.selection.rows) if event is not None else []  # type: ignore[union-attr]
+    rows = list(event.selection.rows) if event is not None else []
     picked_numbers = [int(n) for n in shown.iloc[rows]["number"]] if rows else []
     note = f"{len(filtered):,} of {len(frame):,} trials match"
     if len(filtered) > TABLE_ROWS:
         note += f"; the table shows the first {TABLE_ROWS:,}, the CSV has them all"
-    st.caption(note + ". Select rows to open or compare trials. Absent parameters are "
-               "inactive conditional ones.")
+    st.caption(
+        note + ". Select rows to open or compare trials. Absent parameters are "
+        "inactive conditional ones."
+    )
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", study.name) or "study"
     bcols = st.columns(3)
     bcols[0].download_button(
@@ -107,13 +116,18 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     )  # fmt: skip
     with bcols[1]:
         if len(picked_numbers) == 1:
-            c.link("trial", label=f"Open trial {picked_numbers[0]}",
-                         query_params={"study": study.name, "trial": str(picked_numbers[0])})
+            c.link(
+                "trial",
+                label=f"Open trial {picked_numbers[0]}",
+                query_params={"study": study.name, "trial": str(picked_numbers[0])},
+            )
     with bcols[2]:
         if 2 <= len(picked_numbers) <= 5:
-            c.link("compare_trials", label="Compare the selected trials",
-                         query_params={"study": study.name,
-                                       "trials": ",".join(map(str, picked_numbers))})
+            c.link(
+                "compare_trials",
+                label="Compare the selected trials",
+                query_params={"study": study.name, "trials": ",".join(map(str, picked_numbers))},
+            )
         elif len(picked_numbers) > 5:
             st.caption("Select two to five trials to compare them.")
 
@@ -125,8 +139,10 @@ def history_section(study: c.StudyRecord, frame: pd.DataFrame) -> None:
         st.info("No completed trial with a value yet.", icon=":material/info:")
         return
     if len(points) < (frame["state"] == "completed").sum():
-        st.caption(f"Downsampled to {len(points):,} points (each bin's lowest and highest); "
-                   "the best-so-far line is exact.")
+        st.caption(
+            f"Downsampled to {len(points):,} points (each bin's lowest and highest); "
+            "the best-so-far line is exact."
+        )
     over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
     x = "number" if over == "trial number" else "elapsed_s"
     st.plotly_chart(charts.history_fig(points, best, study.metric, x), key="history")
@@ -142,28 +158,42 @@ def parameter_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: t
     if sample.empty:
         st.info("No completed trial with a value yet.", icon=":material/info:")
         return
-    st.plotly_chart(charts.parallel_fig(sample, params, study.metric), key="parallel")
+    log = q.log_params(study)
+    st.plotly_chart(charts.parallel_fig(sample, params, study.metric, log), key="parallel")
+    imp = c.load_importance(url, study.name, fp)
     left, right = st.columns([1, 2])
     with left:
-        imp = c.load_importance(url, study.name, fp)
         if imp.empty:
             st.info("Importance needs two completed trials and a parameter that varies.")
         else:
             st.plotly_chart(charts.importance_fig(imp), key="importance")
-            st.caption("Mean decrease in impurity of a random forest (Optuna's evaluator) "
-                       "over up to 1,000 completed trials; conditional parameters left out.")
+            st.caption(
+                "Mean decrease in impurity of a random forest (Optuna's evaluator) "
+                "over up to 1,000 completed trials; conditional parameters left out."
+            )
     with right:
-        st.plotly_chart(charts.slice_fig(sample, params, study.metric), key="slice")
+        st.plotly_chart(charts.slice_fig(sample, params, study.metric, log), key="slice")
     if len(params) >= 2:
         names = {col: col.split(".", 1)[1] for col in params}
+        # Default to the two most important parameters.
+        ranked = [f"params.{p}" for p in imp["param"] if f"params.{p}" in params]
+        ranked += [p for p in params if p not in ranked]
+        ix, iy = params.index(ranked[0]), params.index(ranked[1])
         cols = st.columns(2)
-        x = cols[0].selectbox("Contour x", params, index=0, format_func=names.get, key="cx")
-        y = cols[1].selectbox("Contour y", params, index=1, format_func=names.get, key="cy")
+        x = cols[0].selectbox(
+            "Contour x", params, index=ix, format_func=lambda col: names[col], key="cx"
+        )
+        y = cols[1].selectbox(
+            "Contour y", params, index=iy, format_func=lambda col: names[col], key="cy"
+        )
         if x == y:
             st.info("Pick two different parameters for the contour.")
         else:
-            xs, ys, z, pts = q.contour_grid(frame[frame["state"] == "completed"], x, y)
-            st.plotly_chart(charts.contour_fig(xs, ys, z, pts, x, y, study.metric), key="contour")
+            done = frame[frame["state"] == "completed"]
+            xs, ys, z, pts = q.contour_grid(done, x, y, log=log)
+            st.plotly_chart(
+                charts.contour_fig(xs, ys, z, pts, x, y, study.metric, log), key="contour"
+            )
 
 
 def curves_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
@@ -171,13 +201,15 @@ def curves_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tupl
     numbers = q.curve_sample(frame, study.mode)
     curves = c.load_curves(url, study.id, study.metric, tuple(numbers), fp)
     done = frame[(frame["state"] == "completed") & frame["value"].notna()]
-    best = (done.nsmallest(10, "value") if study.mode == "min" else done.nlargest(10, "value"))
+    best = done.nsmallest(10, "value") if study.mode == "min" else done.nlargest(10, "value")
     states = dict(zip(frame["number"], frame["state"], strict=True))
     left, right = st.columns(2)
     left.plotly_chart(
         charts.curves_fig(curves, states, best["number"].tolist(), study.metric), key="curves"
     )
     right.plotly_chart(charts.steps_reached_fig(q.steps_reached(frame)), key="reached")
-    st.caption("Left: the intermediate metric by step for the 10 best trials and a sample of "
-               "the others; a red cross marks where a pruned trial was stopped. Right: how "
-               "many trials of each final state reached each step, over all trials.")
+    st.caption(
+        "Left: the intermediate metric by step for the 10 best trials and a sample of "
+        "the others; a red cross marks where a pruned trial was stopped. Right: how "
+        "many trials of each final state reached each step, over all trials."
+    )

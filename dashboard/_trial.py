@@ -20,8 +20,9 @@ def render() -> None:
         initial = max(int(raw), 0)
     except ValueError:
         initial = 0
-    number = int(st.number_input("Trial number", min_value=0, value=initial, step=1,
-                                 key="trial_number"))
+    number = int(
+        st.number_input("Trial number", min_value=0, value=initial, step=1, key="trial_number")
+    )
     st.session_state["_trial"] = str(number)
     if st.query_params.get("trial") != str(number):
         st.query_params["trial"] = str(number)
@@ -50,13 +51,15 @@ def show_trial(url: str, name: str, number: int) -> None:
         "node": trial.node or "(unknown)",
         "started": trial.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
         "finished": trial.finished_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-        if trial.finished_at else "(running)",
+        if trial.finished_at
+        else "(running)",
         "duration": "(unknown)" if trial.duration_s is None else f"{trial.duration_s:.2f} s",
         "steps": trial.steps,
     }
     st.dataframe(
         pd.DataFrame({"": list(facts), "value": [str(v) for v in facts.values()]}),
-        hide_index=True, key="trial_facts",
+        hide_index=True,
+        key="trial_facts",
     )
     if trial.error:
         st.subheader("Error")

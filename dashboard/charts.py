@@ -7,7 +7,7 @@ text, so ``<b>`` or ``<a href=...>`` in a name would otherwise be markup.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,15 +82,21 @@ def history_fig(
     return fig
 
 
-def _axis_values(series: pd.Series) -> tuple[np.ndarray, dict[str, Any]]:
-    """Values for a parcoords axis: numbers as is, categories as codes; an absent
-    (inactive conditional) value gets its own tick below the range, labelled absent."""
+def _axis_values(series: pd.Series, log: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """Values for a parcoords axis: numbers as is (log10 for a log-scale parameter),
+    categories as codes; an absent (inactive conditional) value gets its own tick
+    below the range, labelled absent."""
     present = series.dropna()
     extra: dict[str, Any] = {}
-    if is_numeric(series):
+    tickvals: list[float] = []
+    ticktext: list[str] = []
+    if is_numeric(series) and log and len(present) and float(present.min()) > 0:
+        values = np.log10(series.astype(float).to_numpy())
+        decades = np.arange(np.floor(np.nanmin(values)), np.ceil(np.nanmax(values)) + 1)
+        tickvals = decades.tolist()
+        ticktext = [f"1e{int(d)}" for d in decades]
+    elif is_numeric(series):
         values = series.astype(float).to_numpy()
-        tickvals: list[float] = []
-        ticktext: list[str] = []
     else:
         cats = sorted({str(v) for v in present})
         codes = {c: i for i, c in enumerate(cats)}
@@ -100,7 +106,7 @@ def _axis_values(series: pd.Series) -> tuple[np.ndarray, dict[str, Any]]:
     if series.isna().any():
         low = np.nanmin(values) if len(present) else 0.0
         high = np.nanmax(values) if len(present) else 1.0
-        absent = low - max((high - low) * 0.1, 1.0 if not tickvals else 0.5)
+        absent = low - ((high - low) * 0.15 or 1.0)
         values = np.where(np.isnan(values), absent, values)
         if tickvals:
             tickvals, ticktext = [absent, *tickvals], ["(absent)", *ticktext]
@@ -113,17 +119,23 @@ def _axis_values(series: pd.Series) -> tuple[np.ndarray, dict[str, Any]]:
     return values, extra
 
 
-def parallel_fig(frame: pd.DataFrame, params: Sequence[str], metric: str) -> go.Figure:
+def parallel_fig(
+    frame: pd.DataFrame, params: Sequence[str], metric: str, log: Collection[str] = ()
+) -> go.Figure:
     """Parallel coordinates: one line a trial through its parameters to the metric."""
     dims = []
     for col in params:
-        values, extra = _axis_values(frame[col])
+        values, extra = _axis_values(frame[col], col in log)
         dims.append({"label": _name(col), "values": values, **extra})
     dims.append({"label": esc(metric), "values": frame["value"].astype(float).to_numpy()})
     fig = go.Figure(
         go.Parcoords(
             dimensions=dims,
-            line={"color": frame["value"].astype(float), "colorscale": "Viridis", "showscale": True},
+            line={
+                "color": frame["value"].astype(float),
+                "colorscale": "Viridis",
+                "showscale": True,
+            },
         )
     )
     fig.update_layout(title=f"Parallel coordinates ({len(frame):,} trials)", **_LAYOUT)
@@ -143,7 +155,10 @@ def importance_fig(imp: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def slice_fig(frame: pd.DataFrame, params: Sequence[str], metric: str, per_row: int = 4) -> go.Figure:
+def slice_fig(
+    frame: pd.DataFrame, params: Sequence[str], metric: str, log: Collection[str] = (),
+    per_row: int = 5,
+) -> go.Figure:  # fmt: skip
     """One scatter per parameter: the metric against the parameter's value (trials
     where the parameter is absent are not drawn in its panel)."""
     params = list(params) or ["number"]
@@ -159,11 +174,14 @@ def slice_fig(frame: pd.DataFrame, params: Sequence[str], metric: str, per_row: 
         fig.add_trace(
             go.Scatter(
                 x=x, y=sub["value"], mode="markers", showlegend=False,
-                marker={"size": 5, "color": sub["number"], "colorscale": "Blues", "opacity": 0.7},
+                marker={"size": 5, "color": sub["number"], "opacity": 0.8,
+                        "colorscale": [[0, "#9ecae1"], [1, "#08306b"]]},
                 customdata=sub["number"], hovertemplate="trial %{customdata}: %{y}<extra></extra>",
             ),
             row=i // per_row + 1, col=i % per_row + 1,
         )  # fmt: skip
+        if col in log:
+            fig.update_xaxes(type="log", row=i // per_row + 1, col=i % per_row + 1)
     fig.update_yaxes(title_text=esc(metric), col=1)
     fig.update_layout(title="Slice plots (darker: later trials)", **_LAYOUT)
     fig.update_layout(height=300 * rows + 60)
@@ -172,7 +190,7 @@ def slice_fig(frame: pd.DataFrame, params: Sequence[str], metric: str, per_row: 
 
 def contour_fig(
     xs: np.ndarray, ys: np.ndarray, z: np.ndarray, points: pd.DataFrame, x: str, y: str,
-    metric: str,
+    metric: str, log: Collection[str] = (),
 ) -> go.Figure:  # fmt: skip
     """The metric over two parameters (interpolated), with the trials on top."""
     fig = go.Figure()
@@ -199,6 +217,10 @@ def contour_fig(
             fig.update_layout(
                 {axis: {"tickvals": list(range(len(cats))), "ticktext": [esc(c) for c in cats]}}
             )
+    if x in log:
+        fig.update_xaxes(type="log")
+    if y in log:
+        fig.update_yaxes(type="log")
     fig.update_layout(
         title=f"Contour of {esc(metric)}", xaxis_title=_name(x), yaxis_title=_name(y), **_LAYOUT
     )

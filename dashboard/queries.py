@@ -17,6 +17,7 @@ Speed rules, for studies of 100,000 trials with 100 intermediate results each:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -46,10 +47,11 @@ __all__ = [
     "importance",
     "is_numeric",
     "learning_curves",
+    "log_params",
     "metric_columns",
     "open_storage",
-    "param_columns",
     "parallel_frame",
+    "param_columns",
     "sample_rows",
     "steps_reached",
     "studies_frame",
@@ -90,13 +92,13 @@ def open_storage(url: str) -> Storage:
         parsed = None
     if parsed is not None and parsed.drivername.startswith("sqlite"):
         database = parsed.database or ""
-        if database not in ("", ":memory:") and not database.startswith("file:"):
-            if not Path(database).exists():
-                raise DashboardError(
-                    f"There is no database file at {Path(database).absolute()}. Run a study "
-                    "first (tuner run SPEC.yaml), or start the dashboard with "
-                    "--storage pointing at an existing database."
-                )
+        on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+        if on_disk and not Path(database).exists():
+            raise DashboardError(
+                f"There is no database file at {Path(database).absolute()}. Run a study "
+                "first (tuner run SPEC.yaml), or start the dashboard with "
+                "--storage pointing at an existing database."
+            )
     try:
         return Storage(url, read_only=True)
     except StorageError as e:
@@ -235,9 +237,19 @@ def trials_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
 
 def _is_int_param(study: StudyRecord, name: str) -> bool:
     space = study.spec.get("search_space")
-    return isinstance(space, dict) and isinstance(space.get(name), dict) and (
-        space[name].get("type") == "int"
+    return (
+        isinstance(space, dict)
+        and isinstance(space.get(name), dict)
+        and (space[name].get("type") == "int")
     )
+
+
+def log_params(study: StudyRecord) -> set[str]:
+    """The ``params.*`` columns the spec searches on a log scale (charts use log axes)."""
+    space = study.spec.get("search_space") if isinstance(study.spec, dict) else None
+    if not isinstance(space, dict):
+        return set()
+    return {f"params.{n}" for n, p in space.items() if isinstance(p, dict) and p.get("log")}
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:
@@ -278,7 +290,9 @@ def filter_trials(
     return out
 
 
-def sample_rows(frame: pd.DataFrame, n: int, keep: Sequence[int] = (), seed: int = 0) -> pd.DataFrame:
+def sample_rows(
+    frame: pd.DataFrame, n: int, keep: Sequence[int] = (), seed: int = 0
+) -> pd.DataFrame:
     """At most ``n`` rows: those at the index labels ``keep`` plus a seeded random
     sample of the rest, in the original order."""
     if len(frame) <= n:
@@ -302,7 +316,7 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
     edges = np.linspace(0, n, bins + 1).astype(int)
     keep: list[int] = []
     yy = np.where(np.isfinite(y), y, np.nan)
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         if hi <= lo:
             continue
         chunk = yy[lo:hi]
@@ -355,10 +369,12 @@ def parallel_frame(
 
 
 def contour_grid(
-    frame: pd.DataFrame, x: str, y: str, z: str = "value", size: int = 40
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
-    """``z`` over a ``size``×``size`` grid of parameters ``x`` and ``y``, linearly
-    interpolated from the trials that have all three (categorical values as codes).
+    frame: pd.DataFrame, x: str, y: str, z: str = "value", size: int = 40,
+    log: Iterable[str] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:  # fmt: skip
+    """``z`` over a ``size`` x ``size`` grid of parameters ``x`` and ``y``, linearly
+    interpolated from the trials that have all three (categorical values as codes;
+    columns in ``log`` interpolated in log10 space, the grid given in their units).
 
     Returns:
         grid xs, grid ys, z (NaN outside the trials' hull), and a sample of at most
@@ -370,8 +386,13 @@ def contour_grid(
     points = points[np.isfinite(points[z].astype(float))]
     if len(points) > 5000:
         points = points.sample(n=5000, random_state=0)
+    log = set(log)
     px = _as_codes(points[x])
     py = _as_codes(points[y])
+    logx = x in log and len(px) > 0 and bool((px > 0).all())
+    logy = y in log and len(py) > 0 and bool((py > 0).all())
+    px = np.log10(px) if logx else px
+    py = np.log10(py) if logy else py
     if len(points) < 3 or px.nunique() < 2 or py.nunique() < 2:
         return np.array([]), np.array([]), np.empty((0, 0)), points
     xs = np.linspace(px.min(), px.max(), size)
@@ -379,17 +400,21 @@ def contour_grid(
     gx, gy = np.meshgrid(xs, ys)
     try:
         grid = griddata(
-            (px.to_numpy(float), py.to_numpy(float)), points[z].to_numpy(float), (gx, gy),
+            (px.to_numpy(float), py.to_numpy(float)),
+            points[z].to_numpy(float),
+            (gx, gy),
             method="linear",
         )
     except Exception:  # a degenerate hull (all points on a line): nearest neighbour
         grid = griddata(
-            (px.to_numpy(float), py.to_numpy(float)), points[z].to_numpy(float), (gx, gy),
+            (px.to_numpy(float), py.to_numpy(float)),
+            points[z].to_numpy(float),
+            (gx, gy),
             method="nearest",
         )
     if len(points) > MAX_CONTOUR_POINTS:
         points = points.sample(n=MAX_CONTOUR_POINTS, random_state=0)
-    return xs, ys, grid, points
+    return (10**xs if logx else xs), (10**ys if logy else ys), grid, points
 
 
 def _as_codes(series: pd.Series) -> pd.Series:
@@ -458,9 +483,7 @@ def importance(
     scores = get_param_importances(
         study_, evaluator=evaluator or MeanDecreaseImpurityImportanceEvaluator(seed=0)
     )
-    return pd.DataFrame(
-        {"param": list(scores), "importance": [float(v) for v in scores.values()]}
-    )
+    return pd.DataFrame({"param": list(scores), "importance": [float(v) for v in scores.values()]})
 
 
 # ---------------------------------------------------------------------- curves
@@ -474,7 +497,7 @@ def curve_sample(
     with each state given its share, so pruned trials are always among them."""
     with_steps = frame[frame["steps"] > 0]
     done = with_steps[(with_steps["state"] == "completed") & with_steps["value"].notna()]
-    best = (done["value"].nsmallest(n_best) if mode == "min" else done["value"].nlargest(n_best))
+    best = done["value"].nsmallest(n_best) if mode == "min" else done["value"].nlargest(n_best)
     chosen = set(done.loc[best.index, "number"].tolist())
     rest = with_steps[~with_steps["number"].isin(chosen)]
     if len(rest) <= n_other:

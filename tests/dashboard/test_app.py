@@ -22,7 +22,9 @@ def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> AppTest:
 
 def _texts(at: AppTest) -> str:
     parts = [e.value for e in at.markdown] + [e.value for e in at.caption]
-    parts += [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
+    parts += (
+        [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
+    )
     parts += [e.value for e in at.title] + [e.value for e in at.subheader]
     return "\n".join(str(p) for p in parts)
 

@@ -67,11 +67,10 @@ def test_the_dashboards_connection_refuses_writes(storage_url: str) -> None:
         seed_study(writer, "s", n_trials=3)
     storage = q.open_storage(storage_url)
     assert storage.read_only
-    with pytest.raises(StorageError):
-        with storage.reading("try to write") as conn:
-            from sqlalchemy import text
+    with pytest.raises(StorageError), storage.reading("try to write") as conn:
+        from sqlalchemy import text
 
-            conn.execute(text("DELETE FROM trials"))
+        conn.execute(text("DELETE FROM trials"))
     with pytest.raises(StorageError, match="read-only"):
         storage.write([TrialStarted(1, 99, {}, started_at=pd.Timestamp.now(tz="UTC"))])
     assert len(storage.get_trials(storage.get_study("s").id)) == 3
@@ -147,8 +146,12 @@ def test_importance_and_contour(seeded_url: str) -> None:
     assert "rate_drop" not in set(imp["param"])  # conditional: left out
     assert {"lr", "depth"} <= set(imp["param"])
     assert imp["importance"].sum() == pytest.approx(1.0)
-    xs, ys, z, points = q.contour_grid(frame, "params.lr", "params.depth", size=10)
+    xs, ys, z, points = q.contour_grid(
+        frame, "params.lr", "params.depth", size=10, log=["params.lr"]
+    )
     assert z.shape == (10, 10) and len(points) > 3
+    assert xs.min() == pytest.approx(frame["params.lr"].min())  # in lr's units
+    assert ys.max() == frame["params.depth"].max()
 
 
 def test_compare_params_marks_differences_and_absence(seeded_url: str) -> None:
@@ -176,5 +179,7 @@ def test_charts_escape_user_text(seeded_url: str) -> None:
     labels = [d["label"] for d in fig.to_dict()["data"][0]["dimensions"]]
     assert charts.esc(HOSTILE_PARAM) in labels
     assert "&lt;b&gt;m&lt;/b&gt;" in labels
-    curves = pd.DataFrame({"study": [HOSTILE_STUDY], "number": [0], "elapsed_s": [0.0], "best": [1.0]})
+    curves = pd.DataFrame(
+        {"study": [HOSTILE_STUDY], "number": [0], "elapsed_s": [0.0], "best": [1.0]}
+    )
     assert "<script>" not in charts.compare_studies_fig(curves).to_json()
