@@ -147,8 +147,5 @@ def show_studies(url: str, names: list[str]) -> None:
     )
     st.subheader("Best trials side by side")
     table = pd.DataFrame(bests).set_index("study").T.reset_index(names="")
-    st.dataframe(
-        table.astype(str).replace({"nan": "(absent)", "None": "(absent)"}),
-        hide_index=True,
-        key="cmp_best",
-    )
+    shown = table.map(lambda v: c.cell(v) or "(absent)")
+    st.dataframe(shown, hide_index=True, key="cmp_best", height=35 * len(shown) + 40)

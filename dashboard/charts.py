@@ -39,6 +39,8 @@ STATE_COLORS = {
     "stopped": "#ff7f0e",
 }
 BEST_COLOR = "#ff7f0e"
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+"""Distinct colours for trials or studies drawn side by side."""
 _LAYOUT: dict[str, Any] = {
     "margin": {"l": 50, "r": 20, "t": 40, "b": 40},
     "height": 360,
@@ -309,10 +311,11 @@ def steps_reached_fig(reached: pd.DataFrame) -> go.Figure:
 def compare_curves_fig(curves: pd.DataFrame, metric: str) -> go.Figure:
     """The learning curves of a few trials, one colour each."""
     fig = go.Figure()
-    for number, curve in curves.groupby("number", sort=True):
+    for i, (number, curve) in enumerate(curves.groupby("number", sort=True)):
+        color = PALETTE[i % len(PALETTE)]
         fig.add_trace(
             go.Scatter(x=curve["step"], y=curve["value"], mode="lines+markers", name=f"#{number}",
-                       marker={"size": 4})
+                       marker={"size": 4, "color": color}, line={"color": color})
         )  # fmt: skip
     fig.update_layout(
         title=f"Learning curves of {esc(metric)}", xaxis_title="step", yaxis_title=esc(metric),
@@ -324,11 +327,12 @@ def compare_curves_fig(curves: pd.DataFrame, metric: str) -> go.Figure:
 def compare_studies_fig(curves: pd.DataFrame, x: str = "number") -> go.Figure:
     """The best-so-far curve of several studies on one chart."""
     fig = go.Figure()
-    for study, curve in curves.groupby("study", sort=False):
+    for i, (study, curve) in enumerate(curves.groupby("study", sort=False)):
+        color = PALETTE[i % len(PALETTE)]
         fig.add_trace(
             go.Scatter(
                 x=curve[x], y=curve["best"], mode="lines+markers", name=esc(study),
-                line={"shape": "hv"}, marker={"size": 4},
+                line={"shape": "hv", "color": color}, marker={"size": 4, "color": color},
             )
         )  # fmt: skip
     fig.update_layout(
