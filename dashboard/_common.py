@@ -101,6 +101,14 @@ def load_importance(url: str, name: str, fingerprint: tuple[Any, ...]) -> pd.Dat
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
+def load_contour(
+    url: str, name: str, fingerprint: tuple[Any, ...], x: str, y: str, log: tuple[str, ...]
+) -> tuple[Any, Any, Any, pd.DataFrame]:
+    frame = load_trials(url, name, fingerprint)
+    return q.contour_grid(frame[frame["state"] == "completed"], x, y, log=log)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
 def load_best_curve(url: str, name: str, fingerprint: tuple[Any, ...]) -> pd.DataFrame:
     storage = _storage(url)
     return q.best_curve(storage, storage.get_study(name))

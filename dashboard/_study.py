@@ -189,8 +189,7 @@ def parameter_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: t
         if x == y:
             st.info("Pick two different parameters for the contour.")
         else:
-            done = frame[frame["state"] == "completed"]
-            xs, ys, z, pts = q.contour_grid(done, x, y, log=log)
+            xs, ys, z, pts = c.load_contour(url, study.name, fp, x, y, tuple(sorted(log)))
             st.plotly_chart(
                 charts.contour_fig(xs, ys, z, pts, x, y, study.metric, log), key="contour"
             )
