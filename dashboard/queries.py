@@ -10,7 +10,7 @@ Speed rules, for studies of 100,000 trials with 100 intermediate results each:
   sample per state) through its primary key ``(trial_id, metric, step)``.
 * A trial-level frame (one row a trial, parameters pivoted in SQL) is read once per
   change of the study, which :func:`fingerprint` detects with one aggregate query.
-* Every chart gets at most a thousand or so points: :func:`downsample` keeps each bin's
+* Every chart gets at most a few hundred points: :func:`downsample` keeps each bin's
   minimum and maximum, so outliers survive, and the best-so-far line keeps every point
   where the best changed.
 """
@@ -59,13 +59,13 @@ __all__ = [
 ]
 
 TRIAL_STATES = ("running", "completed", "pruned", "failed", "stopped")
-MAX_POINTS = 1000
+MAX_POINTS = 500
 """The most points a scatter chart gets. Each marker is an SVG element for the
-browser to lay out: the study page's charts together stay under ~5,000 of them."""
-MAX_LINES = 300
+browser to lay out: the study page's charts together hold about 3,000 of them."""
+MAX_LINES = 200
 """The most trials a parallel-coordinates or slice chart draws. Parallel coordinates
 are WebGL; without a GPU (headless Chromium's software rendering) each line costs."""
-MAX_CONTOUR_POINTS = 400
+MAX_CONTOUR_POINTS = 150
 """The most trials drawn on top of a contour (the grid is interpolated from more)."""
 
 
