@@ -30,14 +30,15 @@ def md(text: Any) -> str:
 
 
 def storage_url() -> str:
-    """The database: ``--storage`` after ``--`` on Streamlit's command line, else
-    $TUNER_DASHBOARD_STORAGE, $TUNER_STORAGE, then sqlite:///tuner.db."""
+    """The database: $TUNER_DASHBOARD_STORAGE (what ``tuner dashboard`` sets), else
+    ``--storage`` after ``--`` on Streamlit's command line, $TUNER_STORAGE, then
+    sqlite:///tuner.db."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--storage", default=None)
     known, _ = parser.parse_known_args(sys.argv[1:])
     return (
-        known.storage
-        or os.environ.get("TUNER_DASHBOARD_STORAGE")
+        os.environ.get("TUNER_DASHBOARD_STORAGE")
+        or known.storage
         or os.environ.get("TUNER_STORAGE")
         or DEFAULT_STORAGE
     )

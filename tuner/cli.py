@@ -345,8 +345,10 @@ def dashboard(
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-        "--client.toolbarMode", "minimal", "--", "--storage", url,
+        "--client.toolbarMode", "minimal",
     ]  # fmt: skip
+    # The URL goes by environment, not argv: a password in it stays out of `ps`.
+    os.environ["TUNER_DASHBOARD_STORAGE"] = url
     _console(stderr=True).print(
         f"dashboard of {_mask(url)} on http://{host}:{port} (read-only)", markup=False
     )
