@@ -159,7 +159,15 @@ def parameter_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: t
         st.info("No completed trial with a value yet.", icon=":material/info:")
         return
     log = q.log_params(study)
-    st.plotly_chart(charts.parallel_fig(sample, params, study.metric, log), key="parallel")
+    brush = st.toggle(
+        "Brushable axes (WebGL)", key="pc_webgl",
+        help="Drag along an axis to keep the trials in a range. Needs WebGL, slow in "
+        "browsers without a GPU.",
+    )  # fmt: skip
+    fig = (charts.parallel_fig if brush else charts.parallel_svg_fig)(
+        sample, params, study.metric, log
+    )
+    st.plotly_chart(fig, key="parallel")
     imp = c.load_importance(url, study.name, fp)
     left, right = st.columns([1, 2])
     with left:

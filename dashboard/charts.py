@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -27,6 +28,7 @@ __all__ = [
     "history_fig",
     "importance_fig",
     "parallel_fig",
+    "parallel_svg_fig",
     "slice_fig",
     "steps_reached_fig",
 ]
@@ -142,6 +144,80 @@ def parallel_fig(
     )
     fig.update_layout(title=f"Parallel coordinates ({len(frame):,} trials)", **_LAYOUT)
     fig.update_layout(margin={"l": 60, "r": 60, "t": 70, "b": 30})
+    return fig
+
+
+def parallel_svg_fig(
+    frame: pd.DataFrame, params: Sequence[str], metric: str, log: Collection[str] = (),
+    colors: int = 8,
+) -> go.Figure:  # fmt: skip
+    """Parallel coordinates drawn as SVG lines (no WebGL): each axis scaled to its own
+    range, one line a trial coloured by the metric, hover gives the trial number.
+
+    Plotly's ``Parcoords`` (:func:`parallel_fig`) can brush axes but needs WebGL, which
+    a browser without a GPU renders in software: 1.4 s of the study page in headless
+    Chromium. This one costs a few SVG paths.
+    """
+    columns = [*params, "value"]
+    labels = [_name(col) for col in params] + [esc(metric)]
+    k = len(columns)
+    fig = go.Figure()
+    scaled = []
+    for i, col in enumerate(columns):
+        if col == "value":
+            values = frame["value"].astype(float).to_numpy()
+            extra: dict[str, Any] = {}
+        else:
+            values, extra = _axis_values(frame[col], col in log)
+        finite = values[np.isfinite(values)]
+        low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+        span = (high - low) or 1.0
+        scaled.append((values - low) / span)
+        ticks = extra.get("tickvals") or list(np.linspace(low, high, 5) if high > low else [low])
+        texts = extra.get("ticktext") or [f"{v:.3g}" for v in ticks]
+        for value, label in zip(ticks, texts, strict=True):
+            fig.add_annotation(
+                x=i, y=(value - low) / span, text=label, showarrow=False, xanchor="right",
+                xshift=-3, font={"size": 10, "color": "#555"},
+            )  # fmt: skip
+        fig.add_annotation(x=i, y=1.1, text=f"<b>{labels[i]}</b>", showarrow=False)
+        fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=1, line={"color": "#999", "width": 1})
+    ys = np.vstack(scaled).T if len(frame) else np.empty((0, k))
+    value = frame["value"].astype(float).to_numpy()
+    vmin, vmax = (float(np.nanmin(value)), float(np.nanmax(value))) if len(value) else (0, 1)
+    position = (value - vmin) / ((vmax - vmin) or 1.0)
+    bucket = np.minimum((position * colors).astype(int), colors - 1)
+    numbers = frame["number"].to_numpy()
+    for b in range(colors):
+        rows = np.flatnonzero(bucket == b)
+        if not len(rows):
+            continue
+        xs: list[Any] = []
+        yy: list[Any] = []
+        nums: list[Any] = []
+        for r in rows:
+            xs += [*range(k), None]
+            yy += [*ys[r].tolist(), None]
+            nums += [int(numbers[r])] * k + [None]
+        color = px_colors.sample_colorscale("Viridis", (b + 0.5) / colors)[0]
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=yy, mode="lines", line={"color": color, "width": 1}, opacity=0.7,
+                customdata=nums, hovertemplate="trial %{customdata}<extra></extra>",
+                showlegend=False,
+            )
+        )  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+            marker={"colorscale": "Viridis", "cmin": vmin, "cmax": vmax, "color": [vmin],
+                    "showscale": True, "colorbar": {"title": {"text": esc(metric)}}},
+        )
+    )  # fmt: skip
+    fig.update_xaxes(visible=False, range=[-0.6, k - 0.6])
+    fig.update_yaxes(visible=False, range=[-0.08, 1.15])
+    fig.update_layout(title=f"Parallel coordinates ({len(frame):,} trials)", **_LAYOUT)
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 40, "b": 20})
     return fig
 
 

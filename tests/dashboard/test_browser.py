@@ -200,8 +200,8 @@ def test_hostile_names_render_as_text(dashboard: str, page: Any) -> None:
     page.wait_for_function(DRAWN_JS, arg=7, timeout=TIMEOUT_MS)
     assert page.locator("h1").first.inner_text() == HOSTILE_STUDY
     assert page.locator("script", has_text="alert(").count() == 0
-    dims = page.locator(".parcoords .axis-title").all_text_contents()
-    assert "'; drop table trials; --" in dims
+    axes = page.locator(".annotation-text").all_text_contents()
+    assert "'; drop table trials; --" in axes  # parallel coordinates' axis title
     _shot(page, "hostile-study")
     page.goto(dashboard + f"/trial?study={quote(HOSTILE_STUDY)}&trial=6")
     page.get_by_text(HOSTILE_ERROR).wait_for(timeout=TIMEOUT_MS)

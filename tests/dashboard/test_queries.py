@@ -179,6 +179,12 @@ def test_charts_escape_user_text(seeded_url: str) -> None:
     labels = [d["label"] for d in fig.to_dict()["data"][0]["dimensions"]]
     assert charts.esc(HOSTILE_PARAM) in labels
     assert "&lt;b&gt;m&lt;/b&gt;" in labels
+    svg = charts.parallel_svg_fig(
+        frame[frame["value"].notna()], q.param_columns(frame), "<b>m</b>"
+    ).to_dict()
+    titles = [a["text"] for a in svg["layout"]["annotations"]]
+    assert f"<b>{charts.esc(HOSTILE_PARAM)}</b>" in titles
+    assert "<b>&lt;b&gt;m&lt;/b&gt;</b>" in titles
     curves = pd.DataFrame(
         {"study": [HOSTILE_STUDY], "number": [0], "elapsed_s": [0.0], "best": [1.0]}
     )
