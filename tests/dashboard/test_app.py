@@ -63,6 +63,9 @@ def test_study_view_draws_every_chart(seeded_url: str) -> None:
     assert at.dataframe[0].value["params.depth"].between(4, 6).all()
     at.radio(key="hist_x").set_value("wall-clock time").run()
     assert not at.exception and len(_charts(at)) == 7
+    at.toggle(key="pc_webgl").set_value(True).run()  # Plotly's brushable Parcoords
+    assert not at.exception and len(_charts(at)) == 7
+    assert '"type":"parcoords"' in _charts(at)[1].proto.spec.replace(" ", "")
 
 
 def test_compare_trials_view_shows_both(seeded_url: str) -> None:
