@@ -130,6 +130,25 @@ def test_hostile_names_are_text(seeded_url: str) -> None:
     assert f"params.{HOSTILE_PARAM}" in at.dataframe[0].value.columns
 
 
+def test_a_study_without_trials_says_so(empty_url: str) -> None:
+    from tuner.storage import Storage
+
+    with Storage(empty_url) as storage:
+        storage.create_study(
+            "new", spec={}, metric="loss", mode="min", algorithm="tpe", scheduler="fifo",
+            num_trials=10,
+        )  # fmt: skip
+
+    def page(url: str) -> None:
+        from dashboard import _study
+
+        _study.show_study(url, "new")
+
+    at = AppTest.from_function(page, args=(empty_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No trials yet" in _texts(at)
+
+
 @pytest.mark.parametrize(
     ("make", "expected"),
     [

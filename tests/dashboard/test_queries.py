@@ -189,3 +189,23 @@ def test_charts_escape_user_text(seeded_url: str) -> None:
         {"study": [HOSTILE_STUDY], "number": [0], "elapsed_s": [0.0], "best": [1.0]}
     )
     assert "<script>" not in charts.compare_studies_fig(curves).to_json()
+
+
+def test_every_query_on_both_backends(storage_url: str) -> None:
+    with Storage(storage_url) as writer:
+        study_id = seed_study(writer, "s", n_trials=12, status="running")
+    storage = q.open_storage(storage_url)
+    study = storage.get_study("s")
+    before = q.fingerprint(storage, study_id)
+    assert before[-1] == "running"
+    assert q.studies_frame(storage)["name"].tolist() == ["s"]
+    frame = q.trials_frame(storage, study)
+    curves = q.learning_curves(storage, study_id, "loss", q.curve_sample(frame, "min"))
+    assert not curves.empty
+    assert not q.best_curve(storage, study).empty
+    assert not q.importance(frame, study).empty
+    with Storage(storage_url) as writer:
+        writer.write(
+            [TrialStarted(study_id, 12, {"lr": 0.1}, started_at=pd.Timestamp.now(tz="UTC"))]
+        )
+    assert q.fingerprint(storage, study_id) != before  # a new trial changes it
