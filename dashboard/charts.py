@@ -176,6 +176,8 @@ def parallel_svg_fig(
         ticks = extra.get("tickvals") or list(np.linspace(low, high, 5) if high > low else [low])
         texts = extra.get("ticktext") or [f"{v:.3g}" for v in ticks]
         for value, label in zip(ticks, texts, strict=True):
+            if not low - 1e-9 * span <= value <= high + 1e-9 * span:
+                continue  # e.g. a decade of a log axis beyond the trials' range
             fig.add_annotation(
                 x=i, y=(value - low) / span, text=label, showarrow=False, xanchor="right",
                 xshift=-3, font={"size": 10, "color": "#555"},
