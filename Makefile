@@ -1,6 +1,6 @@
 # The two commands of the README's quick start:
 #   make demo   set up .venv and run a real sweep (examples/quickstart.yaml) into ./tuner.db
-#   make test   set up .venv and run the whole test suite
+#   make test   set up .venv (and Chromium, for the dashboard's browser tests) and run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -24,11 +24,20 @@ demo: $(STAMP)
 	@echo "Look closer:  $(VENV)/bin/tuner show quickstart"
 	@echo "              $(VENV)/bin/tuner export quickstart --format csv -o quickstart.csv"
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's Chromium (Playwright never downloads one).
+CHROMIUM := /usr/bin/chromium
+
+browsers:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Chromium for the dashboard's browser tests (apt-get)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browsers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tuner tests bench examples
+	$(VENV)/bin/ruff check tuner dashboard tests bench examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
@@ -37,6 +46,7 @@ bench: $(STAMP)
 	$(PY) -m bench.data_parallel --out bench/RESULTS.md
 	$(PY) -m bench.memory --out bench/RESULTS.md
 	$(PY) -m bench.streaming --out bench/RESULTS.md
+	$(PY) -m bench.dashboard --out bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tuner.egg-info

@@ -322,6 +322,78 @@ def export(
         _console(stderr=True).print(f"wrote {output}", markup=False)
 
 
+@app.command()
+@_errors
+def dashboard(
+    storage: StorageOpt = None,
+    host: Annotated[
+        str, typer.Option(help="address to listen on; 0.0.0.0 exposes it to the network")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8501,
+) -> None:
+    """Start the dashboard: a Streamlit app that reads the storage and never writes it."""
+    import os
+
+    from tuner.exceptions import TunerError
+    from tuner.storage._storage import _parse_url
+    from tuner.study import resolve_storage_url
+
+    url = resolve_storage_url(storage)
+    _parse_url(url)  # a malformed URL is one line and exit 2, before Streamlit starts
+    if not 0 < port < 65536:
+        raise TunerError(f"--port must be between 1 and 65535 (got {port})")
+    app_path = _dashboard_app()
+    if not _has_module("streamlit"):
+        raise TunerError("the dashboard needs streamlit: pip install streamlit plotly")
+    argv = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "minimal",
+    ]  # fmt: skip
+    # The URL goes by environment, not argv: a password in it stays out of `ps`.
+    os.environ["TUNER_DASHBOARD_STORAGE"] = url
+    _console(stderr=True).print(
+        f"dashboard of {_mask(url)} on http://{host}:{port} (read-only)", markup=False
+    )
+    sys.stderr.flush()
+    # Replace this process, so stopping `tuner dashboard` stops Streamlit too.
+    os.execv(sys.executable, argv)
+
+
+def _dashboard_app() -> Path:
+    """dashboard/app.py: next to the tuner package (a source checkout or an editable
+    install), else the installed ``dashboard`` package."""
+    import importlib.util
+
+    from tuner.exceptions import TunerError
+
+    beside = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+    if beside.is_file():
+        return beside
+    spec = importlib.util.find_spec("dashboard")
+    if spec is not None and spec.origin:
+        installed = Path(spec.origin).parent / "app.py"
+        if installed.is_file():
+            return installed
+    raise TunerError(
+        f"the dashboard app is missing (looked for {beside}): reinstall tuner, "
+        "e.g. pip install -e . from a checkout"
+    )
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+def _mask(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def main() -> None:
     """Entry point of the `tuner` script."""
     app()

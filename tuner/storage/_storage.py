@@ -329,6 +329,25 @@ class Storage:
             finally:
                 session.close()
 
+    @contextlib.contextmanager
+    def reading(self, doing: str) -> Iterator[Connection]:
+        """A connection inside one read transaction, for aggregate queries of its own.
+
+        The dashboard's queries (counts, downsampled curves) are SQL that the records
+        API does not offer; they run here so that they get the same error handling
+        and, on a ``read_only`` storage, the same read-only connection. Anything the
+        block writes is refused on a read-only storage (SQLite ``mode=ro``,
+        PostgreSQL ``default_transaction_read_only``).
+
+        Args:
+            doing: what the block does, for the error message ("read the trials of ...").
+
+        Raises:
+            StorageError: the storage is closed or the database fails.
+        """
+        with self._session(doing) as session:
+            yield session.connection()
+
     def _log_error(self, doing: str, error: BaseException) -> None:
         # The one-line StorageError is for users; the driver's full error is here.
         _log.debug("cannot %s in %s", doing, self._masked_url, exc_info=error)

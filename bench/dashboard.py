@@ -1,0 +1,299 @@
+"""How fast the dashboard's study page draws, at 1k, 10k and 100k trials.
+
+For each size, a SQLite database is seeded in bulk (one study, 100 intermediate results
+a trial; pruned trials cut short), ``tuner dashboard`` is started on it as a subprocess,
+and Debian's Chromium (driven by Playwright) opens the study page. The time measured
+is from navigation until every chart of the page is drawn (all seven
+``.js-plotly-plot`` elements present, each with its SVG). The first load is cold (a
+fresh server: nothing cached, heavy modules imported; a fresh browser profile: the
+JavaScript downloaded); then best of 3 reloads in the same browser profile, as a
+user who opens the page again.
+
+    python -m bench.dashboard --sizes 1000 10000 100000 --out bench/RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench._results import append_section
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+SPEC = {
+    "name": "bench",
+    "metric": "loss",
+    "mode": "min",
+    "search_space": {
+        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "depth": {"type": "int", "low": 2, "high": 10},
+        "booster": {"type": "categorical", "choices": ["gbtree", "dart"]},
+        "rate_drop": {"type": "float", "low": 0.0, "high": 0.3, "when": {"booster": "dart"}},
+    },
+}
+
+
+def seed(path: Path, n_trials: int, n_steps: int = 100, name: str = "bench", seed_: int = 0) -> int:
+    """Write a study of ``n_trials`` trials into the SQLite file ``path`` in bulk.
+
+    80% of trials complete with ``n_steps`` results, 15% are pruned after 10 to 90
+    steps, 5% fail. Returns the number of intermediate values written.
+    """
+    from tuner.storage import Storage
+
+    with Storage(f"sqlite:///{path}") as storage:
+        study = storage.create_study(
+            name, spec=SPEC, metric="loss", mode="min", algorithm="tpe",
+            scheduler="asha", num_trials=n_trials,
+        )  # fmt: skip
+        storage.set_study_status(study.id, "completed")
+        study_id = study.id
+    rng = random.Random(seed_)
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA synchronous = OFF")
+    first_id = (conn.execute("SELECT coalesce(max(id), 0) FROM trials").fetchone()[0]) + 1
+    start = datetime.now(UTC) - timedelta(seconds=n_trials * 2)
+    written = 0
+    batch = 5000
+    for lo in range(0, n_trials, batch):
+        trials, params, values = [], [], []
+        for number in range(lo, min(lo + batch, n_trials)):
+            tid = first_id + number
+            lr = math.exp(rng.uniform(math.log(1e-4), math.log(1.0)))
+            depth = rng.randint(2, 10)
+            booster = rng.choice(["gbtree", "dart"])
+            final = (math.log10(lr) + 2) ** 2 * 0.1 + 0.02 * abs(depth - 6) + rng.gauss(0, 0.02)
+            final += 0.05 if booster == "dart" else 0.0
+            u = rng.random()
+            state = "completed" if u < 0.80 else "pruned" if u < 0.95 else "failed"
+            steps = n_steps if state == "completed" else rng.randint(10, 90)
+            curve = [final + 1.0 / (1 + 0.15 * s) for s in range(1, steps + 1)]
+            started = start + timedelta(seconds=number * 2)
+            duration = steps * 0.02
+            metrics = f'{{"loss":{curve[-1]!r},"accuracy":{1 - curve[-1] / 3!r}}}'
+            trials.append((
+                tid, study_id, number, state, curve[-1] if state == "completed" else None,
+                metrics, f"node-{number % 4}", _ts(started), _ts(started + timedelta(seconds=duration)),
+                duration, "Traceback: ValueError: diverged" if state == "failed" else None, steps,
+            ))  # fmt: skip
+            params += [
+                (tid, "booster", f'"{booster}"', None),
+                (tid, "depth", str(depth), float(depth)),
+                (tid, "lr", repr(lr), lr),
+            ]
+            if booster == "dart":
+                rd = rng.uniform(0, 0.3)
+                params.append((tid, "rate_drop", repr(rd), rd))
+            values += [(tid, "loss", s, v) for s, v in enumerate(curve, start=1)]
+        with conn:
+            conn.executemany("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", trials)
+            conn.executemany("INSERT INTO trial_params VALUES (?,?,?,?)", params)
+            conn.executemany("INSERT INTO trial_values VALUES (?,?,?,?)", values)
+        written += len(values)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return written
+
+
+def _ts(t: datetime) -> str:
+    return t.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_dashboard(url: str, port: int | None = None) -> Iterator[str]:
+    """``tuner dashboard --storage URL`` as a subprocess; yields its base URL."""
+    port = port or free_port()
+    tuner = Path(sys.executable).with_name("tuner")
+    with open(os.environ.get("DASH_LOG", os.devnull), "w") as log:
+        proc = subprocess.Popen(
+            [str(tuner), "dashboard", "--storage", url, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                raise RuntimeError(f"tuner dashboard exited with {proc.returncode}: {out}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("tuner dashboard did not start listening within 60 s")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+CHARTS_ON_STUDY_PAGE = 7
+"""History, parallel coordinates, importance, slices, contour, learning curves, steps."""
+
+DRAWN_JS = """n => {
+    const plots = [...document.querySelectorAll('.js-plotly-plot')];
+    return plots.length >= n && plots.every(p => p.querySelector('.main-svg'));
+}"""
+
+
+def wait_until_drawn(page, charts: int = CHARTS_ON_STUDY_PAGE, timeout_ms: int = 120_000) -> None:
+    """Wait until ``charts`` Plotly charts are drawn (each has its SVG). The page's
+    charts come last in the script, so all of them drawn means the page is done."""
+    page.wait_for_function(DRAWN_JS, arg=charts, timeout=timeout_ms, polling=50)
+
+
+def measure(base: str, study: str, runs: int = 3) -> list[float]:
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            # One browser profile, as a user has: the first visit downloads Streamlit's
+            # and Plotly's JavaScript (cold), later visits load it from the cache.
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            for _ in range(runs + 1):
+                page = context.new_page()
+                t0 = time.perf_counter()
+                page.goto(f"{base}/study?study={quote(study)}")
+                wait_until_drawn(page)
+                times.append(time.perf_counter() - t0)
+                page.close()
+            context.close()
+        finally:
+            browser.close()
+    return times
+
+
+def floor(base: str, study: str, runs: int = 3) -> float:
+    """Best time to the Studies page's table (Streamlit's own start-up, no chart)."""
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        for _ in range(runs + 1):
+            page = context.new_page()
+            t0 = time.perf_counter()
+            page.goto(f"{base}/")
+            page.locator("td", has_text=study).first.wait_for(state="attached", timeout=60_000)
+            times.append(time.perf_counter() - t0)
+            page.close()
+        browser.close()
+    return min(times[1:])
+
+
+def server_time(url: str, study: str) -> tuple[float, float]:
+    """Seconds the study page's script takes in-process: cold (first run in a fresh
+    process: nothing cached) and warm (a reload: cached frames)."""
+    code = f"""
+import time
+from streamlit.testing.v1 import AppTest
+def page(url, name):
+    from dashboard import _study
+    _study.show_study(url, name)
+at = AppTest.from_function(page, args=({url!r}, {study!r}), default_timeout=300)
+times = []
+for _ in range(3):
+    t0 = time.perf_counter(); at.run(); times.append(time.perf_counter() - t0)
+    assert not at.exception, at.exception
+print(times[0], min(times[1:]))
+"""
+    import tempfile
+
+    # AppTest.from_function reads the function's source: it must live in a file.
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(code)
+    try:
+        out = subprocess.run(
+            [sys.executable, f.name], capture_output=True, text=True, check=True, cwd=ROOT
+        ).stdout.split()
+    finally:
+        os.unlink(f.name)
+    return float(out[-2]), float(out[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/tuner-dashboard-bench"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    args.data.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in args.sizes:
+        path = args.data / f"bench-{n}-{args.steps}.db"
+        if not path.exists():
+            t0 = time.perf_counter()
+            values = seed(path, n, args.steps)
+            print(f"seeded {n} trials, {values} values in {time.perf_counter() - t0:.0f} s")
+        conn = sqlite3.connect(path)
+        values = conn.execute("SELECT count(*) FROM trial_values").fetchone()[0]
+        conn.close()
+        load = os.getloadavg()[0]
+        with running_dashboard(f"sqlite:///{path}") as base:
+            times = measure(base, "bench", args.runs)
+            bare = floor(base, "bench", args.runs)
+        cold, warm = server_time(f"sqlite:///{path}", "bench")
+        load = max(load, os.getloadavg()[0])
+        print(
+            f"{n} trials: {', '.join(f'{t:.2f}' for t in times)} s; studies page {bare:.2f} s; "
+            f"script {cold:.2f}/{warm:.2f} s (load {load:.2f})"
+        )
+        rows.append((n, values, path.stat().st_size / 2**20, times, bare, cold, warm, load))
+    table = [
+        "| trials | intermediate values | db MiB | first (cold) load s | best of "
+        f"{args.runs} reloads s | Studies page (no chart) s | page script cold / warm s "
+        "| load avg (1 min, max) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n, values, mib, times, bare, cold, warm, load in rows:
+        best = min(times[1:])
+        table.append(
+            f"| {n:,} | {values:,} | {mib:.0f} | {times[0]:.2f} | **{best:.2f}** | {bare:.2f} "
+            f"| {cold:.2f} / {warm:.2f} | {load:.2f} |"
+        )
+    print("\n".join(table))
+    append_section(
+        args.out,
+        f"Dashboard study page, time to charts drawn ({datetime.now(UTC):%Y-%m-%d})",
+        f"`python -m bench.dashboard --sizes {' '.join(map(str, args.sizes))} "
+        f"--runs {args.runs}`: SQLite, one study, {args.steps} results a trial (pruned "
+        "trials fewer), Debian's Chromium (headless, software WebGL) via Playwright; time "
+        "from `page.goto` of the study page until all its seven Plotly charts are drawn. "
+        "The first load is a fresh server and browser profile; reloads reuse both. For "
+        "scale: the Studies page (a table, no chart) and the study page's Python script "
+        "alone (Streamlit AppTest, in-process).\n\n" + "\n".join(table),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,17 @@
+"""tuner's dashboard: a Streamlit app that reads a study database and never writes it.
+
+``tuner dashboard`` runs ``dashboard/app.py`` with Streamlit. The app's pages are in
+``dashboard/_*.py``; what they show comes from :mod:`dashboard.queries` (pure
+functions: SQL aggregates and downsampling into pandas frames) and
+:mod:`dashboard.charts` (Plotly figures from those frames), which the tests exercise
+without a browser. Nothing here imports Streamlit at import time except the pages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["APP_PATH"]
+
+APP_PATH = Path(__file__).resolve().parent / "app.py"
+"""The Streamlit script that ``tuner dashboard`` runs."""

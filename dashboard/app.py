@@ -1,0 +1,37 @@
+"""tuner's dashboard, the Streamlit script that ``tuner dashboard`` runs.
+
+    streamlit run dashboard/app.py -- --storage sqlite:///tuner.db
+
+It opens the storage read-only (SQLite ``mode=ro``; PostgreSQL read-only
+transactions) and never writes it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Streamlit puts this folder on sys.path, not its parent: make `import dashboard` work
+# from a source checkout that is not installed too.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from dashboard import _common, _compare, _studies, _study, _trial  # noqa: E402
+
+st.set_page_config(page_title="tuner dashboard", page_icon=":material/tune:", layout="wide")
+
+pages = {
+    "studies": st.Page(_studies.render, title="Studies", url_path="studies", default=True,
+                       icon=":material/list:"),
+    "study": st.Page(_study.render, title="Study", url_path="study", icon=":material/insights:"),
+    "compare_trials": st.Page(_compare.render_trials, title="Compare trials",
+                              url_path="compare-trials", icon=":material/compare_arrows:"),
+    "compare_studies": st.Page(_compare.render_studies, title="Compare studies",
+                               url_path="compare-studies", icon=":material/stacked_line_chart:"),
+    "trial": st.Page(_trial.render, title="Trial", url_path="trial", icon=":material/science:"),
+}  # fmt: skip
+_common.PAGES.update(pages)
+st.navigation(list(pages.values())).run()

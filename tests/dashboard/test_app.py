@@ -1,0 +1,176 @@
+"""Each view's logic through Streamlit's AppTest, against seeded databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import HOSTILE_ERROR, HOSTILE_PARAM, HOSTILE_STUDY, ROOT
+
+APP = str(ROOT / "dashboard" / "app.py")
+TIMEOUT = 60
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, url: str) -> AppTest:
+    monkeypatch.setenv("TUNER_DASHBOARD_STORAGE", url)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    return at.run()
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption]
+    parts += (
+        [e.value for e in at.error] + [e.value for e in at.info] + [e.value for e in at.warning]
+    )
+    parts += [e.value for e in at.title] + [e.value for e in at.subheader]
+    return "\n".join(str(p) for p in parts)
+
+
+def _charts(at: AppTest) -> list:
+    return at.get("plotly_chart")
+
+
+def test_studies_view_lists_every_study(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
+    at = _app(monkeypatch, seeded_url)
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert frame["name"].tolist() == ["tpe-study", "gp-study", "random-study", HOSTILE_STUDY]
+    assert {"status", "algorithm", "scheduler", "completed", "pruned", "best", "started",
+            "duration_s"} <= set(frame)  # fmt: skip
+
+
+def test_study_view_draws_every_chart(seeded_url: str) -> None:
+    def page(url: str) -> None:
+        from dashboard import _study
+
+        _study.show_study(url, "tpe-study")
+
+    at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert len(_charts(at)) == 7
+    table = at.dataframe[0].value
+    assert len(table) == 24 and "params.rate_drop" in table
+    # filter to completed trials, sort by value
+    at.multiselect(key="f_states").set_value(["completed"]).run()
+    at.selectbox(key="f_sort").set_value("value").run()
+    table = at.dataframe[0].value
+    assert set(table["state"]) == {"completed"} and table["value"].is_monotonic_increasing
+    at.selectbox(key="f_range_col").set_value("params.depth").run()
+    at.slider(key="f_range_params.depth").set_value((4.0, 6.0)).run()
+    assert at.dataframe[0].value["params.depth"].between(4, 6).all()
+    at.radio(key="hist_x").set_value("wall-clock time").run()
+    assert not at.exception and len(_charts(at)) == 7
+    at.toggle(key="pc_webgl").set_value(True).run()  # Plotly's brushable Parcoords
+    assert not at.exception and len(_charts(at)) == 7
+    assert '"type":"parcoords"' in _charts(at)[1].proto.spec.replace(" ", "")
+
+
+def test_compare_trials_view_shows_both(seeded_url: str) -> None:
+    def page(url: str) -> None:
+        from dashboard import _compare
+
+        _compare.show_trials(url, "tpe-study", [0, 1])
+
+    at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert {"#0", "#1", "differs"} <= set(table)
+    rate_drop = table[table["name"] == "rate_drop"].iloc[0]
+    assert pd.isna(rate_drop["#0"]) and bool(rate_drop["differs"])  # absent, not 0
+    assert len(_charts(at)) == 1
+
+
+def test_compare_studies_view(seeded_url: str) -> None:
+    def page(url: str) -> None:
+        from dashboard import _compare
+
+        _compare.show_studies(url, ["tpe-study", "gp-study", "random-study"])
+
+    at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    chart = _charts(at)[0]
+    assert "tpe-study" in chart.proto.spec and "random-study" in chart.proto.spec
+    best = at.dataframe[0].value
+    assert {"tpe-study", "gp-study", "random-study"} <= set(best.columns)
+
+
+def test_trial_view_shows_error_node_and_absent_params(seeded_url: str) -> None:
+    def page(url: str) -> None:
+        from dashboard import _trial
+
+        _trial.show_trial(url, "tpe-study", 6)  # every 7th trial failed
+
+    at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.code[0].value == "ValueError: the loss diverged"
+    facts = at.dataframe[0].value.set_index("")["value"]
+    assert facts["state"] == "failed" and facts["node"] == "node-0"
+    assert facts["duration"] == "5.00 s"
+    params = at.dataframe[1].value.set_index("parameter")["value"]
+    assert params["rate_drop"] == "(absent: inactive)"  # trial 6 is gbtree
+
+
+def test_hostile_names_are_text(seeded_url: str) -> None:
+    def page(url: str, name: str) -> None:
+        from dashboard import _study, _trial
+
+        _study.show_study(url, name)
+        _trial.show_trial(url, name, 6)
+
+    at = AppTest.from_function(
+        page, args=(seeded_url, HOSTILE_STUDY), default_timeout=TIMEOUT
+    ).run()
+    assert not at.exception
+    heading = at.markdown[0].value
+    assert "<script>" not in heading and "\\<script\\>" in heading  # markdown-escaped
+    assert HOSTILE_ERROR in [c.value for c in at.code]
+    assert f"params.{HOSTILE_PARAM}" in at.dataframe[0].value.columns
+
+
+def test_a_study_without_trials_says_so(empty_url: str) -> None:
+    from tuner.storage import Storage
+
+    with Storage(empty_url) as storage:
+        storage.create_study(
+            "new", spec={}, metric="loss", mode="min", algorithm="tpe", scheduler="fifo",
+            num_trials=10,
+        )  # fmt: skip
+
+    def page(url: str) -> None:
+        from dashboard import _study
+
+        _study.show_study(url, "new")
+
+    at = AppTest.from_function(page, args=(empty_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No trials yet" in _texts(at)
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        ("missing", "There is no database file"),
+        ("empty", "no studies yet"),
+        ("bare", "no tuner tables"),
+        ("unreachable", "cannot open database"),
+    ],
+)
+def test_clear_messages_instead_of_tracebacks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, empty_url: str, make: str, expected: str
+) -> None:
+    import sqlite3
+
+    url = {
+        "missing": f"sqlite:///{tmp_path / 'missing.db'}",
+        "empty": empty_url,
+        "bare": f"sqlite:///{tmp_path / 'bare.db'}",
+        "unreachable": "postgresql://nobody@127.0.0.1:1/none",
+    }[make]
+    if make == "bare":
+        sqlite3.connect(tmp_path / "bare.db").close()
+    at = _app(monkeypatch, url)
+    assert not at.exception
+    assert expected in _texts(at).replace("\\", "")

@@ -1,0 +1,210 @@
+"""The dashboard in a real browser: `tuner dashboard` as a subprocess, Debian's Chromium
+driven by Playwright. Screenshots of each view go to test-artifacts/dashboard/.
+
+Run only these with ``pytest -m browser``. Without /usr/bin/chromium they are skipped,
+except where CI=true: there they fail (``make test`` installs Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.dashboard.conftest import ARTIFACTS, HOSTILE_ERROR, HOSTILE_STUDY, seed_study
+from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+DRAWN_JS = """n => {
+    const plots = [...document.querySelectorAll('.js-plotly-plot')];
+    return plots.length >= n && plots.every(p => p.querySelector('.main-svg'));
+}"""
+TIMEOUT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'dash.db'}"
+    with Storage(url) as storage:
+        seed_study(storage, "tpe-study", algorithm="tpe", seed=1)
+        seed_study(storage, "random-study", algorithm="random", seed=3)
+        seed_study(storage, HOSTILE_STUDY, n_trials=8, seed=4,
+                   extra_param="'; drop table trials; --", error=HOSTILE_ERROR)  # fmt: skip
+        seed_study(storage, "live-study", n_trials=5, status="running", seed=5)
+    return url
+
+
+@pytest.fixture(scope="module")
+def dashboard(db_url: str, chromium: str) -> Iterator[str]:
+    """`tuner dashboard --storage URL --port P` running; yields its base URL."""
+    port = _free_port()
+    log = ARTIFACTS / "dashboard-server.log"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    tuner = Path(sys.executable).with_name("tuner")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(tuner), "dashboard", "--storage", db_url, "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"tuner dashboard exited ({proc.returncode}): {log.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("tuner dashboard did not listen within 60 s")
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 2600})
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.dialogs = dialogs
+    yield page
+    context.close()
+    assert not dialogs, f"a script ran in the page: {dialogs}"
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def _no_exception(page: Any) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()
+
+
+def test_studies_view_lists_the_seeded_studies(dashboard: str, page: Any) -> None:
+    page.goto(dashboard + "/")
+    page.get_by_text("Studies", exact=True).first.wait_for(timeout=TIMEOUT_MS)
+    grid = page.locator('[data-testid="stDataFrame"]')
+    grid.wait_for(timeout=TIMEOUT_MS)
+    # Glide's grid draws on a canvas; its accessible table holds the visible cells.
+    for name in ("tpe-study", "random-study", "live-study", HOSTILE_STUDY):
+        page.locator("td", has_text=name).first.wait_for(state="attached", timeout=TIMEOUT_MS)
+    _no_exception(page)
+    _shot(page, "studies")
+
+
+def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
+    page.goto(dashboard + "/study?study=tpe-study")
+    page.wait_for_function(DRAWN_JS, arg=7, timeout=TIMEOUT_MS)
+    assert page.locator("h1").first.inner_text() == "tpe-study"
+    for title in ("Optimization history", "Parallel coordinates", "Parameter importance",
+                  "Slice plots", "Contour of", "Learning curves", "Trials still going"):  # fmt: skip
+        assert page.locator(".gtitle", has_text=title).count() == 1, title
+    assert page.locator(".legendtext", has_text="pruned here").count() == 1
+    _no_exception(page)
+    page.wait_for_timeout(300)
+    _shot(page, "study")
+
+
+def test_comparing_two_trials_shows_both(dashboard: str, page: Any) -> None:
+    page.goto(dashboard + "/compare-trials?study=tpe-study&trials=0,1")
+    page.wait_for_function(DRAWN_JS, arg=1, timeout=TIMEOUT_MS)
+    legend = page.locator(".legendtext").all_text_contents()
+    assert legend == ["#0", "#1"]
+    page.locator("th", has_text="#0").first.wait_for(state="attached")
+    page.locator("th", has_text="#1").first.wait_for(state="attached")
+    _no_exception(page)
+    _shot(page, "compare-trials")
+
+
+def test_compare_studies_and_trial_views(dashboard: str, page: Any) -> None:
+    page.goto(dashboard + "/compare-studies?studies=tpe-study&studies=random-study")
+    page.wait_for_function(DRAWN_JS, arg=1, timeout=TIMEOUT_MS)
+    legend = set(page.locator(".legendtext").all_text_contents())
+    assert legend == {"tpe-study", "random-study"}
+    _shot(page, "compare-studies")
+    page.goto(dashboard + "/trial?study=tpe-study&trial=6")
+    page.get_by_text("ValueError: the loss diverged").wait_for(timeout=TIMEOUT_MS)
+    _no_exception(page)
+    _shot(page, "trial")
+
+
+def test_a_running_studys_new_trial_appears_without_reload(
+    dashboard: str, db_url: str, page: Any
+) -> None:
+    page.goto(dashboard + "/study?study=live-study")
+    page.get_by_text("5 trials (").wait_for(timeout=TIMEOUT_MS)
+    with Storage(db_url) as writer:
+        study = writer.get_study("live-study")
+        now = datetime.now(UTC)
+        writer.write([
+            TrialStarted(study.id, 5, {"lr": 0.01, "depth": 3, "booster": "gbtree"},
+                         started_at=now, node="node-live"),
+            TrialResult(study.id, 5, 1, {"loss": 0.5}),
+            TrialFinished(study.id, 5, "completed", finished_at=now, duration_s=0.1,
+                          metrics={"loss": 0.01}, value=0.01),
+        ])  # fmt: skip
+    # no reload: the page's fragment refreshes every few seconds
+    page.get_by_text("6 trials (").wait_for(timeout=20_000)
+    _no_exception(page)
+    _shot(page, "live-study-after-new-trial")
+
+
+def test_hostile_names_render_as_text(dashboard: str, page: Any) -> None:
+    page.goto(dashboard + f"/study?study={quote(HOSTILE_STUDY)}")
+    page.wait_for_function(DRAWN_JS, arg=7, timeout=TIMEOUT_MS)
+    assert page.locator("h1").first.inner_text() == HOSTILE_STUDY
+    assert page.locator("script", has_text="alert(").count() == 0
+    axes = page.locator(".annotation-text").all_text_contents()
+    assert "'; drop table trials; --" in axes  # parallel coordinates' axis title
+    _shot(page, "hostile-study")
+    page.goto(dashboard + f"/trial?study={quote(HOSTILE_STUDY)}&trial=6")
+    page.get_by_text(HOSTILE_ERROR).wait_for(timeout=TIMEOUT_MS)
+    assert page.locator("img[src=x]").count() == 0
+    _no_exception(page)
+    _shot(page, "hostile-trial")

@@ -1,0 +1,211 @@
+"""dashboard.queries and dashboard.charts against seeded databases (no Streamlit)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import charts
+from dashboard import queries as q
+from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_study
+from tuner.exceptions import StorageError
+from tuner.storage import Storage, TrialStarted
+
+
+def test_studies_frame_lists_every_study_with_counts_and_best(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    frame = q.studies_frame(storage)
+    assert frame["name"].tolist() == ["tpe-study", "gp-study", "random-study", HOSTILE_STUDY]
+    tpe = frame.iloc[0]
+    assert (tpe["algorithm"], tpe["scheduler"], tpe["status"]) == ("tpe", "asha", "completed")
+    assert tpe["trials"] == 24
+    assert tpe["completed"] + tpe["pruned"] + tpe["failed"] == 24
+    assert tpe["pruned"] > 0 and tpe["failed"] > 0
+    assert np.isfinite(tpe["best"]) and tpe["duration_s"] >= 0
+
+
+def test_trials_frame_pivots_params_and_keeps_conditional_ones_absent(
+    storage_url: str,
+) -> None:
+    with Storage(storage_url) as writer:
+        study_id = seed_study(writer, "s", n_trials=10)
+    storage = q.open_storage(storage_url)
+    study = storage.get_study("s")
+    frame = q.trials_frame(storage, study)
+    assert frame["number"].tolist() == list(range(10))
+    assert {"params.lr", "params.depth", "params.booster", "params.rate_drop"} <= set(frame)
+    gbtree = frame[frame["params.booster"] == "gbtree"]
+    dart = frame[frame["params.booster"] == "dart"]
+    assert gbtree["params.rate_drop"].isna().all()  # absent, not 0
+    assert dart["params.rate_drop"].notna().all()
+    assert str(frame["params.depth"].dtype) == "Int64"
+    records = {t.number: t for t in storage.get_trials(study_id)}
+    for row in frame.itertuples():
+        assert row.state == records[row.Index].state
+    assert frame["metrics.loss"].notna().all() and "metrics.acc" in frame
+
+
+def test_open_storage_is_read_only_and_explains_missing_and_empty(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.db"
+    with pytest.raises(q.DashboardError, match="no database file"):
+        q.open_storage(f"sqlite:///{missing}")
+    assert not missing.exists()  # opening never creates it
+    bare = tmp_path / "bare.db"
+    sqlite3.connect(bare).close()
+    with pytest.raises(q.DashboardError, match="no tuner tables"):
+        q.open_storage(f"sqlite:///{bare}")
+    with pytest.raises(q.DashboardError, match="unsupported database URL"):
+        q.open_storage("mysql://x@y/z")
+
+
+def test_the_dashboards_connection_refuses_writes(storage_url: str) -> None:
+    with Storage(storage_url) as writer:
+        seed_study(writer, "s", n_trials=3)
+    storage = q.open_storage(storage_url)
+    assert storage.read_only
+    with pytest.raises(StorageError), storage.reading("try to write") as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("DELETE FROM trials"))
+    with pytest.raises(StorageError, match="read-only"):
+        storage.write([TrialStarted(1, 99, {}, started_at=pd.Timestamp.now(tz="UTC"))])
+    assert len(storage.get_trials(storage.get_study("s").id)) == 3
+
+
+def test_filters_sort_and_ranges(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    frame = q.trials_frame(storage, storage.get_study("tpe-study"))
+    done = q.filter_trials(frame, ["completed"], sort_by="value")
+    assert set(done["state"]) == {"completed"}
+    assert done["value"].is_monotonic_increasing
+    ranged = q.filter_trials(frame, None, {"params.rate_drop": (0.0, 0.15)})
+    assert ranged["params.rate_drop"].between(0, 0.15).all()
+    assert (ranged["params.booster"] == "dart").all()  # absent rate_drop is out of range
+
+
+def test_downsample_keeps_the_extremes_and_bounds_the_points() -> None:
+    x = np.arange(100_000)
+    y = np.sin(x / 1000.0)
+    y[54_321] = -50.0
+    idx = q.downsample(x, y, 1000)
+    assert len(idx) <= 1000
+    assert 54_321 in idx
+    assert len(q.downsample(x[:10], y[:10], 1000)) == 10
+
+
+def test_history_best_so_far_is_exact_and_downsampled(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    study = storage.get_study("tpe-study")
+    frame = q.trials_frame(storage, study)
+    points, best = q.history(frame, "min", max_points=4)
+    assert len(points) <= 4
+    done = frame[frame["state"] == "completed"]
+    assert best["best"].iloc[-1] == done["value"].min()
+    assert best["best"].is_monotonic_decreasing
+    assert (best["elapsed_s"] >= 0).all()
+
+
+def test_curve_sample_has_the_best_and_pruned_trials(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    study = storage.get_study("tpe-study")
+    frame = q.trials_frame(storage, study)
+    numbers = q.curve_sample(frame, "min", n_best=2, n_other=6)
+    done = frame[frame["state"] == "completed"]
+    assert set(done.nsmallest(2, "value")["number"]) <= set(numbers)
+    states = set(frame.set_index("number").loc[numbers, "state"])
+    assert "pruned" in states
+    curves = q.learning_curves(storage, study.id, "loss", numbers)
+    assert set(curves["number"]) == set(numbers)
+    steps = curves.groupby("number")["step"].max()
+    pruned = frame[frame["state"] == "pruned"]["number"]
+    assert (steps[steps.index.isin(pruned)] == 6).all()  # cut short
+    assert (steps[steps.index.isin(done["number"])] == 12).all()
+    short = q.learning_curves(storage, study.id, "loss", numbers, max_points_per_curve=3)
+    assert short.groupby("number").size().max() <= 3
+
+
+def test_steps_reached_counts_every_trial(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    frame = q.trials_frame(storage, storage.get_study("tpe-study"))
+    reached = q.steps_reached(frame)
+    at_one = reached[reached["step"] == 1].set_index("state")["trials"]
+    assert at_one.sum() == 24
+    at_last = reached[reached["step"] == 12].set_index("state")["trials"]
+    assert at_last.get("pruned", 0) == 0 and at_last["completed"] > 0
+
+
+def test_importance_and_contour(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    study = storage.get_study("tpe-study")
+    frame = q.trials_frame(storage, study)
+    imp = q.importance(frame, study)
+    assert "rate_drop" not in set(imp["param"])  # conditional: left out
+    assert {"lr", "depth"} <= set(imp["param"])
+    assert imp["importance"].sum() == pytest.approx(1.0)
+    xs, ys, z, points = q.contour_grid(
+        frame, "params.lr", "params.depth", size=10, log=["params.lr"]
+    )
+    assert z.shape == (10, 10) and len(points) > 3
+    assert xs.min() == pytest.approx(frame["params.lr"].min())  # in lr's units
+    assert ys.max() == frame["params.depth"].max()
+
+
+def test_compare_params_marks_differences_and_absence(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    frame = q.trials_frame(storage, storage.get_study("tpe-study"))
+    table = q.compare_params(frame, [0, 1]).set_index("name")
+    assert table.loc["booster", "#0"] == "gbtree" and table.loc["booster", "#1"] == "dart"
+    assert table.loc["rate_drop", "#0"] is None  # absent, not 0
+    assert bool(table.loc["rate_drop", "differs"])
+    assert not bool(table.loc["steps", "differs"])
+
+
+def test_best_curve_per_study(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    curve = q.best_curve(storage, storage.get_study("gp-study"))
+    assert curve["best"].is_monotonic_decreasing
+    assert (curve["study"] == "gp-study").all()
+
+
+def test_charts_escape_user_text(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    study = storage.get_study(HOSTILE_STUDY)
+    frame = q.trials_frame(storage, study)
+    fig = charts.parallel_fig(frame[frame["value"].notna()], q.param_columns(frame), "<b>m</b>")
+    labels = [d["label"] for d in fig.to_dict()["data"][0]["dimensions"]]
+    assert charts.esc(HOSTILE_PARAM) in labels
+    assert "&lt;b&gt;m&lt;/b&gt;" in labels
+    svg = charts.parallel_svg_fig(
+        frame[frame["value"].notna()], q.param_columns(frame), "<b>m</b>"
+    ).to_dict()
+    titles = [a["text"] for a in svg["layout"]["annotations"]]
+    assert f"<b>{charts.esc(HOSTILE_PARAM)}</b>" in titles
+    assert "<b>&lt;b&gt;m&lt;/b&gt;</b>" in titles
+    curves = pd.DataFrame(
+        {"study": [HOSTILE_STUDY], "number": [0], "elapsed_s": [0.0], "best": [1.0]}
+    )
+    assert "<script>" not in charts.compare_studies_fig(curves).to_json()
+
+
+def test_every_query_on_both_backends(storage_url: str) -> None:
+    with Storage(storage_url) as writer:
+        study_id = seed_study(writer, "s", n_trials=12, status="running")
+    storage = q.open_storage(storage_url)
+    study = storage.get_study("s")
+    before = q.fingerprint(storage, study_id)
+    assert before[-1] == "running"
+    assert q.studies_frame(storage)["name"].tolist() == ["s"]
+    frame = q.trials_frame(storage, study)
+    curves = q.learning_curves(storage, study_id, "loss", q.curve_sample(frame, "min"))
+    assert not curves.empty
+    assert not q.best_curve(storage, study).empty
+    assert not q.importance(frame, study).empty
+    with Storage(storage_url) as writer:
+        writer.write(
+            [TrialStarted(study_id, 12, {"lr": 0.1}, started_at=pd.Timestamp.now(tz="UTC"))]
+        )
+    assert q.fingerprint(storage, study_id) != before  # a new trial changes it
