@@ -22,6 +22,7 @@ def test_every_example_is_covered():
         "quickstart.yaml",
         "python_objective.yaml",
         "sklearn_pipeline.yaml",
+        "xgboost_data_parallel.yaml",
         "objective.py",
         "api_quickstart.py",
     }
@@ -29,7 +30,13 @@ def test_every_example_is_covered():
 
 
 @pytest.mark.parametrize(
-    "name", ["quickstart.yaml", "python_objective.yaml", "sklearn_pipeline.yaml"]
+    "name",
+    [
+        "quickstart.yaml",
+        "python_objective.yaml",
+        "sklearn_pipeline.yaml",
+        "xgboost_data_parallel.yaml",
+    ],
 )
 def test_example_spec_runs_from_the_cli(ray_local, sqlite_url, tmp_path, monkeypatch, name):
     monkeypatch.chdir(tmp_path)  # the spec's module must be found beside the spec, not in cwd
@@ -46,6 +53,10 @@ def test_example_spec_runs_from_the_cli(ray_local, sqlite_url, tmp_path, monkeyp
         assert any(t.state == "pruned" for t in trials)
         assert study.best_trial.value < 0.2  # logloss on breast cancer
         assert all(t.steps == 60 for t in trials if t.state == "completed")
+    if name == "xgboost_data_parallel.yaml":
+        assert all(t.metrics["workers"] == 2 for t in trials)
+        assert all(t.steps == 40 for t in trials if t.state == "completed")
+        assert any(t.state == "pruned" for t in trials)
     if name == "sklearn_pipeline.yaml":
         assert all(t.steps == 12 for t in trials if t.state == "completed")
         assert study.best_trial.value > 0.85  # accuracy on digits
