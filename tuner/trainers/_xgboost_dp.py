@@ -349,10 +349,6 @@ class WorkerGroups:
             )
         return self.groups
 
-    def cancel(self, job_id: str) -> None:
-        if self.dispatcher is not None:
-            self.dispatcher.cancel.remote(job_id)
-
     def close(self, timeout_s: float = 30.0) -> None:
         import shutil
 
