@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,17 @@ def activate(ctx: TrialContext | None) -> TrialContext | None:
     global _current
     previous, _current = _current, ctx
     return previous
+
+
+@contextmanager
+def trial(metric: str) -> Iterator[TrialContext]:
+    """A running trial of this process, reporting `metric`, for the `with` block."""
+    ctx = TrialContext(metric)
+    previous = activate(ctx)
+    try:
+        yield ctx
+    finally:
+        activate(previous)
 
 
 def report(step: int | None = None, **metrics: float) -> None:

@@ -58,12 +58,8 @@ def prepare(spec: StudySpec) -> Prepared:
         function = trainer.function
 
         def tuner_trial(config: dict[str, Any]) -> None:
-            ctx = _report.TrialContext(metric)
-            previous = _report.activate(ctx)
-            try:
+            with _report.trial(metric) as ctx:
                 _python.run(_python.resolve(function, search_path), config, ctx)
-            finally:
-                _report.activate(previous)
 
         return Prepared(tuner_trial)
 
@@ -87,12 +83,8 @@ def prepare(spec: StudySpec) -> Prepared:
         return _data_parallel(spec, trainer, data, workers, trainer.num_workers == "auto")
 
     def tuner_xgboost_trial(config: dict[str, Any], data: Any = None) -> None:
-        ctx = _report.TrialContext(metric)
-        previous = _report.activate(ctx)
-        try:
+        with _report.trial(metric) as ctx:
             _xgboost.run(trainer, config, data, ctx, nthread)
-        finally:
-            _report.activate(previous)
 
     return Prepared(tuner_xgboost_trial, {"data": data}, data.nbytes)
 

@@ -79,12 +79,8 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
         plan = plan_stream(ds, spec.base_dir, task, trainer.batch_size)
 
         def tuner_sklearn_stream_trial(config: dict[str, Any], data: Any = None) -> None:
-            ctx = _report.TrialContext(metric)
-            previous = _report.activate(ctx)
-            try:
+            with _report.trial(metric):
                 run_stream(trainer, config, data, report, nthread)
-            finally:
-                _report.activate(previous)
 
         return Prepared(tuner_sklearn_stream_trial, {"data": plan}, plan.nbytes)
 
@@ -93,12 +89,8 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     data = load_dataset(ds, spec.base_dir, task)
 
     def tuner_sklearn_trial(config: dict[str, Any], data: Any = None) -> None:
-        ctx = _report.TrialContext(metric)
-        previous = _report.activate(ctx)
-        try:
+        with _report.trial(metric):
             run(trainer, config, data, report, nthread)
-        finally:
-            _report.activate(previous)
 
     return Prepared(
         tuner_sklearn_trial, {"data": data}, data.nbytes, budget=None if incremental else 1

@@ -455,23 +455,21 @@ def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]
         from ray import tune
 
         dispatcher = ray.get_actor(dispatcher_name)
-        ctx = _report.TrialContext(metric)
-        previous = _report.activate(ctx)
         job_id = tune.get_context().get_trial_id() or uuid.uuid4().hex
         ray.get(dispatcher.submit.remote(job_id, dict(config)))
         after = 0
-        try:
-            while True:
-                rows, state, error = ray.get(dispatcher.poll.remote(job_id, after))
-                for round_, metrics in rows:
-                    _report.report(step=round_, **metrics)
-                    after = round_
-                if state == "done":
-                    return
-                if state == "failed":
-                    raise TunerError(error or "the trial failed in its worker group")
-        finally:
-            dispatcher.cancel.remote(job_id)
-            _report.activate(previous)
+        with _report.trial(metric):
+            try:
+                while True:
+                    rows, state, error = ray.get(dispatcher.poll.remote(job_id, after))
+                    for round_, metrics in rows:
+                        _report.report(step=round_, **metrics)
+                        after = round_
+                    if state == "done":
+                        return
+                    if state == "failed":
+                        raise TunerError(error or "the trial failed in its worker group")
+            finally:
+                dispatcher.cancel.remote(job_id)
 
     return tuner_xgboost_dp_trial
