@@ -37,7 +37,7 @@ test: $(STAMP) browsers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tuner dashboard tests bench examples
+	$(VENV)/bin/ruff check tuner tests bench examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

@@ -216,7 +216,7 @@ def server_time(url: str, study: str) -> tuple[float, float]:
 import time
 from streamlit.testing.v1 import AppTest
 def page(url, name):
-    from dashboard import _study
+    from tuner.dashboard import _study
     _study.show_study(url, name)
 at = AppTest.from_function(page, args=({url!r}, {study!r}), default_timeout=300)
 times = []

@@ -344,7 +344,7 @@ def dashboard(
         raise TunerError(f"--port must be between 1 and 65535 (got {port})")
     app_path = _dashboard_app()
     if not _has_module("streamlit"):
-        raise TunerError("the dashboard needs streamlit: pip install streamlit plotly")
+        raise TunerError("the dashboard needs streamlit and plotly: pip install 'tuner[dashboard]'")
     argv = [
         sys.executable, "-m", "streamlit", "run", str(app_path),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
@@ -362,24 +362,14 @@ def dashboard(
 
 
 def _dashboard_app() -> Path:
-    """dashboard/app.py: next to the tuner package (a source checkout or an editable
-    install), else the installed ``dashboard`` package."""
-    import importlib.util
-
+    """The Streamlit script, ``tuner/dashboard/app.py``: part of the tuner package, so an
+    installed wheel and a source checkout find it the same way."""
+    from tuner.dashboard import APP_PATH
     from tuner.exceptions import TunerError
 
-    beside = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
-    if beside.is_file():
-        return beside
-    spec = importlib.util.find_spec("dashboard")
-    if spec is not None and spec.origin:
-        installed = Path(spec.origin).parent / "app.py"
-        if installed.is_file():
-            return installed
-    raise TunerError(
-        f"the dashboard app is missing (looked for {beside}): reinstall tuner, "
-        "e.g. pip install -e . from a checkout"
-    )
+    if not APP_PATH.is_file():
+        raise TunerError(f"the dashboard app is missing ({APP_PATH}): reinstall tuner")
+    return APP_PATH
 
 
 def _has_module(name: str) -> bool:

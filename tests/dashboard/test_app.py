@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.dashboard.conftest import HOSTILE_ERROR, HOSTILE_PARAM, HOSTILE_STUDY, ROOT
 
-APP = str(ROOT / "dashboard" / "app.py")
+APP = str(ROOT / "tuner" / "dashboard" / "app.py")
 TIMEOUT = 60
 
 
@@ -44,7 +44,7 @@ def test_studies_view_lists_every_study(monkeypatch: pytest.MonkeyPatch, seeded_
 
 def test_study_view_draws_every_chart(seeded_url: str) -> None:
     def page(url: str) -> None:
-        from dashboard import _study
+        from tuner.dashboard import _study
 
         _study.show_study(url, "tpe-study")
 
@@ -70,7 +70,7 @@ def test_study_view_draws_every_chart(seeded_url: str) -> None:
 
 def test_compare_trials_view_shows_both(seeded_url: str) -> None:
     def page(url: str) -> None:
-        from dashboard import _compare
+        from tuner.dashboard import _compare
 
         _compare.show_trials(url, "tpe-study", [0, 1])
 
@@ -85,7 +85,7 @@ def test_compare_trials_view_shows_both(seeded_url: str) -> None:
 
 def test_compare_studies_view(seeded_url: str) -> None:
     def page(url: str) -> None:
-        from dashboard import _compare
+        from tuner.dashboard import _compare
 
         _compare.show_studies(url, ["tpe-study", "gp-study", "random-study"])
 
@@ -99,7 +99,7 @@ def test_compare_studies_view(seeded_url: str) -> None:
 
 def test_trial_view_shows_error_node_and_absent_params(seeded_url: str) -> None:
     def page(url: str) -> None:
-        from dashboard import _trial
+        from tuner.dashboard import _trial
 
         _trial.show_trial(url, "tpe-study", 6)  # every 7th trial failed
 
@@ -115,7 +115,7 @@ def test_trial_view_shows_error_node_and_absent_params(seeded_url: str) -> None:
 
 def test_hostile_names_are_text(seeded_url: str) -> None:
     def page(url: str, name: str) -> None:
-        from dashboard import _study, _trial
+        from tuner.dashboard import _study, _trial
 
         _study.show_study(url, name)
         _trial.show_trial(url, name, 6)
@@ -140,7 +140,7 @@ def test_a_study_without_trials_says_so(empty_url: str) -> None:
         )  # fmt: skip
 
     def page(url: str) -> None:
-        from dashboard import _study
+        from tuner.dashboard import _study
 
         _study.show_study(url, "new")
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import charts
-from dashboard import queries as q
+from tuner.dashboard import charts
+from tuner.dashboard import queries as q
 from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_study
 from tuner.exceptions import StorageError
 from tuner.storage import Storage, TrialStarted

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 from tuner.exceptions import SpecError
 from tuner.spec._model import StudySpec, _PathError
 
-# Built-in search spaces live in the repository's top-level search_spaces/ folder.
-BUILTIN_SEARCH_SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
+# Built-in search spaces ship inside the package (tuner/search_spaces/, package data), so
+# an installed wheel finds them as a source checkout does.
+BUILTIN_SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 
 def load_spec(

@@ -13,11 +13,13 @@ from tuner.storage._records import (
     TERMINAL_TRIAL_STATES,
     TRIAL_STATES,
     StudyRecord,
+    StudyState,
     StudySummary,
     TrialFinished,
     TrialRecord,
     TrialResult,
     TrialStarted,
+    TrialState,
 )
 from tuner.storage._storage import Storage, TrialEvent
 
@@ -28,10 +30,12 @@ __all__ = [
     "TRIAL_STATES",
     "Storage",
     "StudyRecord",
+    "StudyState",
     "StudySummary",
     "TrialEvent",
     "TrialFinished",
     "TrialRecord",
     "TrialResult",
     "TrialStarted",
+    "TrialState",
 ]

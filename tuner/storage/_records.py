@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Final
 
 __all__ = [
@@ -21,22 +22,53 @@ __all__ = [
     "TERMINAL_TRIAL_STATES",
     "TRIAL_STATES",
     "StudyRecord",
+    "StudyState",
     "StudySummary",
     "TrialFinished",
     "TrialRecord",
     "TrialResult",
     "TrialStarted",
+    "TrialState",
 ]
 
-TRIAL_STATES: Final = ("running", "completed", "pruned", "failed", "stopped")
+
+class TrialState(StrEnum):
+    """The state of a trial. Stored as its string value; ``TrialState("pruned") ==
+    "pruned"``, so records read back compare equal to plain strings too."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PRUNED = "pruned"  # an early-stopping scheduler cut it before its budget
+    FAILED = "failed"  # the objective raised, reported NaN, or its worker died
+    STOPPED = "stopped"  # the study was stopped (tuner stop, a signal) while it ran
+
+    @property
+    def is_finished(self) -> bool:
+        return self is not TrialState.RUNNING
+
+
+class StudyState(StrEnum):
+    """The status of a study, stored as its string value."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (StudyState.COMPLETED, StudyState.FAILED, StudyState.STOPPED)
+
+TRIAL_STATES: Final = tuple(TrialState)
 """Every state a trial can be in; all but ``running`` are final."""
 
-TERMINAL_TRIAL_STATES: Final = ("completed", "pruned", "failed", "stopped")
+TERMINAL_TRIAL_STATES: Final = tuple(s for s in TrialState if s.is_finished)
 
-STUDY_STATES: Final = ("created", "running", "completed", "failed", "stopped")
+STUDY_STATES: Final = tuple(StudyState)
 """Every status a study can have."""
 
-TERMINAL_STUDY_STATES: Final = ("completed", "failed", "stopped")
+TERMINAL_STUDY_STATES: Final = tuple(s for s in StudyState if s.is_finished)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries as q
+from tuner.dashboard import queries as q
 from tuner.exceptions import TunerError
 from tuner.storage import Storage, StudyRecord
 

@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import _common as c
-from dashboard import charts
-from dashboard import queries as q
+from tuner.dashboard import _common as c
+from tuner.dashboard import charts
+from tuner.dashboard import queries as q
 
 
 def render_trials() -> None:

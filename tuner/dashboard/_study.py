@@ -7,9 +7,9 @@ import re
 import pandas as pd
 import streamlit as st
 
-from dashboard import _common as c
-from dashboard import charts
-from dashboard import queries as q
+from tuner.dashboard import _common as c
+from tuner.dashboard import charts
+from tuner.dashboard import queries as q
 
 TABLE_ROWS = 1000
 """The most rows the trial table shows; the CSV download has every filtered row."""

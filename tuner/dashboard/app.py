@@ -1,6 +1,6 @@
 """tuner's dashboard, the Streamlit script that ``tuner dashboard`` runs.
 
-    streamlit run dashboard/app.py -- --storage sqlite:///tuner.db
+    streamlit run tuner/dashboard/app.py -- --storage sqlite:///tuner.db
 
 It opens the storage read-only (SQLite ``mode=ro``; PostgreSQL read-only
 transactions) and never writes it.
@@ -11,15 +11,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Streamlit puts this folder on sys.path, not its parent: make `import dashboard` work
-# from a source checkout that is not installed too.
-_ROOT = str(Path(__file__).resolve().parents[1])
+# Streamlit puts this folder on sys.path, not the one holding the tuner package: make
+# `import tuner` work from a source checkout that is not installed too.
+_ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 import streamlit as st  # noqa: E402
 
-from dashboard import _common, _compare, _studies, _study, _trial  # noqa: E402
+from tuner.dashboard import _common, _compare, _studies, _study, _trial  # noqa: E402
 
 st.set_page_config(page_title="tuner dashboard", page_icon=":material/tune:", layout="wide")
 

@@ -16,7 +16,7 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dashboard.queries import is_numeric
+from tuner.dashboard.queries import is_numeric
 
 __all__ = [
     "STATE_COLORS",
@@ -281,7 +281,7 @@ def contour_fig(
                 colorbar={"title": {"text": esc(metric)}}, contours={"coloring": "heatmap"},
             )
         )  # fmt: skip
-    from dashboard.queries import _as_codes
+    from tuner.dashboard.queries import _as_codes
 
     if len(points):
         fig.add_trace(
