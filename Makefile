@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# A rerun starts the demo study afresh (the delete fails quietly on a fresh machine).
 demo: $(STAMP)
-	-@$(VENV)/bin/tuner delete quickstart --yes >/dev/null 2>&1
+	@$(VENV)/bin/tuner delete quickstart --yes --storage sqlite:///tuner.db >/dev/null 2>&1 || true
 	$(VENV)/bin/tuner run examples/quickstart.yaml --storage sqlite:///tuner.db
 	@echo
-	@echo "Look closer:  $(VENV)/bin/tuner show quickstart"
-	@echo "              $(VENV)/bin/tuner export quickstart --format csv -o quickstart.csv"
+	@echo "See every trial in the browser:  $(VENV)/bin/tuner dashboard --storage sqlite:///tuner.db"
+	@echo "                                 then open http://127.0.0.1:8501"
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright never downloads one).
 CHROMIUM := /usr/bin/chromium

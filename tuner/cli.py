@@ -147,7 +147,8 @@ def _summary(study: Study, seconds: float) -> None:
     if outcome and outcome.first_error:
         out.print(f"first failure: {outcome.first_error}", markup=False)
     out.print(
-        f"look closer: tuner show {study.name} | tuner export {study.name} --format csv",
+        f"look closer: tuner show {study.name} | tuner export {study.name} --format csv"
+        " | tuner dashboard",
         markup=False,
     )
 

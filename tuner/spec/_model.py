@@ -31,7 +31,9 @@ MAX_GRID_INT_VALUES = 1000
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A string literal under a field is its description: docs/spec.md is generated from
+    # them (tuner/spec/_docs.py), so the reference cannot drift from the code.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class _ParamBase(_Strict):
@@ -55,12 +57,20 @@ class _ParamBase(_Strict):
 
 
 class FloatParam(_ParamBase):
+    """A real number from a range (`low`, `high`) or from explicit `values`."""
+
     type: Literal["float"]
+    """The parameter's type."""
     low: float | None = None
+    """Smallest value (inclusive); with `high`, instead of `values`."""
     high: float | None = None
+    """Largest value (inclusive); must be > `low`."""
     log: bool = False
+    """Sample on a log scale (needs `low` > 0); for rates and regularisation strengths."""
     step: float | None = Field(default=None, gt=0)
+    """Discretise the range to `low`, `low`+step, ... (not with `log`)."""
     values: list[float] | None = Field(default=None, min_length=1)
+    """Explicit values to choose from; what grid search enumerates."""
 
     @model_validator(mode="after")
     def _check(self) -> FloatParam:
@@ -74,12 +84,20 @@ class FloatParam(_ParamBase):
 
 
 class IntParam(_ParamBase):
+    """An integer from a range (`low`, `high`) or from explicit `values`."""
+
     type: Literal["int"]
+    """The parameter's type."""
     low: int | None = None
+    """Smallest value (inclusive); with `high`, instead of `values`."""
     high: int | None = None
+    """Largest value (inclusive); must be > `low`."""
     log: bool = False
+    """Sample on a log scale (needs `low` > 0)."""
     step: int = Field(default=1, ge=1)
+    """Spacing of the values from `low` (not with `log`)."""
     values: list[int] | None = Field(default=None, min_length=1)
+    """Explicit values to choose from; what grid search enumerates."""
 
     @model_validator(mode="after")
     def _check(self) -> IntParam:
@@ -90,8 +108,12 @@ class IntParam(_ParamBase):
 
 
 class CategoricalParam(_ParamBase):
+    """One of a list of choices (strings, numbers or booleans)."""
+
     type: Literal["categorical"]
+    """The parameter's type."""
     choices: list[Scalar] = Field(min_length=1)
+    """The distinct values to choose from."""
 
     @field_validator("choices")
     @classmethod
@@ -149,24 +171,38 @@ class DatasetSpec(_Strict):
     """
 
     source: Literal["sklearn", "synthetic", "csv", "parquet"]
+    """Where the rows come from: a bundled scikit-learn set, generated data, or files."""
     name: Literal["iris", "wine", "digits", "breast_cancer", "diabetes"] | None = None
-    # None: classification for synthetic; for csv/parquet the trainer's estimator decides,
-    # else the target's type (float: regression; int, bool, string: classification).
+    """source sklearn: which bundled set."""
     task: Literal["classification", "regression"] | None = None
+    """synthetic: what to generate (default classification). csv/parquet: default from
+    the estimator (a classifier: classification), else the target's type (floats:
+    regression; ints, booleans, strings: classification)."""
     n_rows: int = Field(default=1000, ge=10)
+    """synthetic: number of rows."""
     n_features: int = Field(default=20, ge=1)
+    """synthetic: number of features."""
     n_informative: int | None = Field(default=None, ge=1)
+    """synthetic: features that carry signal (default: about half, at most n_features)."""
     path: str | None = Field(default=None, min_length=1)
+    """csv/parquet: a file or a folder of files; local (relative paths are looked up
+    beside the spec file first), file://, s3://, gs:// or any URL pyarrow or fsspec opens."""
     target: str | None = Field(default=None, min_length=1)
+    """csv/parquet: the label column."""
     features: list[str] | None = Field(default=None, min_length=1)
-    # None: 0.2, or no validation split when `folds` is set (see `valid_share`).
+    """csv/parquet: the feature columns (default: every column but the target)."""
     valid_fraction: float | None = Field(default=None, gt=0, lt=1)
+    """Share of rows held out to validate (default 0.2; none when `folds` is set)."""
     folds: int | None = Field(default=None, ge=2, le=100)
+    """k-fold cross-validation instead of `valid_fraction` (sklearn trainer only); each
+    trial reports the mean over folds."""
     stream: bool = False
-    classes: list[Scalar] | None = Field(
-        default=None, min_length=2, description="stream: the target's classes (skips a pass)"
-    )
+    """csv/parquet with a partial_fit estimator: read the files batch by batch every
+    epoch instead of loading them, for data that does not fit in memory."""
+    classes: list[Scalar] | None = Field(default=None, min_length=2)
+    """stream: the target's classes (saves one pass over the target column)."""
     seed: int = 0
+    """Seed of the split (and of the generated data for synthetic)."""
 
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
@@ -211,7 +247,10 @@ class DatasetSpec(_Strict):
 
 
 class PythonTrainer(_Strict):
+    """Your own function: it takes the trial's config and calls ``tuner.report``."""
+
     kind: Literal["python"]
+    """The trainer's kind."""
     function: FunctionRef = Field(description="'package.module:function', or a callable")
     max_steps: int = Field(
         default=100, ge=1, description="most steps a trial reports; early stopping's budget"
@@ -230,15 +269,25 @@ class PythonTrainer(_Strict):
 
 
 class XGBoostTrainer(_Strict):
+    """Gradient boosting with xgboost: one report per boosting round, in one process or
+    data-parallel over Ray Train workers."""
+
     kind: Literal["xgboost"]
+    """The trainer's kind."""
     dataset: DatasetSpec
+    """The training data (see trainer.dataset)."""
     objective: str | None = None
+    """xgboost's objective, e.g. binary:logistic, multi:softprob, reg:squarederror
+    (default: from the task)."""
     eval_metric: str | None = None
+    """xgboost's eval metric, reported every round as valid_<name> and train_<name>
+    (default: xgboost's for the objective)."""
     num_workers: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = Field(
         default=1,
         description="data-parallel workers (Ray Train) inside each trial; auto: by data size",
     )
     max_rounds: int = Field(default=100, ge=1)
+    """Boosting rounds a trial may run: the budget that early stopping cuts."""
     params: dict[str, Scalar] = Field(default_factory=dict, description="fixed xgboost params")
 
     @model_validator(mode="after")
@@ -269,8 +318,13 @@ ESTIMATOR_STEP = "estimator"
 
 
 class SklearnTrainer(_Strict):
+    """Any scikit-learn estimator, optionally after pipeline steps; partial_fit
+    estimators train in mini-batch epochs and report after each."""
+
     kind: Literal["sklearn"]
+    """The trainer's kind."""
     dataset: DatasetSpec
+    """The training data (see trainer.dataset)."""
     estimator: str = Field(
         description="import path of a scikit-learn estimator class, e.g. "
         "sklearn.linear_model.SGDClassifier"
@@ -290,7 +344,8 @@ class SklearnTrainer(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _folds_on_trainer(cls, data: Any) -> Any:
-        # DESIGN.md shows `folds` on the trainer; it belongs to the split, in the dataset.
+        # `folds` is accepted on the trainer too, where users reach for it; it belongs to the
+        # split, so it moves to the dataset.
         if isinstance(data, dict) and "folds" in data:
             data = dict(data)
             folds = data.pop("folds")
@@ -349,30 +404,49 @@ TrainerSpec = Annotated[
 
 
 class SearchSpec(_Strict):
+    """How new trials are proposed."""
+
     algorithm: Literal["grid", "random", "tpe", "gp", "cmaes", "qmc"] = "tpe"
+    """grid: every combination of `values`; random; tpe, gp, cmaes, qmc: Optuna's samplers
+    (gp needs `pip install 'tuner[gp]'`)."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
+    """How many trials to run (grid: ignored, its size is the product of the values)."""
     max_concurrent: int = Field(default=2, ge=1, le=10_000)
+    """Trials in flight at once (also bounded by the cluster's CPUs)."""
     seed: int | None = 0
+    """Seed of the sampler, for reproducible suggestions; null: a random seed."""
 
 
 class EarlyStoppingSpec(_Strict):
+    """When a running trial is stopped early (pruned), measured in its reports."""
+
     scheduler: Literal["none", "fifo", "asha", "hyperband", "median"] = "none"
+    """none/fifo: never; asha: successive halving, asynchronous; hyperband: ASHA over
+    several brackets; median: stop a trial below the median of others at the same step."""
     grace_period: int = Field(default=1, ge=1)
+    """Steps (rounds, epochs) every trial gets before it can be stopped."""
     reduction_factor: float = Field(default=3, gt=1)
+    """asha/hyperband: 1/reduction_factor of the trials go on at each rung."""
     min_samples: int = Field(
         default=3, ge=1, description="median: trials needed at a step before it compares"
     )
 
 
 class ResourcesSpec(_Strict):
+    """What each trial takes, and which Ray cluster runs the trials."""
+
     cpus_per_trial: float = Field(default=1, gt=0)
+    """CPUs a trial reserves (fractions allowed); a data-parallel worker's threads."""
     address: str | None = None
+    """null: a local Ray started for the study; "auto", "HOST:6379" or "ray://HOST:10001":
+    an existing cluster."""
 
 
 class StudySpec(_Strict):
     """A validated study spec. Build it with :func:`tuner.spec.load_spec`."""
 
     name: str
+    """The study's name, unique in its storage: 1-128 letters, digits, '-', '_', '.'."""
 
     @field_validator("name")
     @classmethod
@@ -385,13 +459,24 @@ class StudySpec(_Strict):
         return v
 
     metric: str = Field(min_length=1)
+    """The reported metric that search and early stopping use, e.g. valid_logloss."""
     mode: Literal["min", "max"] = "min"
+    """Whether `metric` is minimised or maximised."""
     trainer: TrainerSpec
+    """What each trial trains, on which data (see trainer, by kind)."""
     search_space: dict[str, ParamSpec] = Field(min_length=1)
+    """Parameter name -> its range (see search_space.NAME), or the name of a built-in or
+    local search space file (search_space: xgboost)."""
     search: SearchSpec = Field(default_factory=SearchSpec)
+    """How trials are proposed (see search)."""
     early_stopping: EarlyStoppingSpec = Field(default_factory=EarlyStoppingSpec)
+    """When trials are stopped early (see early_stopping)."""
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    """What each trial reserves and where it runs (see resources)."""
     storage: str = "sqlite:///tuner.db"
+    """Any SQLAlchemy URL: SQLite for one machine, PostgreSQL
+    (postgresql://user@host:5432/db) for a cluster. The CLI's --storage (create_study's
+    storage=) overrides it; when the spec sets none, $TUNER_STORAGE, then this default."""
     _base_dir: str = PrivateAttr(default_factory=os.getcwd)
 
     @property

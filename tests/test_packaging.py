@@ -1,0 +1,186 @@
+"""tuner as a user gets it from `pip install`: a wheel, a fresh virtual environment, a
+folder that is not the checkout.
+
+The wheel is built from the tracked files only (as from a fresh clone) and installed
+without dependencies into a new venv; the venv sees the dependencies already installed
+for the tests through a path file (site-packages of this interpreter, whose own .pth
+files, including an editable install of this checkout, are not processed there). So
+what is tested is the wheel's own contents and metadata, without downloading anything.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tuner's wheel, built from the files git tracks."""
+    src = tmp_path_factory.mktemp("src")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.split("\0")
+    for name in filter(None, tracked):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(src)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (found,) = out.glob("tuner-*.whl")
+    return found
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel installed; returns its bin/ folder."""
+    env_dir = tmp_path_factory.mktemp("venv")
+    venv.create(env_dir, with_pip=False, symlinks=True)
+    bindir = env_dir / "bin"
+    purelib = Path(
+        subprocess.run(
+            [str(bindir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+    )  # fmt: skip
+    # The dependencies of the test environment, without its .pth files (so no editable
+    # install of this checkout), after the venv's own site-packages.
+    (purelib / "_tuner_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(bindir / "python"), "install", "-q",
+         "--no-deps", "--no-index", str(wheel)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return bindir
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RAY_", "TUNER_"))}
+    env["RAY_ADDRESS"] = ""  # never join the test session's own Ray
+    return env
+
+
+def test_the_wheel_ships_the_search_spaces_and_the_dashboard_under_tuner(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = email.message_from_bytes(zf.read(meta_name))
+    top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"tuner"}, f"the wheel installs more than the tuner package: {top_level}"
+    spaces = {Path(n).stem for n in names if n.startswith("tuner/search_spaces/")}
+    assert {"xgboost", "random_forest", "sgd", "pca_pipeline"} <= spaces
+    assert "tuner/dashboard/app.py" in names
+    assert "tuner/storage/migrations/versions/0001_initial.py" in names
+
+    assert set(metadata.get_all("Provides-Extra") or []) >= {"dashboard", "gp", "all"}
+    base = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
+    base_names = {r.split(";")[0].split("[")[0].split(">")[0].split("=")[0].strip() for r in base}
+    # A user who tunes from Python needs neither the dashboard's stack nor torch.
+    assert not base_names & {"streamlit", "plotly", "torch", "playwright"}, base_names
+    assert {"ray", "optuna", "xgboost", "sqlalchemy"} <= base_names
+
+
+@pytest.mark.integration
+def test_an_installed_tuner_runs_a_named_search_space_and_its_dashboard(
+    installed: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "somewhere-else"
+    elsewhere.mkdir()
+    env = _clean_env()
+    where = subprocess.run(
+        [str(installed / "python"), "-c",
+         "import tuner, tuner.dashboard; print(tuner.__file__); print(tuner.dashboard.APP_PATH)"],
+        cwd=elsewhere, env=env, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert all(str(installed.parent) in p for p in where), f"not imported from the venv: {where}"
+
+    (elsewhere / "study.yaml").write_text(
+        "name: installed\n"
+        "metric: valid_logloss\n"
+        "trainer:\n"
+        "  kind: xgboost\n"
+        "  objective: binary:logistic\n"
+        "  eval_metric: logloss\n"
+        "  max_rounds: 5\n"
+        "  dataset: {source: sklearn, name: breast_cancer}\n"
+        "search_space: xgboost\n"
+        "search: {algorithm: random, num_trials: 2, max_concurrent: 1}\n"
+    )
+    db = f"sqlite:///{elsewhere / 'tuner.db'}"
+    run = subprocess.run(
+        [str(installed / "tuner"), "run", "study.yaml", "--storage", db, "--no-progress"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    exported = subprocess.run(
+        [str(installed / "tuner"), "export", "installed", "--format", "json", "--storage", db],
+        cwd=elsewhere, env=env, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    trials = json.loads(exported)
+    assert [t["state"] for t in trials] == ["completed", "completed"]
+    # The named space's parameters reached the trials (eta is in search_spaces/xgboost.yaml).
+    assert all("eta" in t["params"] and "min_child_weight" in t["params"] for t in trials)
+
+    with (
+        _dashboard(installed, db, elsewhere, env) as base,
+        urllib.request.urlopen(base + "/_stcore/health", timeout=10) as response,
+    ):
+        assert response.status == 200
+        assert response.read().decode().strip() == "ok"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _dashboard:
+    """`tuner dashboard` from the venv, stopped on exit."""
+
+    def __init__(self, bindir: Path, db: str, cwd: Path, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.argv = [str(bindir / "tuner"), "dashboard", "--storage", db, "--port", str(self.port)]
+        self.cwd, self.env = cwd, env
+
+    def __enter__(self) -> str:
+        self.proc = subprocess.Popen(
+            self.argv, cwd=self.cwd, env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tuner dashboard exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return f"http://127.0.0.1:{self.port}"
+            except OSError:
+                time.sleep(0.3)
+        raise AssertionError("tuner dashboard did not listen within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
