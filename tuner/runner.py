@@ -168,10 +168,18 @@ def run_study(
     check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
     prepared = prepare(spec)  # fails fast on a bad function or metric
     _ray.ensure_ray(spec.resources.address, verbose=verbose)
-    if prepared.start is not None:
-        prepared.start()  # may set prepared.max_concurrent from the cluster's size
     try:
-        parts = _build(study, spec, storage, history, prepared, progress)
+        # Shared workers may allow fewer trials in flight than the spec asks for.
+        in_flight = prepared.start() if prepared.start is not None else None
+        parts = _build(
+            study,
+            spec,
+            storage,
+            history,
+            prepared,
+            progress,
+            in_flight or spec.search.max_concurrent,
+        )
         return _run(study, spec, storage, prepared, parts)
     finally:
         if prepared.cleanup is not None:
@@ -186,6 +194,7 @@ class _Parts:
     searcher: TunerSearcher
     scheduler: TrialScheduler
     remaining: int  # trials this run starts at most
+    max_concurrent: int  # trials in flight at most
     recorder: Recorder | None = None
     recording: RecordingCallback | None = None
     progress: ProgressCallback | None = None
@@ -204,6 +213,7 @@ def _build(
     history: Sequence[TrialRecord],
     prepared: Prepared,
     progress: bool,
+    max_concurrent: int,
 ) -> _Parts:
     """The searcher, scheduler, ledger and callbacks of one run (Ray is up).
 
@@ -225,7 +235,7 @@ def _build(
         history=history,
         first_number=storage.next_trial_number(study.id),
     )
-    parts = _Parts(ledger, searcher, build_scheduler(spec), remaining)
+    parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
     if remaining == 0:
         return parts
     parts.recorder = Recorder(storage, study.id)
@@ -280,7 +290,7 @@ def _run(
             search_alg=parts.searcher,
             scheduler=parts.scheduler,
             num_samples=parts.remaining,
-            max_concurrent_trials=prepared.max_concurrent or spec.search.max_concurrent,
+            max_concurrent_trials=parts.max_concurrent,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
