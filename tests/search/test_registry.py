@@ -63,14 +63,3 @@ def test_a_gp_study_without_torch_fails_before_any_trial(monkeypatch, sqlite_url
     # Nothing ran, so the study made for this run is gone (as for any spec mistake).
     with pytest.raises(tuner.StudyNotFoundError):
         tuner.load_study("g", storage=sqlite_url)
-
-
-def test_every_trainer_kind_has_a_prepare():
-    from typing import get_args
-
-    from tuner.spec._model import TrainerSpec
-    from tuner.trainers import TRAINERS
-
-    union = get_args(TrainerSpec)[0]
-    kinds = {get_args(m.model_fields["kind"].annotation)[0] for m in get_args(union)}
-    assert kinds == set(TRAINERS)
