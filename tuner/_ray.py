@@ -1,4 +1,9 @@
-"""The one place Ray is initialised."""
+"""The one place Ray is initialised, and the process set up for a run.
+
+Ray Tune reads some of its switches when it is imported, so :func:`ensure_ray` sets
+them before anything imports Ray; modules that import Ray Tune at their top
+(tuner._callbacks, tuner.search._searchers) are imported after it by the runner.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +27,23 @@ def configure_env() -> None:
         os.environ.setdefault(key, value)
 
 
+def quiet_optuna() -> None:
+    """Optuna logs every trial it is told about; tuner records them instead."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
     """Start a local Ray (address None) or connect to a cluster, once per process.
+
+    Also sets Ray Tune's environment switches and Optuna's log level for the run.
 
     Raises:
         TunerError: the cluster cannot be reached.
     """
     configure_env()
+    quiet_optuna()
     import ray
 
     if ray.is_initialized():

@@ -22,6 +22,16 @@ def make_spec(space, algorithm="tpe", **search):
     )
 
 
+@dataclass
+class Past:
+    """A trial finished before a resume, as a searcher sees it."""
+
+    params: dict
+    state: str = "completed"
+    value: float | None = 1.0
+    steps: int = 1
+
+
 CONDITIONAL = {
     "booster": {"type": "categorical", "choices": ["gbtree", "dart"]},
     "rate_drop": {"type": "float", "values": [0.1, 0.2], "when": {"booster": "dart"}},
@@ -41,13 +51,6 @@ def test_grid_is_the_product_with_conditionals_expanded_only_when_active():
 
 def test_grid_searcher_finishes_and_skips_finished_points_on_resume():
     spec = make_spec({"a": {"type": "categorical", "choices": [1, 2, 3]}}, "grid")
-
-    @dataclass
-    class Past:
-        params: dict
-        state: str = "completed"
-        value: float | None = 1.0
-        steps: int = 1
 
     searcher = build_searcher(spec, [Past({"a": 2})])
     got = [searcher.suggest(str(i)) for i in range(3)]
@@ -130,13 +133,7 @@ def test_gp_learns_from_pruned_trials_as_completed():
     (trial,) = searcher._study.trials
     assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)
 
-    @dataclass
-    class Past:
-        params: dict
-        state: str = "pruned"
-        value: float | None = 0.7
-        steps: int = 3
-
-    resumed = build_searcher(spec, [Past({"x": 0.4})])  # the same rule after a resume
+    past = Past({"x": 0.4}, state="pruned", value=0.7, steps=3)
+    resumed = build_searcher(spec, [past])  # the same rule after a resume
     (trial,) = resumed._study.trials
     assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)

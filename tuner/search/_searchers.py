@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState, create_trial
+from optuna.trial import FrozenTrial, create_trial
+from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
-from tuner.search._gp import BelieverGPSampler
+from tuner.search._base import TunerSearcher
 from tuner.search._space import grid_points, sample
 from tuner.spec import StudySpec
+from tuner.storage import TrialState
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
 
 
@@ -51,25 +51,6 @@ class PastTrial(Protocol):
     def steps(self) -> int: ...
 
 
-def make_sampler(algorithm: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler behind an algorithm name."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if algorithm == "tpe":
-            return optuna.samplers.TPESampler(
-                seed=seed, multivariate=True, group=True, constant_liar=True
-            )
-        if algorithm == "gp":
-            return BelieverGPSampler(seed=seed, warn_independent_sampling=False)
-        if algorithm == "cmaes":
-            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-        if algorithm == "qmc":
-            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
-        if algorithm == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"no Optuna sampler for algorithm {algorithm!r}")
-
-
 @dataclass
 class _Live:
     trial: optuna.Trial
@@ -77,24 +58,33 @@ class _Live:
     last_value: float | None = None
 
 
-class OptunaSearcher(Searcher):
+class OptunaSearcher(TunerSearcher):
     """A Ray Tune searcher that asks an Optuna sampler for each trial's config.
 
     Args:
-        spec: the study spec (search space, metric, mode, algorithm, seed).
+        spec: the study spec (search space, metric, mode, seed).
         history: trials finished in an earlier run of the same study (resume); they are
             given to the sampler before the first suggestion.
+        sampler: the Optuna sampler (see tuner.search._samplers).
+        pruned_as_complete: tell pruned trials as completed with their last value
+            (for a sampler that learns from completed trials only).
     """
 
-    def __init__(self, spec: StudySpec, history: Sequence[PastTrial] = ()) -> None:
+    def __init__(
+        self,
+        spec: StudySpec,
+        history: Sequence[PastTrial],
+        sampler: optuna.samplers.BaseSampler,
+        *,
+        pruned_as_complete: bool = False,
+    ) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
         self._spec = spec
         self._direction: Literal["minimize", "maximize"] = (
             "minimize" if spec.mode == "min" else "maximize"
         )
-        self._sampler = make_sampler(spec.search.algorithm, spec.search.seed)
-        # GP learns from completed trials only: give it pruned trials as completed.
-        self._pruned_as_complete = spec.search.algorithm == "gp"
+        self._sampler = sampler
+        self._pruned_as_complete = pruned_as_complete
         self._live: dict[str, _Live] = {}
         self._pruned: set[str] = set()
         self._study = optuna.create_study(direction=self._direction, sampler=self._sampler)
@@ -102,7 +92,7 @@ class OptunaSearcher(Searcher):
         self._study.add_trials([t for t in primed if t is not None])
 
     def note_pruned(self, trial_id: str) -> None:
-        """Called by tuner's recorder when a scheduler stopped the trial early."""
+        """The scheduler stopped the trial early: it is told to Optuna as pruned."""
         self._pruned.add(trial_id)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -131,17 +121,17 @@ class OptunaSearcher(Searcher):
         self._pruned.discard(trial_id)
         value = (result or {}).get(self.metric, live.last_value)
         if error or not _finite(value):
-            self._study.tell(live.trial, state=TrialState.FAIL)
+            self._study.tell(live.trial, state=OptunaState.FAIL)
         elif pruned and not self._pruned_as_complete:
             # TPE ranks pruned trials by their last intermediate value.
-            self._study.tell(live.trial, state=TrialState.PRUNED)
+            self._study.tell(live.trial, state=OptunaState.PRUNED)
         else:
             # A pruned trial's last value still marks its region as poor for GP,
             # which is what the scheduler decided.
             self._study.tell(live.trial, value)
 
 
-class GridSearcher(Searcher):
+class GridSearcher(TunerSearcher):
     """Every combination of the grid, each exactly once, in a fixed order.
 
     Args:
@@ -157,10 +147,8 @@ class GridSearcher(Searcher):
 
     @property
     def remaining(self) -> int:
+        """Grid points not yet suggested: grid search decides its own trial count."""
         return len(self._points) - self._next
-
-    def note_pruned(self, trial_id: str) -> None:
-        """Grid search ignores outcomes."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
         if self._next >= len(self._points):
@@ -190,19 +178,20 @@ def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> Froze
 
     try:
         dists = {name: distribution(spec.search_space[name]) for name in past.params}
-        if (past.state == "completed" or (past.state == "pruned" and pruned_as_complete)) and (
+        pruned = past.state == TrialState.PRUNED
+        if (past.state == TrialState.COMPLETED or (pruned and pruned_as_complete)) and (
             _finite(past.value)
         ):
             return create_trial(params=past.params, distributions=dists, value=past.value)
-        if past.state == "pruned" and _finite(past.value):
+        if pruned and _finite(past.value):
             return create_trial(
                 params=past.params,
                 distributions=dists,
-                state=TrialState.PRUNED,
+                state=OptunaState.PRUNED,
                 intermediate_values={max(past.steps, 1): float(past.value)},  # type: ignore[arg-type]
             )
-        if past.state == "failed":
-            return create_trial(params=past.params, distributions=dists, state=TrialState.FAIL)
+        if past.state == TrialState.FAILED:
+            return create_trial(params=past.params, distributions=dists, state=OptunaState.FAIL)
     except (KeyError, ValueError):
         log.warning("trial with params %s does not fit the search space; skipped", past.params)
     return None

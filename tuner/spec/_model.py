@@ -10,7 +10,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -22,9 +22,18 @@ from pydantic import (
     model_validator,
 )
 
+from tuner.search._registry import ALGORITHM_NAMES
+
 Scalar = bool | int | float | str
-ALGORITHMS = ("grid", "random", "tpe", "gp", "cmaes", "qmc")
-SCHEDULERS = ("none", "fifo", "asha", "hyperband", "median")
+# search.algorithm takes its names from the algorithms' registry (tuner.search).
+if TYPE_CHECKING:
+    AlgorithmName = str
+else:
+    AlgorithmName = Literal[ALGORITHM_NAMES]
+ALGORITHMS: tuple[str, ...] = ALGORITHM_NAMES
+# The schedulers of tuner.schedulers (its registry has a line for each).
+SchedulerName = Literal["none", "fifo", "asha", "hyperband", "median"]
+SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 # Grid search enumerates int ranges; past this many points a range is surely a mistake.
 MAX_GRID_INT_VALUES = 1000
@@ -154,8 +163,10 @@ FunctionRef = Annotated[
 ]
 
 
-SKLEARN_DATASETS = ("iris", "wine", "digits", "breast_cancer", "diabetes")
-FILE_SOURCES = ("csv", "parquet")
+SklearnDataset = Literal["iris", "wine", "digits", "breast_cancer", "diabetes"]
+SKLEARN_DATASETS: tuple[str, ...] = get_args(SklearnDataset)
+FileFormat = Literal["csv", "parquet"]
+FILE_SOURCES: tuple[str, ...] = get_args(FileFormat)
 DEFAULT_VALID_FRACTION = 0.2
 
 
@@ -170,9 +181,9 @@ class DatasetSpec(_Strict):
     loading them (sklearn trainer with a partial_fit estimator only).
     """
 
-    source: Literal["sklearn", "synthetic", "csv", "parquet"]
+    source: Literal["sklearn", "synthetic", FileFormat]
     """Where the rows come from: a bundled scikit-learn set, generated data, or files."""
-    name: Literal["iris", "wine", "digits", "breast_cancer", "diabetes"] | None = None
+    name: SklearnDataset | None = None
     """source sklearn: which bundled set."""
     task: Literal["classification", "regression"] | None = None
     """synthetic: what to generate (default classification). csv/parquet: default from
@@ -207,9 +218,7 @@ class DatasetSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
         if self.source == "sklearn" and self.name is None:
-            raise ValueError(
-                "source sklearn needs name: one of iris, wine, digits, breast_cancer, diabetes"
-            )
+            raise ValueError(f"source sklearn needs name: one of {', '.join(SKLEARN_DATASETS)}")
         if self.source in FILE_SOURCES:
             for key in ("path", "target"):
                 if getattr(self, key) is None:
@@ -307,13 +316,10 @@ class XGBoostTrainer(_Strict):
 
 
 # Pipeline steps a sklearn trainer can put before its estimator (tuner.trainers._sklearn).
-PIPELINE_STEPS = (
-    "standard_scaler",
-    "minmax_scaler",
-    "pca",
-    "select_k_best",
-    "select_from_model",
-)
+PipelineStep = Literal[
+    "standard_scaler", "minmax_scaler", "pca", "select_k_best", "select_from_model"
+]
+PIPELINE_STEPS: tuple[str, ...] = get_args(PipelineStep)
 ESTIMATOR_STEP = "estimator"
 
 
@@ -332,9 +338,9 @@ class SklearnTrainer(_Strict):
     params: dict[str, Scalar] = Field(
         default_factory=dict, description="fixed params (step__param for pipeline steps)"
     )
-    pipeline: list[
-        Literal["standard_scaler", "minmax_scaler", "pca", "select_k_best", "select_from_model"]
-    ] = Field(default_factory=list, description="steps before the estimator, in order")
+    pipeline: list[PipelineStep] = Field(
+        default_factory=list, description="steps before the estimator, in order"
+    )
     scoring: str | None = Field(
         default=None, description="a scikit-learn scorer name; default accuracy or r2"
     )
@@ -406,7 +412,7 @@ TrainerSpec = Annotated[
 class SearchSpec(_Strict):
     """How new trials are proposed."""
 
-    algorithm: Literal["grid", "random", "tpe", "gp", "cmaes", "qmc"] = "tpe"
+    algorithm: AlgorithmName = "tpe"
     """grid: every combination of `values`; random; tpe, gp, cmaes, qmc: Optuna's samplers
     (gp needs `pip install 'tuner[gp]'`)."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
@@ -420,7 +426,7 @@ class SearchSpec(_Strict):
 class EarlyStoppingSpec(_Strict):
     """When a running trial is stopped early (pruned), measured in its reports."""
 
-    scheduler: Literal["none", "fifo", "asha", "hyperband", "median"] = "none"
+    scheduler: SchedulerName = "none"
     """none/fifo: never; asha: successive halving, asynchronous; hyperband: ASHA over
     several brackets; median: stop a trial below the median of others at the same step."""
     grace_period: int = Field(default=1, ge=1)

@@ -2,16 +2,39 @@
 
 from __future__ import annotations
 
-import importlib
 import numbers
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner import _report
 from tuner.exceptions import ReportError, SpecError
+from tuner.spec import PythonTrainer, StudySpec
+from tuner.trainers._imports import import_module
+from tuner.trainers._prepared import Prepared
 
 _imported: dict[str, Callable[..., Any]] = {}
+
+
+def prepare(spec: StudySpec, nthread: int) -> Prepared:
+    """Check that the function can be imported (in the driver).
+
+    Raises:
+        SpecError: the module or the function cannot be found.
+    """
+    trainer = spec.trainer
+    assert isinstance(trainer, PythonTrainer)  # the registry dispatches on kind
+    metric = spec.metric
+    search_path = [spec.base_dir, os.getcwd()]
+    resolve(trainer.function, search_path)  # fail now, not in every trial
+    function = trainer.function
+
+    def tuner_trial(config: dict[str, Any]) -> None:
+        with _report.trial(metric) as ctx:
+            run(resolve(function, search_path), config, ctx)
+
+    return Prepared(tuner_trial)
 
 
 def resolve(ref: str | Callable[..., Any], search_path: Sequence[str] = ()) -> Callable[..., Any]:
@@ -31,14 +54,12 @@ def resolve(ref: str | Callable[..., Any], search_path: Sequence[str] = ()) -> C
     for p in reversed(search_path):
         if p not in sys.path:
             sys.path.insert(0, p)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        raise SpecError(
-            f"cannot import module {module_name!r} ({e}); put it beside the spec file, "
-            "in the current folder, or install it",
-            ["trainer", "function"],
-        ) from None
+    module = import_module(
+        module_name,
+        f"module {module_name!r}",
+        "put it beside the spec file, in the current folder, or install it",
+        ["trainer", "function"],
+    )
     fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)

@@ -1,4 +1,9 @@
-"""`kind: xgboost`: boosting that reports its evaluation metrics every round."""
+"""`kind: xgboost`: boosting that reports its evaluation metrics every round.
+
+With ``num_workers`` > 1 (or ``auto``) trials are data-parallel on Ray Train worker
+groups (:mod:`tuner.trainers._xgboost_dp`); what both share is in
+:mod:`tuner.trainers._xgboost_common`.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +11,46 @@ from typing import Any
 
 from tuner import _report
 from tuner.data import Dataset
-from tuner.exceptions import SpecError
-from tuner.spec import XGBoostTrainer
+from tuner.spec import StudySpec, XGBoostTrainer
+from tuner.trainers._prepared import Prepared
+from tuner.trainers._xgboost_common import (
+    base_params,
+    check_metric,
+    matrices,
+    matrix_key,
+    round_metrics,
+    train,
+)
 
 
-def defaults(trainer: XGBoostTrainer, n_classes: int) -> tuple[str, str]:
-    """The objective and eval_metric used when the spec names none."""
-    if n_classes == 0:
-        objective, metric = "reg:squarederror", "rmse"
-    elif n_classes == 2:
-        objective, metric = "binary:logistic", "logloss"
-    else:
-        objective, metric = "multi:softprob", "mlogloss"
-    return trainer.objective or objective, trainer.eval_metric or metric
+def prepare(spec: StudySpec, nthread: int) -> Prepared:
+    """Load the dataset and check the metric (in the driver).
 
+    Raises:
+        SpecError: the dataset cannot be read, or the study's metric is not reported.
+    """
+    from tuner.data import load_dataset
 
-def reported_metrics(trainer: XGBoostTrainer, n_classes: int) -> list[str]:
-    """The metric names a trial reports every round."""
-    _, metric = defaults(trainer, n_classes)
-    return [f"valid_{metric}", f"train_{metric}"]
+    trainer = spec.trainer
+    assert isinstance(trainer, XGBoostTrainer)  # the registry dispatches on kind
+    metric = spec.metric
+    data = load_dataset(trainer.dataset, spec.base_dir)
+    check_metric(metric, trainer, data.n_classes)
+    workers = trainer.num_workers
+    if workers == "auto":
+        from tuner.trainers._xgboost_dp import auto_workers
 
+        workers = auto_workers(data.nbytes, max_workers=1024)
+    if workers > 1:
+        from tuner.trainers._xgboost_dp import prepare_data_parallel
 
-def check_metric(study_metric: str, trainer: XGBoostTrainer, n_classes: int) -> None:
-    """Raise SpecError before any trial runs if the study's metric is never reported."""
-    names = reported_metrics(trainer, n_classes)
-    if study_metric not in names:
-        raise SpecError(
-            f"xgboost reports {' and '.join(names)} with eval_metric "
-            f"{defaults(trainer, n_classes)[1]!r} (got {study_metric!r}); "
-            "set metric to one of them or change trainer.eval_metric",
-            ["metric"],
-        )
+        return prepare_data_parallel(spec, trainer, data, workers, trainer.num_workers == "auto")
+
+    def tuner_xgboost_trial(config: dict[str, Any], data: Any = None) -> None:
+        with _report.trial(metric):
+            run(trainer, config, data, nthread)
+
+    return Prepared(tuner_xgboost_trial, {"data": data}, data.nbytes)
 
 
 # The last dataset's matrices in this process: Ray Tune reuses a trial's actor for the
@@ -45,73 +59,30 @@ _cache: dict[tuple, tuple[Any, Any]] = {}
 
 
 def _matrices(data: Dataset, params: dict[str, Any], nthread: int) -> tuple[Any, Any]:
-    import xgboost as xgb
-
-    method = params.get("tree_method", "hist")
-    max_bin = params.get("max_bin", 256)
     key = (
         data.X_train.__array_interface__["data"][0],
         data.X_train.shape,
         data.X_valid.__array_interface__["data"][0],
-        method,
-        max_bin,
+        *matrix_key(params),
     )
     if key not in _cache:
         _cache.clear()
-        dtrain: Any
-        dvalid: Any
-        if method in ("hist", "auto"):
-            # Binned once: about a quarter of the float32 data, and reused by each trial.
-            dtrain = xgb.QuantileDMatrix(
-                data.X_train, label=data.y_train, max_bin=max_bin, nthread=nthread
-            )
-            dvalid = xgb.QuantileDMatrix(
-                data.X_valid, label=data.y_valid, ref=dtrain, nthread=nthread
-            )
-        else:
-            dtrain = xgb.DMatrix(data.X_train, label=data.y_train, nthread=nthread)
-            dvalid = xgb.DMatrix(data.X_valid, label=data.y_valid, nthread=nthread)
-        _cache[key] = (dtrain, dvalid)
+        _cache[key] = matrices(
+            data.X_train, data.y_train, data.X_valid, data.y_valid, params, nthread
+        )
     return _cache[key]
 
 
-def run(
-    trainer: XGBoostTrainer,
-    config: dict[str, Any],
-    data: Dataset,
-    ctx: _report.TrialContext,
-    nthread: int,
-) -> None:
+def run(trainer: XGBoostTrainer, config: dict[str, Any], data: Dataset, nthread: int) -> None:
+    """Train one trial in this process, reporting every round."""
     import xgboost as xgb
 
-    objective, eval_metric = defaults(trainer, data.n_classes)
-    params: dict[str, Any] = {
-        "objective": objective,
-        "eval_metric": eval_metric,
-        "nthread": nthread,
-        "verbosity": 0,
-        **trainer.params,
-        **config,
-    }
-    if objective.startswith("multi:"):
-        params.setdefault("num_class", data.n_classes)
+    params = {"nthread": nthread, **base_params(trainer, data.n_classes), **config}
     dtrain, dvalid = _matrices(data, params, nthread)
 
     class _Report(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
-            metrics = {
-                f"{split}_{name}": values[-1]
-                for split, logs in evals_log.items()
-                for name, values in logs.items()
-            }
-            _report.report(step=epoch + 1, rounds=epoch + 1, workers=1, **metrics)
+            _report.report(step=epoch + 1, rounds=epoch + 1, workers=1, **round_metrics(evals_log))
             return False
 
-    xgb.train(
-        params,
-        dtrain,
-        num_boost_round=trainer.max_rounds,
-        evals=[(dtrain, "train"), (dvalid, "valid")],
-        callbacks=[_Report()],
-        verbose_eval=False,
-    )
+    train(params, dtrain, dvalid, trainer.max_rounds, _Report())

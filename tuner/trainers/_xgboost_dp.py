@@ -42,6 +42,15 @@ from typing import Any
 from tuner import _report
 from tuner.data import Dataset
 from tuner.exceptions import SpecError, TunerError
+from tuner.spec import StudySpec, XGBoostTrainer
+from tuner.trainers._prepared import Prepared
+from tuner.trainers._xgboost_common import (
+    base_params,
+    matrices,
+    matrix_key,
+    round_metrics,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -184,10 +193,9 @@ class _Dispatcher:
 def _serve(cfg: dict[str, Any]) -> None:
     """Ray Train's per-worker loop: train every trial the dispatcher hands this group."""
     import ray
-    import xgboost as xgb
-    from ray import train
+    from ray import train as ray_train
 
-    ctx = train.get_context()
+    ctx = ray_train.get_context()
     rank = ctx.get_world_rank()
     dispatcher, group, gen = cfg["dispatcher"], cfg["group"], cfg["gen"]
     X_tr, y_tr, X_va, y_va = ray.get(list(cfg["shards"][rank]))  # zero-copy views
@@ -204,7 +212,7 @@ def _serve(cfg: dict[str, Any]) -> None:
     }
     ray.get(dispatcher.register.remote(group, gen, rank, info))
     world = ctx.get_world_size()
-    matrices: dict[Any, tuple[Any, Any]] = {}
+    matrices_: dict[Any, tuple[Any, Any]] = {}
 
     while True:
         job = ray.get(dispatcher.next_job.remote(group, gen, rank))
@@ -214,21 +222,12 @@ def _serve(cfg: dict[str, Any]) -> None:
         params = {**cfg["params"], **config, "nthread": nthread}
         rounds = int(params.pop("num_boost_round", cfg["max_rounds"]))
         try:
-            key = params.get("max_bin", 256)
-            if key not in matrices:
-                matrices.clear()
-                dtrain = xgb.QuantileDMatrix(X_tr, label=y_tr, max_bin=key, nthread=nthread)
-                dvalid = xgb.QuantileDMatrix(X_va, label=y_va, ref=dtrain, nthread=nthread)
-                matrices[key] = (dtrain, dvalid)
-            dtrain, dvalid = matrices[key]
-            xgb.train(
-                params,
-                dtrain,
-                num_boost_round=rounds,
-                evals=[(dtrain, "train"), (dvalid, "valid")],
-                callbacks=[_Relay(dispatcher, job_id, rank, world)],
-                verbose_eval=False,
-            )
+            key = matrix_key(params)
+            if key not in matrices_:
+                matrices_.clear()
+                matrices_[key] = matrices(X_tr, y_tr, X_va, y_va, params, nthread)
+            dtrain, dvalid = matrices_[key]
+            train(params, dtrain, dvalid, rounds, _Relay(dispatcher, job_id, rank, world))
             error = None
         except Exception as e:  # a bad config fails its trial, not the group
             if _collective_broken(e):
@@ -258,11 +257,7 @@ class _Relay:
             def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
                 stop = None
                 if rank == 0:
-                    metrics = {
-                        f"{split}_{name}": float(values[-1])
-                        for split, logs in evals_log.items()
-                        for name, values in logs.items()
-                    }
+                    metrics = round_metrics(evals_log)
                     metrics["rounds"] = epoch + 1
                     metrics["workers"] = world
                     stop = ray.get(dispatcher.report.remote(job_id, epoch + 1, metrics))
@@ -473,3 +468,27 @@ def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]
                 dispatcher.cancel.remote(job_id)
 
     return tuner_xgboost_dp_trial
+
+
+def prepare_data_parallel(
+    spec: StudySpec, trainer: XGBoostTrainer, data: Dataset, workers: int, auto: bool
+) -> Prepared:
+    """xgboost trials on long-lived Ray Train worker groups (runs in the driver)."""
+    groups = WorkerGroups(
+        data,
+        workers,
+        spec.resources.cpus_per_trial,
+        base_params(trainer, data.n_classes),
+        trainer.max_rounds,
+        spec.search.max_concurrent,
+        fit_to_cluster=auto,
+    )
+    return Prepared(
+        relay(groups.dispatcher_name, spec.metric),
+        data_bytes=data.nbytes,
+        # The relay only waits on its worker group, which holds the CPUs.
+        resources={"cpu": 0, "memory": 1},
+        # As many trials in flight as worker groups fit in the cluster.
+        start=groups.start,
+        cleanup=groups.close,
+    )

@@ -1,0 +1,167 @@
+"""The trial ledger's rules, without Ray: how trials end, the counts, the best value."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+
+from tuner._ledger import TrialLedger
+from tuner.storage import StudyState, TrialState
+
+
+@dataclass
+class Past:
+    state: str
+    value: float | None = None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ledger(budget: int = 10, mode: str = "min", **kwargs) -> TrialLedger:
+    return TrialLedger("loss", mode, budget, **kwargs)  # type: ignore[arg-type]
+
+
+def run_to(led: TrialLedger, tid: str, values: list[float], *, done_at: int | None = None) -> bool:
+    """Start `tid` and report `values`; the result at `done_at` is marked done."""
+    led.start(tid)
+    pruned = False
+    for i, v in enumerate(values, start=1):
+        pruned |= led.result(tid, {"loss": v}, iteration=i, done=i == done_at, stopping=False)
+    return pruned
+
+
+def test_numbers_follow_the_first_number_and_a_restart_keeps_its_number():
+    led = ledger(first_number=5)
+    assert led.start("a") == 5
+    assert led.start("b") == 6
+    assert led.start("a") is None  # a scheduler resumed it
+    assert (led.number("a"), led.number("b"), led.number("zzz")) == (5, 6, None)
+    assert led.running == 2
+
+
+def test_a_trial_that_reaches_its_budget_is_completed_with_its_last_value():
+    clock = Clock()
+    led = ledger(budget=3, clock=clock)
+    led.start("a")
+    clock.now += 2.5
+    assert not run_to(led, "a", [0.9, 0.5, 0.4], done_at=3)
+    ended = led.complete("a", finished=True, stopping=False)
+    assert ended is not None
+    assert (ended.number, ended.state, ended.value, ended.error) == (0, "completed", 0.4, None)
+    assert ended.duration_s == pytest.approx(2.5)
+    assert ended.metrics == {"loss": 0.4}
+    assert led.counts[TrialState.COMPLETED] == 1 and led.best == 0.4 and led.running == 0
+
+
+def test_done_before_the_budget_means_the_scheduler_pruned_it():
+    led = ledger(budget=10)
+    assert run_to(led, "a", [0.9, 0.8], done_at=2)  # the searcher is told once
+    assert not led.result("a", {"loss": 0.8}, iteration=2, done=True, stopping=False)
+    ended = led.complete("a", finished=True, stopping=False)
+    assert ended is not None and ended.state == TrialState.PRUNED
+    assert led.best is None  # pruned values are never the best
+
+
+def test_done_before_the_budget_while_stopping_is_not_pruning():
+    led = ledger(budget=10)
+    led.start("a")
+    assert not led.result("a", {"loss": 0.9}, iteration=1, done=True, stopping=True)
+    ended = led.complete("a", finished=False, stopping=True)
+    assert ended is not None and ended.state == TrialState.STOPPED
+
+
+def test_a_trial_that_finished_on_its_own_while_stopping_is_completed():
+    led = ledger(budget=2)
+    run_to(led, "a", [0.5, 0.3])
+    ended = led.complete("a", finished=True, stopping=True)
+    assert ended is not None and ended.state == TrialState.COMPLETED
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_metric_fails_the_trial(bad):
+    led = ledger(budget=2)
+    run_to(led, "a", [0.5, bad])
+    ended = led.complete("a", finished=True, stopping=False)
+    assert ended is not None and ended.state == TrialState.FAILED
+    assert ended.error == f"metric 'loss' is {bad}"
+    assert led.first_error == f"metric 'loss' is {bad}"
+    assert led.best is None
+
+
+def test_an_error_fails_the_trial_and_the_first_line_is_kept():
+    led = ledger()
+    led.start("a")
+    led.start("b")
+    ended = led.fail("a", "ValueError: x must be >= 0\n\nTraceback ...")
+    assert ended is not None and ended.state == TrialState.FAILED
+    assert ended.error == "ValueError: x must be >= 0\n\nTraceback ..."
+    led.fail("b", "RuntimeError: later")
+    assert led.first_error == "ValueError: x must be >= 0"
+
+
+def test_unknown_or_already_ended_trials_are_ignored():
+    led = ledger()
+    assert led.complete("nope", finished=True, stopping=False) is None
+    assert led.fail("nope", "boom") is None
+    assert not led.result("nope", {"loss": 1.0}, iteration=1, done=True, stopping=False)
+    run_to(led, "a", [0.1])
+    assert led.complete("a", finished=True, stopping=False) is not None
+    assert led.fail("a", "late error") is None
+    assert led.done == 1
+
+
+def test_open_trials_are_stopped_when_the_run_ends():
+    led = ledger()
+    run_to(led, "a", [0.2])
+    led.start("b")
+    ended = led.stop_open()
+    assert [(e.trial_id, e.state, e.value) for e in ended] == [
+        ("a", "stopped", 0.2),
+        ("b", "stopped", None),
+    ]
+    assert led.running == 0 and led.counts[TrialState.STOPPED] == 2
+
+
+def test_history_counts_and_best_and_mode():
+    history = [Past("completed", 0.3), Past("pruned", 0.1), Past("failed"), Past("stopped")]
+    led = ledger(mode="max", budget=1, history=history)
+    assert led.done == 4 and led.best == 0.3
+    run_to(led, "a", [0.7])
+    led.complete("a", finished=True, stopping=False)
+    run_to(led, "b", [0.5])
+    led.complete("b", finished=True, stopping=False)
+    assert led.best == 0.7
+    assert dict(led.counts) == {"completed": 3, "pruned": 1, "failed": 1, "stopped": 1}
+
+
+def test_the_node_is_the_last_one_reported():
+    led = ledger(budget=2)
+    led.start("a")
+    led.result("a", {"loss": 1.0}, iteration=1, done=False, stopping=False, node="n1")
+    led.result("a", {"loss": 0.5}, iteration=2, done=False, stopping=False, node="n2")
+    ended = led.complete("a", finished=True, stopping=False)
+    assert ended is not None and ended.node == "n2"
+
+
+@pytest.mark.parametrize(
+    ("states", "stopped", "expected"),
+    [
+        ([], False, StudyState.COMPLETED),
+        (["failed", "failed"], False, StudyState.FAILED),
+        (["failed", "pruned"], False, StudyState.COMPLETED),
+        (["failed", "completed"], False, StudyState.COMPLETED),
+        (["failed"], True, StudyState.STOPPED),
+        (["stopped"], False, StudyState.COMPLETED),
+    ],
+)
+def test_study_state(states, stopped, expected):
+    led = ledger(history=[Past(s, 1.0) for s in states])
+    assert led.study_state(stopped=stopped) == expected

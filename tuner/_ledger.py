@@ -1,0 +1,239 @@
+"""The trial ledger: the rules that decide how a study's trials end, without Ray.
+
+The Ray callback in :mod:`tuner._callbacks` only translates Ray Tune's events into calls
+on a :class:`TrialLedger` and the ledger's answers into storage events. Every decision
+lives here, in plain Python, so it is unit-tested without a Ray run:
+
+- a trial whose last result is ``done`` before it reaches its budget, while the study
+  is not stopping, was cut by the scheduler: it is **pruned**;
+- a trial that ends while the study is stopping, before it finished on its own, is
+  **stopped**; so is every trial still open when the run ends;
+- a trial that raised is **failed**, and so is one that ends with its study metric NaN
+  or infinite;
+- any other trial that ends, one that reached its budget included, is **completed**.
+
+The ledger also keeps the counts per state and the best completed value, both including
+the trials of earlier runs (resume), and decides the study's final status.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from tuner.storage import StudyState, TrialState
+
+__all__ = ["FinishedTrial", "PastTrial", "TrialLedger"]
+
+# The states a trial can end in, in the order they are reported.
+FINAL_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED, TrialState.STOPPED)
+
+
+class PastTrial(Protocol):
+    """What the ledger needs to know of a trial finished in an earlier run."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    """How one trial ended: what the recorder writes as a ``TrialFinished`` event."""
+
+    trial_id: str
+    number: int
+    state: TrialState
+    duration_s: float
+    metrics: dict[str, float]
+    value: float | None
+    error: str | None
+    node: str | None
+
+
+@dataclass
+class _Open:
+    number: int
+    started: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    node: str | None = None
+    pruned: bool = False
+
+
+class TrialLedger:
+    """The trials of one run of a study, and the rules that decide their final state.
+
+    Not thread-safe: Ray Tune calls its callbacks from the driver's one loop.
+
+    Args:
+        metric: the study's metric (what "best" and a NaN failure are judged on).
+        mode: ``min`` or ``max``.
+        budget: the reports a trial makes when it runs to its end.
+        history: trials finished in earlier runs; they count in :attr:`counts`,
+            :attr:`done` and :attr:`best`.
+        first_number: the number the first trial of this run gets.
+        clock: seconds, for durations (a test passes its own).
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        mode: Literal["min", "max"],
+        budget: int,
+        *,
+        history: Iterable[PastTrial] = (),
+        first_number: int = 0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._metric = metric
+        self._mode = mode
+        self._budget = budget
+        self._next = first_number
+        self._clock = clock
+        self._open: dict[str, _Open] = {}
+        self._seen: set[str] = set()
+        self.counts: dict[TrialState, int] = dict.fromkeys(FINAL_STATES, 0)
+        self.first_error: str | None = None
+        self.best: float | None = None
+        for past in history:
+            if past.state in self.counts:
+                self.counts[TrialState(past.state)] += 1
+            if past.state == TrialState.COMPLETED:
+                self._consider(past.value)
+
+    # -- what the run asks ---------------------------------------------------------
+
+    @property
+    def done(self) -> int:
+        """Trials that ended, in this run and earlier ones."""
+        return sum(self.counts.values())
+
+    @property
+    def running(self) -> int:
+        """Trials started and not yet ended."""
+        return len(self._open)
+
+    def number(self, trial_id: str) -> int | None:
+        """The study's number for a trial still open, or None."""
+        open_ = self._open.get(trial_id)
+        return None if open_ is None else open_.number
+
+    def study_state(self, *, stopped: bool) -> StudyState:
+        """The study's status once the run is over: stopped if asked to; failed if
+        trials failed and none completed or was pruned; completed otherwise."""
+        if stopped:
+            return StudyState.STOPPED
+        c = self.counts
+        if c[TrialState.COMPLETED] + c[TrialState.PRUNED] == 0 and c[TrialState.FAILED] > 0:
+            return StudyState.FAILED
+        return StudyState.COMPLETED
+
+    # -- what happens to trials ----------------------------------------------------
+
+    def start(self, trial_id: str) -> int | None:
+        """A trial started; returns its number, or None if it started before (a
+        scheduler paused and resumed it)."""
+        if trial_id in self._seen:
+            return None
+        self._seen.add(trial_id)
+        number = self._next
+        self._next += 1
+        self._open[trial_id] = _Open(number, self._clock())
+        return number
+
+    def result(
+        self,
+        trial_id: str,
+        metrics: Mapping[str, float],
+        *,
+        iteration: int,
+        done: bool,
+        stopping: bool,
+        node: str | None = None,
+    ) -> bool:
+        """A trial reported `metrics` at its `iteration`-th report.
+
+        Args:
+            done: Ray marked the result as the trial's last. A scheduler's STOP marks
+                the result done before callbacks see it; a trial that ends on its own
+                reports done only through a duplicate they never see.
+            stopping: the whole study is being stopped.
+
+        Returns:
+            True when this result makes the trial pruned (the searcher is told).
+        """
+        open_ = self._open.get(trial_id)
+        if open_ is None:
+            return False
+        open_.metrics.update(metrics)
+        if node is not None:
+            open_.node = node
+        if done and not stopping and iteration < self._budget and not open_.pruned:
+            open_.pruned = True
+            return True
+        return False
+
+    def complete(self, trial_id: str, *, finished: bool, stopping: bool) -> FinishedTrial | None:
+        """A trial's function returned (or the scheduler ended it).
+
+        Args:
+            finished: the trial's last result is marked done (it ran to its end).
+            stopping: the whole study is being stopped.
+
+        Returns:
+            How it ended, or None for a trial the ledger does not hold open.
+        """
+        open_ = self._open.get(trial_id)
+        if open_ is None:
+            return None
+        if open_.pruned:
+            state = TrialState.PRUNED
+        elif stopping and not finished:
+            state = TrialState.STOPPED
+        else:
+            state = TrialState.COMPLETED
+        return self._finish(trial_id, state, None)
+
+    def fail(self, trial_id: str, error: str) -> FinishedTrial | None:
+        """A trial raised `error` (its first line is the study's first error)."""
+        return self._finish(trial_id, TrialState.FAILED, error)
+
+    def stop_open(self) -> list[FinishedTrial]:
+        """The run ended (stop, Ctrl+C): every trial still open is stopped."""
+        ended = [self._finish(tid, TrialState.STOPPED, None) for tid in list(self._open)]
+        return [e for e in ended if e is not None]
+
+    # -- rules ---------------------------------------------------------------------
+
+    def _finish(self, trial_id: str, state: TrialState, error: str | None) -> FinishedTrial | None:
+        open_ = self._open.pop(trial_id, None)
+        if open_ is None:
+            return None
+        value = open_.metrics.get(self._metric)
+        if state == TrialState.COMPLETED and value is not None and not math.isfinite(value):
+            state, error = TrialState.FAILED, f"metric {self._metric!r} is {value}"
+        self.counts[state] += 1
+        if error and self.first_error is None:
+            self.first_error = error.splitlines()[0]
+        if state == TrialState.COMPLETED:
+            self._consider(value)
+        return FinishedTrial(
+            trial_id,
+            open_.number,
+            state,
+            self._clock() - open_.started,
+            open_.metrics,
+            value,
+            error,
+            open_.node,
+        )
+
+    def _consider(self, value: float | None) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        better = min if self._mode == "min" else max
+        self.best = value if self.best is None else better(self.best, value)

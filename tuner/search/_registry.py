@@ -1,0 +1,70 @@
+"""The search algorithms a spec can name, one line each.
+
+Adding an algorithm: write its module (a function ``(spec, history) -> TunerSearcher``)
+and add one :class:`Algorithm` line below; the spec's ``search.algorithm`` takes its
+names from here. This module imports nothing heavy: the spec reads it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ALGORITHMS", "ALGORITHM_NAMES", "Algorithm", "check_available"]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One search algorithm.
+
+    Attributes:
+        name: what a spec writes in ``search.algorithm``.
+        factory: ``"module:function"``, a function ``(spec, history) -> TunerSearcher``.
+        requires: modules it imports that are not installed with tuner itself.
+        extra: the ``pip install 'tuner[extra]'`` that brings them.
+    """
+
+    name: str
+    factory: str
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    def load(self) -> Any:
+        """The factory function (imports its module)."""
+        module, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("grid", "tuner.search._searchers:GridSearcher"),
+        Algorithm("random", "tuner.search._samplers:random"),
+        Algorithm("tpe", "tuner.search._samplers:tpe"),
+        Algorithm("gp", "tuner.search._samplers:gp", requires=("torch",), extra="gp"),
+        Algorithm("cmaes", "tuner.search._samplers:cmaes"),
+        Algorithm("qmc", "tuner.search._samplers:qmc"),
+    )
+}
+ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)
+
+
+def check_available(name: str) -> None:
+    """Raise SpecError (one line, naming the fix) if an algorithm's extra is missing.
+
+    Raises:
+        SpecError: a module the algorithm needs cannot be imported.
+    """
+    from tuner.exceptions import SpecError
+
+    algorithm = ALGORITHMS[name]
+    for module in algorithm.requires:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            fix = f"pip install 'tuner[{algorithm.extra}]'" if algorithm.extra else "install it"
+            raise SpecError(
+                f"{name} needs {module}, which is not installed; {fix}, or use another algorithm",
+                ["search", "algorithm"],
+            ) from None
