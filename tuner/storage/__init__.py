@@ -7,6 +7,7 @@ in docs/storage.md.
 
 from __future__ import annotations
 
+from tuner.storage._engine import parse_storage_url
 from tuner.storage._records import (
     STUDY_STATES,
     TERMINAL_STUDY_STATES,
@@ -16,6 +17,7 @@ from tuner.storage._records import (
     StudyState,
     StudySummary,
     TrialFinished,
+    TrialImport,
     TrialRecord,
     TrialResult,
     TrialStarted,
@@ -34,8 +36,10 @@ __all__ = [
     "StudySummary",
     "TrialEvent",
     "TrialFinished",
+    "TrialImport",
     "TrialRecord",
     "TrialResult",
     "TrialStarted",
     "TrialState",
+    "parse_storage_url",
 ]
