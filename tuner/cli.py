@@ -335,11 +335,11 @@ def dashboard(
     import os
 
     from tuner.exceptions import TunerError
-    from tuner.storage._storage import _parse_url
+    from tuner.storage import parse_storage_url
     from tuner.study import resolve_storage_url
 
     url = resolve_storage_url(storage)
-    _parse_url(url)  # a malformed URL is one line and exit 2, before Streamlit starts
+    parse_storage_url(url)  # a malformed URL is one line and exit 2, before Streamlit starts
     if not 0 < port < 65536:
         raise TunerError(f"--port must be between 1 and 65535 (got {port})")
     app_path = _dashboard_app()
