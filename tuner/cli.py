@@ -19,6 +19,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tuner.storage import TrialState
     from tuner.study import Study
 
 app = typer.Typer(
@@ -189,7 +190,7 @@ def list_(storage: StorageOpt = None) -> None:
     """List the studies in the storage."""
     from rich.table import Table
 
-    from tuner.storage import Storage
+    from tuner.storage import Storage, TrialState
     from tuner.study import resolve_storage_url
 
     summaries = Storage(resolve_storage_url(storage)).list_studies()
@@ -201,7 +202,15 @@ def list_(storage: StorageOpt = None) -> None:
         table.add_column(col)
     for s in summaries:
         c = s.trial_counts
-        trials = "/".join(str(c.get(k, 0)) for k in ("completed", "pruned", "failed", "running"))
+        trials = "/".join(
+            str(c.get(k, 0))
+            for k in (
+                TrialState.COMPLETED,
+                TrialState.PRUNED,
+                TrialState.FAILED,
+                TrialState.RUNNING,
+            )
+        )
         table.add_row(
             s.study.name,
             s.study.status,
@@ -231,7 +240,7 @@ def show(
     spec = study.spec
     trials = study.trials()
     out = _console()
-    counts: dict[str, int] = {}
+    counts: dict[TrialState, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
     out.print(

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_study
 from tuner.dashboard import charts
 from tuner.dashboard import queries as q
-from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_study
 from tuner.exceptions import StorageError
 from tuner.storage import Storage, TrialStarted
 

@@ -129,7 +129,7 @@ def studies_frame(storage: Storage, now: datetime | None = None) -> pd.DataFrame
             "mode": st.mode,
             "trials": sum(s.trial_counts.values()),
         }
-        row.update({state: s.trial_counts.get(state, 0) for state in TRIAL_STATES})
+        row.update({state.value: s.trial_counts.get(state, 0) for state in TrialState})
         row.update(
             {
                 "best": s.best_value,
