@@ -145,7 +145,7 @@ class Storage:
                 storage is read-only, or the database fails.
         """
         return _studies.create_study(
-            self._db, name, spec=spec, metric=metric, mode=mode, algorithm=algorithm,
+            self._db, name, spec, metric=metric, mode=mode, algorithm=algorithm,
             scheduler=scheduler, num_trials=num_trials,
         )  # fmt: skip
 

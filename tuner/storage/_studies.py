@@ -43,22 +43,16 @@ _UPDATABLE = frozenset({"status", "finished_at", "stop_requested", "heartbeat_at
 """The columns of a study that change after it is created."""
 
 
-def create_study(
-    db: Database,
-    name: str,
-    *,
-    spec: dict[str, Any],
-    metric: str,
-    mode: str,
-    algorithm: str,
-    scheduler: str,
-    num_trials: int | None,
-) -> StudyRecord:
-    """Insert a study with status ``created`` (see :meth:`Storage.create_study`)."""
+def create_study(db: Database, name: str, spec: dict[str, Any], **columns: Any) -> StudyRecord:
+    """Insert a study with status ``created`` (see :meth:`Storage.create_study`).
+
+    ``columns`` are the study's ``metric``, ``mode``, ``algorithm``, ``scheduler`` and
+    ``num_trials``.
+    """
     require_text("name", name)
-    require_text("metric", metric)
-    require_text("algorithm", algorithm)
-    require_text("scheduler", scheduler)
+    for what in ("metric", "algorithm", "scheduler"):
+        require_text(what, columns[what])
+    mode, num_trials = columns["mode"], columns["num_trials"]
     if mode not in ("min", "max"):
         raise StorageError(f"mode must be 'min' or 'max' (got {mode!r})")
     if num_trials is not None and (
@@ -76,10 +70,10 @@ def create_study(
         study = Study(
             name=name,
             status=StudyState.CREATED.value,
-            metric=metric,
+            metric=columns["metric"],
             mode=mode,
-            algorithm=algorithm,
-            scheduler=scheduler,
+            algorithm=columns["algorithm"],
+            scheduler=columns["scheduler"],
             num_trials=num_trials,
             spec_json=spec_json,
             created_at=now(),
