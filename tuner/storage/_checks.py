@@ -17,6 +17,7 @@ from tuner.storage._records import TERMINAL_TRIAL_STATES, TrialFinished, TrialSt
 
 
 def checked_start(event_: TrialStarted, where: str) -> TrialStarted:
+    """The start event, checked (aware time, node text, number an int >= 0)."""
     require_aware(event_.started_at, f"{where}: started_at")
     require_optional_text(event_.node, f"{where}: node")
     if not isinstance(event_.number, int) or isinstance(event_.number, bool) or event_.number < 0:
@@ -25,6 +26,7 @@ def checked_start(event_: TrialStarted, where: str) -> TrialStarted:
 
 
 def checked_finish(event_: TrialFinished, where: str) -> TrialFinished:
+    """The finish event, checked, with its numbers as floats and its state as a plain value."""
     if event_.state not in TERMINAL_TRIAL_STATES:
         raise StorageError(
             f"cannot write trial events: {where}: a finished trial's state must be one of "
@@ -48,6 +50,7 @@ def checked_finish(event_: TrialFinished, where: str) -> TrialFinished:
 
 
 def checked_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
+    """Metric name -> float; refuses a non-dict, an empty name or a non-number."""
     if not isinstance(metrics, Mapping):
         raise StorageError(
             f"cannot write trial events: {where}: metrics must be a dict "
@@ -64,6 +67,7 @@ def checked_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
 
 
 def encode_params(params: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """The ``trial_params`` rows (``name, value_json, value_float``) of a trial's parameters."""
     if not isinstance(params, Mapping):
         raise StorageError(
             f"cannot write trial events: {where}: params must be a dict "
@@ -92,10 +96,12 @@ def encode_params(params: Mapping[str, Any], where: str) -> list[dict[str, Any]]
 
 
 def now() -> datetime:
+    """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
 
 
 def dumps(value: Any) -> str:
+    """Compact JSON of ``value`` (numpy scalars as plain values)."""
     # NaN and +-Infinity are written as JSON's common extension tokens, which
     # Python's json reads back; the column is text, so no backend rejects them.
     return json.dumps(value, separators=(",", ":"), default=_json_default)
@@ -126,6 +132,7 @@ def plain(value: Any) -> Any:
 
 
 def as_float(value: Any, what: str, *, optional: bool = False) -> float | None:
+    """``value`` as a float (None where ``optional``); refuses strings and non-numbers."""
     if value is None and optional:
         return None
     if isinstance(value, str | bytes) or value is None:
@@ -139,20 +146,24 @@ def as_float(value: Any, what: str, *, optional: bool = False) -> float | None:
 
 
 def nan_to_none(value: float | None) -> float | None:
+    """None for NaN (it cannot be ranked or stored by every backend), else the value."""
     return None if value is None or math.isnan(value) else value
 
 
 def require_text(what: str, value: Any) -> None:
+    """Refuse a value that is not a non-empty string."""
     if not isinstance(value, str) or not value:
         raise StorageError(f"{what} must be a non-empty string (got {value!r})")
 
 
 def require_optional_text(value: Any, what: str) -> None:
+    """Refuse a value that is neither a string nor None."""
     if value is not None and not isinstance(value, str):
         raise StorageError(f"cannot write trial events: {what} must be a string or None")
 
 
 def require_aware(value: Any, what: str) -> None:
+    """Refuse a value that is not a timezone-aware datetime."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise StorageError(
             f"cannot write trial events: {what} must be a timezone-aware datetime "
