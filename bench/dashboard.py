@@ -19,7 +19,6 @@ import math
 import os
 import random
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -46,69 +45,70 @@ SPEC = {
 
 
 def seed(path: Path, n_trials: int, n_steps: int = 100, name: str = "bench", seed_: int = 0) -> int:
-    """Write a study of ``n_trials`` trials into the SQLite file ``path`` in bulk.
+    """Write a study of ``n_trials`` trials into the SQLite file ``path`` in bulk,
+    through :meth:`Storage.import_trials`.
 
     80% of trials complete with ``n_steps`` results, 15% are pruned after 10 to 90
     steps, 5% fail. Returns the number of intermediate values written.
     """
-    from tuner.storage import Storage
+    from tuner.storage import Storage, StudyState, TrialImport, TrialState
 
-    with Storage(f"sqlite:///{path}") as storage:
-        study = storage.create_study(
-            name, spec=SPEC, metric="loss", mode="min", algorithm="tpe",
-            scheduler="asha", num_trials=n_trials,
-        )  # fmt: skip
-        storage.set_study_status(study.id, "completed")
-        study_id = study.id
     rng = random.Random(seed_)
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA synchronous = OFF")
-    first_id = (conn.execute("SELECT coalesce(max(id), 0) FROM trials").fetchone()[0]) + 1
     start = datetime.now(UTC) - timedelta(seconds=n_trials * 2)
     written = 0
-    batch = 5000
-    for lo in range(0, n_trials, batch):
-        trials, params, values = [], [], []
-        for number in range(lo, min(lo + batch, n_trials)):
-            tid = first_id + number
+
+    def trials() -> Iterator[TrialImport]:
+        nonlocal written
+        for number in range(n_trials):
             lr = math.exp(rng.uniform(math.log(1e-4), math.log(1.0)))
             depth = rng.randint(2, 10)
             booster = rng.choice(["gbtree", "dart"])
             final = (math.log10(lr) + 2) ** 2 * 0.1 + 0.02 * abs(depth - 6) + rng.gauss(0, 0.02)
             final += 0.05 if booster == "dart" else 0.0
             u = rng.random()
-            state = "completed" if u < 0.80 else "pruned" if u < 0.95 else "failed"
-            steps = n_steps if state == "completed" else rng.randint(10, 90)
+            state = (
+                TrialState.COMPLETED if u < 0.80 else TrialState.PRUNED if u < 0.95
+                else TrialState.FAILED
+            )  # fmt: skip
+            steps = n_steps if state is TrialState.COMPLETED else rng.randint(10, 90)
             curve = [final + 1.0 / (1 + 0.15 * s) for s in range(1, steps + 1)]
+            params: dict[str, object] = {"booster": booster, "depth": depth, "lr": lr}
+            if booster == "dart":
+                params["rate_drop"] = rng.uniform(0, 0.3)
             started = start + timedelta(seconds=number * 2)
             duration = steps * 0.02
-            metrics = f'{{"loss":{curve[-1]!r},"accuracy":{1 - curve[-1] / 3!r}}}'
-            trials.append((
-                tid, study_id, number, state, curve[-1] if state == "completed" else None,
-                metrics, f"node-{number % 4}", _ts(started), _ts(started + timedelta(seconds=duration)),
-                duration, "Traceback: ValueError: diverged" if state == "failed" else None, steps,
-            ))  # fmt: skip
-            params += [
-                (tid, "booster", f'"{booster}"', None),
-                (tid, "depth", str(depth), float(depth)),
-                (tid, "lr", repr(lr), lr),
-            ]
-            if booster == "dart":
-                rd = rng.uniform(0, 0.3)
-                params.append((tid, "rate_drop", repr(rd), rd))
-            values += [(tid, "loss", s, v) for s, v in enumerate(curve, start=1)]
-        with conn:
-            conn.executemany("INSERT INTO trials VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", trials)
-            conn.executemany("INSERT INTO trial_params VALUES (?,?,?,?)", params)
-            conn.executemany("INSERT INTO trial_values VALUES (?,?,?,?)", values)
-        written += len(values)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
+            written += len(curve)
+            yield TrialImport(
+                number=number,
+                params=params,
+                state=state,
+                started_at=started,
+                finished_at=started + timedelta(seconds=duration),
+                duration_s=duration,
+                metrics={"loss": curve[-1], "accuracy": 1 - curve[-1] / 3},
+                value=curve[-1] if state is TrialState.COMPLETED else None,
+                curves={"loss": list(enumerate(curve, start=1))},
+                error="Traceback: ValueError: diverged" if state is TrialState.FAILED else None,
+                node=f"node-{number % 4}",
+            )
+
+    with Storage(f"sqlite:///{path}") as storage:
+        study = storage.create_study(
+            name, spec=SPEC, metric="loss", mode="min", algorithm="tpe",
+            scheduler="asha", num_trials=n_trials,
+        )  # fmt: skip
+        storage.import_trials(study.id, trials(), batch_size=5000)
+        storage.set_study_status(study.id, StudyState.COMPLETED)
     return written
 
 
-def _ts(t: datetime) -> str:
-    return t.replace(tzinfo=None).isoformat(sep=" ")
+def count_values(path: Path) -> int:
+    """How many intermediate values the bench study in ``path`` has."""
+    from tuner.storage import Storage
+
+    with Storage(f"sqlite:///{path}", read_only=True) as storage:
+        study = storage.get_study("bench")
+        return sum(t.steps for t in storage.get_trials(study.id))
 
 
 def free_port() -> int:
@@ -255,9 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             values = seed(path, n, args.steps)
             print(f"seeded {n} trials, {values} values in {time.perf_counter() - t0:.0f} s")
-        conn = sqlite3.connect(path)
-        values = conn.execute("SELECT count(*) FROM trial_values").fetchone()[0]
-        conn.close()
+        values = count_values(path)
         load = os.getloadavg()[0]
         with running_dashboard(f"sqlite:///{path}") as base:
             times = measure(base, "bench", args.runs)

@@ -23,7 +23,8 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
 
     rows = []
     for t in trials:
-        row: dict[str, Any] = {"number": t.number, "state": t.state, "value": t.value}
+        # str(): the state's plain value ("completed"), as the files document it.
+        row: dict[str, Any] = {"number": t.number, "state": str(t.state), "value": t.value}
         row.update({f"params.{k}": v for k, v in t.params.items()})
         row.update({f"metrics.{k}": v for k, v in t.metrics.items()})
         row.update(
@@ -68,7 +69,7 @@ def trials_json(
         out.append(
             {
                 "number": t.number,
-                "state": t.state,
+                "state": str(t.state),
                 "params": t.params,
                 "metrics": {k: _json_number(v) for k, v in t.metrics.items()},
                 "intermediate": {

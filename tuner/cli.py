@@ -19,6 +19,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tuner.storage import TrialState
     from tuner.study import Study
 
 app = typer.Typer(
@@ -190,7 +191,7 @@ def list_(storage: StorageOpt = None) -> None:
     """List the studies in the storage."""
     from rich.table import Table
 
-    from tuner.storage import Storage
+    from tuner.storage import Storage, TrialState
     from tuner.study import resolve_storage_url
 
     summaries = Storage(resolve_storage_url(storage)).list_studies()
@@ -202,7 +203,15 @@ def list_(storage: StorageOpt = None) -> None:
         table.add_column(col)
     for s in summaries:
         c = s.trial_counts
-        trials = "/".join(str(c.get(k, 0)) for k in ("completed", "pruned", "failed", "running"))
+        trials = "/".join(
+            str(c.get(k, 0))
+            for k in (
+                TrialState.COMPLETED,
+                TrialState.PRUNED,
+                TrialState.FAILED,
+                TrialState.RUNNING,
+            )
+        )
         table.add_row(
             s.study.name,
             s.study.status,
@@ -232,7 +241,7 @@ def show(
     spec = study.spec
     trials = study.trials()
     out = _console()
-    counts: dict[str, int] = {}
+    counts: dict[TrialState, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
     out.print(
@@ -336,11 +345,11 @@ def dashboard(
     import os
 
     from tuner.exceptions import TunerError
-    from tuner.storage._storage import _parse_url
+    from tuner.storage import parse_storage_url
     from tuner.study import resolve_storage_url
 
     url = resolve_storage_url(storage)
-    _parse_url(url)  # a malformed URL is one line and exit 2, before Streamlit starts
+    parse_storage_url(url)  # a malformed URL is one line and exit 2, before Streamlit starts
     if not 0 < port < 65536:
         raise TunerError(f"--port must be between 1 and 65535 (got {port})")
     app_path = _dashboard_app()

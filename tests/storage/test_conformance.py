@@ -21,10 +21,14 @@ from tuner.storage import (
     TRIAL_STATES,
     Storage,
     StudyRecord,
+    StudyState,
     TrialFinished,
+    TrialImport,
     TrialResult,
     TrialStarted,
+    TrialState,
 )
+from tuner.storage._studies import update_study
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -81,6 +85,24 @@ def run_trial(
             )
         )
     storage.write(events)
+
+
+def imported(number: int, **changes: Any) -> TrialImport:
+    """A completed trial for import_trials: two metrics' curves over steps 0..2."""
+    fields: dict[str, Any] = {
+        "number": number,
+        "params": {"lr": 0.1, "booster": "dart"},
+        "state": TrialState.COMPLETED,
+        "started_at": T0 + timedelta(seconds=number),
+        "finished_at": T0 + timedelta(seconds=number + 1),
+        "duration_s": 1.0,
+        "metrics": {"loss": 0.5},
+        "value": 0.5,
+        "curves": {"loss": [(0, 2.0), (1, 1.0), (2, 0.5)], "acc": [(0, 0.1), (2, 0.9)]},
+        "node": "node-1",
+    }
+    fields.update(changes)
+    return TrialImport(**fields)
 
 
 def row_counts(storage: Storage) -> dict[str, int]:
@@ -602,6 +624,7 @@ def test_read_only_storage_reads_but_refuses_every_write(storage_url: str) -> No
             lambda: reader.clear_stop_request(study.id),
             lambda: reader.mark_running_trials(study.id, "failed", "x"),
             lambda: reader.delete_study("s"),
+            lambda: reader.import_trials(study.id, [imported(5)]),
         ]
         for call in writes:
             with pytest.raises(StorageError, match="read-only") as info:
@@ -736,3 +759,124 @@ def test_a_writer_thread_and_a_reader_thread_share_one_storage(storage: Storage)
     assert seen == sorted(seen) and seen[-1] == trials
     best = storage.best_trial(study.id)
     assert best is not None and best.number == 0
+
+
+# ---------------------------------------------------------------------- states as enums
+
+
+def test_records_carry_state_enums_stored_as_their_values(storage: Storage) -> None:
+    study = new_study(storage)
+    assert study.status is StudyState.CREATED
+    storage.set_study_status(study.id, StudyState.RUNNING)
+    run_trial(storage, study.id, 0, state=TrialState.PRUNED.value, curve=[1.0])
+    run_trial(storage, study.id, 1, state=None)
+    storage.mark_running_trials(study.id, TrialState.STOPPED, "stopped by the user")
+
+    assert storage.get_study_by_id(study.id).status is StudyState.RUNNING
+    states = [t.state for t in storage.get_trials(study.id)]
+    assert states == [TrialState.PRUNED, TrialState.STOPPED]
+    assert all(type(s) is TrialState for s in states)
+    # Plain strings still select and compare: the stored value is "stopped".
+    (stopped,) = storage.get_trials(study.id, ["stopped"])
+    assert stopped.state == "stopped" and stopped.number == 1
+    counts = storage.list_studies()[0].trial_counts
+    assert counts[TrialState.PRUNED] == 1 and counts["stopped"] == 1
+    assert set(counts) == set(TrialState)
+    with storage._engine.connect() as conn:
+        stored = conn.execute(text("SELECT state FROM trials ORDER BY number")).scalars().all()
+    assert stored == ["pruned", "stopped"]
+
+
+def test_an_unknown_state_is_refused(storage: Storage) -> None:
+    study = new_study(storage)
+    with pytest.raises(StorageError, match="status must be one of"):
+        storage.set_study_status(study.id, "paused")
+    with pytest.raises(StorageError, match="trial states must be among"):
+        storage.get_trials(study.id, ["done"])
+
+
+# ---------------------------------------------------------------------- update_study
+
+
+def test_update_study_sets_columns_by_id_or_name(storage: Storage) -> None:
+    study = new_study(storage)
+    other = new_study(storage, "other")
+    update_study(storage._db, "study", "request a stop", stop_requested=True)
+    update_study(storage._db, study.id, "set a heartbeat", heartbeat_at=T0)
+    read = storage.get_study("study")
+    assert read.stop_requested and read.heartbeat_at == T0
+    untouched = storage.get_study("other")
+    assert not untouched.stop_requested and untouched.heartbeat_at is None
+    assert untouched == other
+
+
+def test_update_study_refuses_missing_studies_and_fixed_columns(storage: Storage) -> None:
+    study = new_study(storage)
+    with pytest.raises(StudyNotFoundError, match="no study named 'nope'"):
+        update_study(storage._db, "nope", "request a stop", stop_requested=True)
+    with pytest.raises(StudyNotFoundError, match="no study with id 999"):
+        update_study(storage._db, 999, "set a heartbeat", heartbeat_at=T0)
+    with pytest.raises(StorageError, match="updatable columns") as info:
+        update_study(storage._db, study.id, "rename it", name="renamed")
+    one_line(info.value)
+    with pytest.raises(StorageError, match="updatable columns"):
+        update_study(storage._db, study.id, "do nothing")
+    assert storage.get_study_by_id(study.id) == study
+
+
+# ---------------------------------------------------------------------- import_trials
+
+
+def test_imported_trials_read_back_as_if_written_event_by_event(storage: Storage) -> None:
+    study = new_study(storage)
+    assert storage.import_trials(study.id, (imported(n) for n in range(5)), batch_size=2) == 5
+
+    trials = storage.get_trials(study.id)
+    assert [t.number for t in trials] == list(range(5))
+    first = trials[0]
+    assert first.state is TrialState.COMPLETED and first.value == 0.5
+    assert first.params == {"booster": "dart", "lr": 0.1}
+    assert first.metrics == {"loss": 0.5, "acc": 0.9}  # final metrics win over curves
+    assert first.steps == 3 and first.node == "node-1"
+    assert first.started_at == T0 and first.finished_at == T0 + timedelta(seconds=1)
+    assert storage.get_intermediate(study.id, [0]) == {
+        0: {"acc": [(0, 0.1), (2, 0.9)], "loss": [(0, 2.0), (1, 1.0), (2, 0.5)]}
+    }
+    assert storage.best_trial(study.id) == first
+    assert storage.next_trial_number(study.id) == 5
+    assert storage.list_studies()[0].trial_counts["completed"] == 5
+
+
+def test_an_import_refuses_a_used_number_and_keeps_earlier_batches(storage: Storage) -> None:
+    study = new_study(storage)
+    run_trial(storage, study.id, 3, value=9.0)
+    with pytest.raises(StorageError, match=r"trial 3 of study \d+ was already started") as info:
+        storage.import_trials(study.id, [imported(n) for n in range(5)], batch_size=2)
+    one_line(info.value)
+    # Batch [0, 1] was written; batch [2, 3] was refused whole; 4 never came.
+    assert [t.number for t in storage.get_trials(study.id)] == [0, 1, 3]
+    assert storage.get_trial(study.id, 3).value == 9.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"state": TrialState.RUNNING}, "state must be one of"),
+        ({"curves": {"loss": [(0, "low")]}}, "must be a number"),
+        ({"curves": {"loss": [(0.5, 1.0)]}}, "step must be an int"),
+        ({"finished_at": datetime(2024, 5, 1)}, "timezone-aware"),
+        ({"params": {"lr": object()}}, "parameter 'lr'"),
+    ],
+)
+def test_an_invalid_import_writes_nothing(
+    storage: Storage, changes: dict[str, Any], message: str
+) -> None:
+    study = new_study(storage)
+    with pytest.raises(StorageError, match=message):
+        storage.import_trials(study.id, [imported(0), imported(1, **changes)])
+    assert storage.get_trials(study.id) == []
+
+
+def test_an_import_into_a_missing_study_says_so(storage: Storage) -> None:
+    with pytest.raises(StorageError, match="no study with id 42"):
+        storage.import_trials(42, [imported(0)])

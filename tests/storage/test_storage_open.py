@@ -17,19 +17,27 @@ EXAMPLES = ("sqlite:///tuner.db", "postgresql://user@host:5432/db")
 
 def test_exported_names() -> None:
     assert sorted(tuner.storage.__all__) == [
+        "DashboardReads",
         "STUDY_STATES",
         "Storage",
+        "StudyFingerprint",
         "StudyRecord",
+        "StudyState",
         "StudySummary",
         "TERMINAL_STUDY_STATES",
         "TERMINAL_TRIAL_STATES",
         "TRIAL_STATES",
         "TrialEvent",
         "TrialFinished",
+        "TrialImport",
         "TrialRecord",
         "TrialResult",
         "TrialStarted",
+        "TrialState",
+        "parse_storage_url",
     ]
+    for name in tuner.storage.__all__:
+        assert getattr(tuner.storage, name) is not None
     assert tuner.storage.TRIAL_STATES == ("running", "completed", "pruned", "failed", "stopped")
     assert tuner.storage.STUDY_STATES == ("created", "running", "completed", "failed", "stopped")
 

@@ -2,6 +2,8 @@
 
 Every function here is pure (a storage and arguments in, a frame out) and imports no
 Streamlit, so unit tests and Streamlit's AppTest exercise the same code the pages run.
+What comes from the database comes through the storage's read model,
+:class:`tuner.storage.DashboardReads`; no SQL is written here.
 
 Speed rules, for studies of 100,000 trials with 100 intermediate results each:
 
@@ -27,10 +29,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import text
 
 from tuner.exceptions import StorageError
-from tuner.storage import Storage, StudyRecord
+from tuner.storage import DashboardReads, Storage, StudyRecord, StudyState, TrialState
 
 __all__ = [
     "TRIAL_STATES",
@@ -58,7 +59,8 @@ __all__ = [
     "trials_frame",
 ]
 
-TRIAL_STATES = ("running", "completed", "pruned", "failed", "stopped")
+TRIAL_STATES = tuple(state.value for state in TrialState)
+"""The trial states, as the plain strings the frames' ``state`` column holds."""
 MAX_POINTS = 500
 """The most points a scatter chart gets. Each marker is an SVG element for the
 browser to lay out: the study page's charts together hold about 3,000 of them."""
@@ -115,17 +117,19 @@ def studies_frame(storage: Storage, now: datetime | None = None) -> pd.DataFrame
     rows = []
     for s in storage.list_studies():
         st = s.study
-        end = st.finished_at or (st.heartbeat_at if st.status != "running" else None) or now
+        end = (
+            st.finished_at or (st.heartbeat_at if st.status != StudyState.RUNNING else None) or now
+        )
         row: dict[str, Any] = {
             "name": st.name,
-            "status": st.status,
+            "status": st.status.value,
             "algorithm": st.algorithm,
             "scheduler": st.scheduler,
             "metric": st.metric,
             "mode": st.mode,
             "trials": sum(s.trial_counts.values()),
         }
-        row.update({state: s.trial_counts.get(state, 0) for state in TRIAL_STATES})
+        row.update({state.value: s.trial_counts.get(state, 0) for state in TrialState})
         row.update(
             {
                 "best": s.best_value,
@@ -144,42 +148,12 @@ def studies_frame(storage: Storage, now: datetime | None = None) -> pd.DataFrame
 
 def fingerprint(storage: Storage, study_id: int) -> tuple[Any, ...]:
     """A value that changes whenever the study's trials change (new trial, new
-    intermediate result, a trial finishing): the cache key of the heavy queries."""
-    with storage.reading(f"read the state of study {study_id}") as conn:
-        row = conn.execute(
-            text(
-                "SELECT count(*), sum(steps), max(finished_at), sum(CASE WHEN state = 'running' THEN 1 ELSE 0 END) "
-                "FROM trials WHERE study_id = :sid"
-            ),
-            {"sid": study_id},
-        ).one()
-        status = conn.execute(
-            text("SELECT status FROM studies WHERE id = :sid"), {"sid": study_id}
-        ).scalar()
-    return (*(str(v) for v in row), status)
+    intermediate result, a trial finishing): the cache key of the heavy queries.
+    Its last item is the study's status."""
+    return DashboardReads(storage).fingerprint(study_id).as_key()
 
 
 # ---------------------------------------------------------------------- trials
-
-
-def _param_kinds(storage: Storage, study: StudyRecord) -> dict[str, str]:
-    """Parameter name -> "num" (read value_float) or "json" (read value_json)."""
-    space = study.spec.get("search_space")
-    if isinstance(space, dict) and space:
-        kinds = {}
-        for name, p in space.items():
-            numeric = isinstance(p, dict) and p.get("type") in ("float", "int")
-            kinds[str(name)] = "num" if numeric else "json"
-        return kinds
-    with storage.reading(f"read the parameter names of study {study.name!r}") as conn:
-        rows = conn.execute(
-            text(
-                "SELECT p.name, count(p.value_float), count(*) FROM trial_params p "
-                "JOIN trials t ON t.id = p.trial_id WHERE t.study_id = :sid GROUP BY p.name"
-            ),
-            {"sid": study.id},
-        ).all()
-    return {name: "num" if floats == total else "json" for name, floats, total in rows}
 
 
 def trials_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
@@ -187,61 +161,10 @@ def trials_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
     finished, node, steps, error``, then ``params.NAME`` (absent for an inactive
     conditional parameter: missing, never 0), then ``metrics.NAME`` (last reported).
 
-    Parameters are pivoted in SQL (one primary-key lookup per parameter), so a study
-    of 100,000 trials is one query returning 100,000 rows.
+    See :meth:`tuner.storage.DashboardReads.trials_frame`: parameters are pivoted in
+    SQL, so a study of 100,000 trials is one query returning 100,000 rows.
     """
-    kinds = _param_kinds(storage, study)
-    names = sorted(kinds)
-    binds: dict[str, Any] = {"sid": study.id}
-    select_params = ""
-    for i, name in enumerate(names):
-        binds[f"p{i}"] = name
-        column = "value_float" if kinds[name] == "num" else "value_json"
-        # One primary-key lookup per trial and parameter: 3x faster than a join with
-        # GROUP BY on SQLite at 100,000 trials.
-        select_params += (
-            f", (SELECT p.{column} FROM trial_params p WHERE p.trial_id = t.id AND p.name = :p{i})"
-        )
-    sql = (
-        "SELECT t.number, t.state, t.value, t.duration_s, t.started_at, t.finished_at, "
-        f"t.node, t.steps, t.error, t.metrics_json{select_params} "
-        "FROM trials t WHERE t.study_id = :sid ORDER BY t.number"
-    )
-    with storage.reading(f"read the trials of study {study.name!r}") as conn:
-        rows = [tuple(r) for r in conn.execute(text(sql), binds)]
-    fixed = [
-        "number", "state", "value", "duration_s", "started", "finished", "node", "steps",
-        "error", "metrics_json",
-    ]  # fmt: skip
-    frame = pd.DataFrame(rows, columns=[*fixed, *(f"params.{n}" for n in names)])
-    for col in ("value", "duration_s"):
-        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-    for col in ("started", "finished"):
-        frame[col] = pd.to_datetime(frame[col], utc=True, format="mixed")
-    for name in names:
-        col = f"params.{name}"
-        if kinds[name] == "json":
-            decoded = {v: json.loads(v) for v in frame[col].dropna().unique()}
-            frame[col] = [None if v is None else decoded[v] for v in frame[col]]
-        else:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-            ints = frame[col].dropna()
-            if len(ints) and bool((ints == ints.round()).all()) and _is_int_param(study, name):
-                frame[col] = frame[col].astype("Int64")
-    # One json.loads of all rows at once: 5x faster than one call a row.
-    parsed = json.loads("[" + ",".join(m or "{}" for m in frame.pop("metrics_json")) + "]")
-    metrics = pd.DataFrame.from_records(parsed, index=frame.index)
-    metrics = metrics.reindex(columns=sorted(metrics.columns)).add_prefix("metrics.")
-    return pd.concat([frame, metrics.astype("float64")], axis=1)
-
-
-def _is_int_param(study: StudyRecord, name: str) -> bool:
-    space = study.spec.get("search_space")
-    return (
-        isinstance(space, dict)
-        and isinstance(space.get(name), dict)
-        and (space[name].get("type") == "int")
-    )
+    return DashboardReads(storage).trials_frame(study)
 
 
 def log_params(study: StudyRecord) -> set[str]:
@@ -343,7 +266,7 @@ def history(
         trial started), downsampled to ``max_points``; and ``best``: number, finished,
         elapsed_s, best at every trial where the best so far changed, plus the last one.
     """
-    done = frame[(frame["state"] == "completed") & frame["value"].notna()]
+    done = frame[(frame["state"] == TrialState.COMPLETED) & frame["value"].notna()]
     done = done[["number", "value", "state", "finished"]].reset_index(drop=True)
     start = frame["started"].min() if len(frame) else None
     done["elapsed_s"] = (
@@ -363,7 +286,7 @@ def parallel_frame(
 ) -> pd.DataFrame:
     """Completed trials with a value for parallel coordinates: the ``n_best`` best and
     a seeded sample of the rest, at most ``max_lines``."""
-    done = frame[(frame["state"] == "completed") & frame["value"].notna()]
+    done = frame[(frame["state"] == TrialState.COMPLETED) & frame["value"].notna()]
     best = done["value"].nsmallest(n_best) if mode == "min" else done["value"].nlargest(n_best)
     return sample_rows(done, max_lines, keep=list(best.index))
 
@@ -445,7 +368,7 @@ def importance(
     )
     from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
 
-    done = frame[(frame["state"] == "completed") & frame["value"].notna()]
+    done = frame[(frame["state"] == TrialState.COMPLETED) & frame["value"].notna()]
     done = done[np.isfinite(done["value"].astype(float))]
     done = sample_rows(done, max_trials)
     space = study.spec.get("search_space") if isinstance(study.spec, dict) else None
@@ -496,7 +419,7 @@ def curve_sample(
     trials, every running trial (up to ``n_other``), and a seeded sample of the others
     with each state given its share, so pruned trials are always among them."""
     with_steps = frame[frame["steps"] > 0]
-    done = with_steps[(with_steps["state"] == "completed") & with_steps["value"].notna()]
+    done = with_steps[(with_steps["state"] == TrialState.COMPLETED) & with_steps["value"].notna()]
     best = done["value"].nsmallest(n_best) if mode == "min" else done["value"].nlargest(n_best)
     chosen = set(done.loc[best.index, "number"].tolist())
     rest = with_steps[~with_steps["number"].isin(chosen)]
@@ -521,40 +444,7 @@ def learning_curves(
     """The intermediate values of ``metric`` for trials ``numbers``: columns
     ``number, step, value`` by number and step, each curve at most
     ``max_points_per_curve`` points (evenly spaced steps, always the last one)."""
-    wanted = sorted({int(n) for n in numbers})
-    if not wanted:
-        return pd.DataFrame(columns=["number", "step", "value"])
-    rows: list[Any] = []
-    with storage.reading(f"read the learning curves of study {study_id}") as conn:
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            marks = ", ".join(f":n{j}" for j in range(len(chunk)))
-            binds: dict[str, Any] = {f"n{j}": n for j, n in enumerate(chunk)}
-            binds.update({"sid": study_id, "metric": metric})
-            rows.extend(
-                conn.execute(
-                    text(
-                        "SELECT t.number, v.step, v.value FROM trials t "
-                        "JOIN trial_values v ON v.trial_id = t.id AND v.metric = :metric "
-                        f"WHERE t.study_id = :sid AND t.number IN ({marks}) "
-                        "ORDER BY t.number, v.step"
-                    ),
-                    binds,
-                ).all()
-            )
-    curves = pd.DataFrame(rows, columns=["number", "step", "value"])
-    curves["value"] = pd.to_numeric(curves["value"], errors="coerce").astype("float64")
-    if curves.empty:
-        return curves
-    parts = []
-    for _, curve in curves.groupby("number", sort=True):
-        if len(curve) > max_points_per_curve:
-            idx = np.unique(
-                np.linspace(0, len(curve) - 1, max_points_per_curve).round().astype(int)
-            )
-            curve = curve.iloc[idx]
-        parts.append(curve)
-    return pd.concat(parts, ignore_index=True)
+    return DashboardReads(storage).learning_curves(study_id, metric, numbers, max_points_per_curve)
 
 
 def steps_reached(frame: pd.DataFrame) -> pd.DataFrame:
@@ -612,27 +502,13 @@ def _plain(value: Any) -> Any:
 
 def best_curve(storage: Storage, study: StudyRecord) -> pd.DataFrame:
     """The study's best-so-far value over trial number and over the time since its
-    first trial started, only where it changed (plus the last completed trial): columns ``study, number, elapsed_s, best``.
+    first trial started, only where it changed (plus the last completed trial):
+    columns ``study, number, elapsed_s, best``.
 
-    Reads only ``(number, value, finished_at)`` of completed trials, from the
-    ``(study_id, state, value)`` index and the table.
+    Reads only the completed trials' values
+    (:meth:`tuner.storage.DashboardReads.completed_values`).
     """
-    with storage.reading(f"read the values of study {study.name!r}") as conn:
-        first = conn.execute(
-            text("SELECT min(started_at) FROM trials WHERE study_id = :sid"), {"sid": study.id}
-        ).scalar()
-        rows = conn.execute(
-            text(
-                "SELECT number, value, finished_at FROM trials WHERE study_id = :sid "
-                "AND state = 'completed' AND value IS NOT NULL ORDER BY number"
-            ),
-            {"sid": study.id},
-        ).all()
-    values = pd.DataFrame(rows, columns=["number", "value", "finished"])
-    values["value"] = values["value"].astype("float64")
-    values["finished"] = pd.to_datetime(values["finished"], utc=True, format="mixed")
-    start = pd.to_datetime(first, utc=True) if first is not None else pd.Timestamp(study.created_at)
-    values["elapsed_s"] = (values["finished"] - start).dt.total_seconds()
+    values = DashboardReads(storage).completed_values(study)
     best = best_so_far(values["value"], study.mode)
     changed = best.ne(best.shift())
     if len(values):

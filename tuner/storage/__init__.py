@@ -1,12 +1,15 @@
 """tuner's storage: studies, trials and every result in SQLite or PostgreSQL.
 
 :class:`Storage` is the one way into the database; it returns the immutable records
-below and takes the trial events the study's driver writes. The schema is documented
-in docs/storage.md.
+below and takes the trial events the study's driver writes. :class:`DashboardReads` is
+the dashboard's read model over a storage (typed aggregate queries and frames). The
+schema and the module layout are documented in docs/storage.md.
 """
 
 from __future__ import annotations
 
+from tuner.storage._engine import parse_storage_url
+from tuner.storage._read_model import DashboardReads, StudyFingerprint
 from tuner.storage._records import (
     STUDY_STATES,
     TERMINAL_STUDY_STATES,
@@ -16,6 +19,7 @@ from tuner.storage._records import (
     StudyState,
     StudySummary,
     TrialFinished,
+    TrialImport,
     TrialRecord,
     TrialResult,
     TrialStarted,
@@ -28,14 +32,18 @@ __all__ = [
     "TERMINAL_STUDY_STATES",
     "TERMINAL_TRIAL_STATES",
     "TRIAL_STATES",
+    "DashboardReads",
     "Storage",
+    "StudyFingerprint",
     "StudyRecord",
     "StudyState",
     "StudySummary",
     "TrialEvent",
     "TrialFinished",
+    "TrialImport",
     "TrialRecord",
     "TrialResult",
     "TrialStarted",
     "TrialState",
+    "parse_storage_url",
 ]

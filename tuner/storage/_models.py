@@ -18,16 +18,29 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     false,
+    select,
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "Study", "Trial", "TrialParam", "TrialValue", "UTCDateTime"]
+__all__ = [
+    "PARAMS",
+    "STUDIES",
+    "TRIALS",
+    "VALUES",
+    "Base",
+    "Study",
+    "Trial",
+    "TrialParam",
+    "TrialValue",
+    "UTCDateTime",
+]
 
 # Deterministic constraint names, so later migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -88,6 +101,16 @@ class Study(Base):
     stop_requested: Mapped[bool] = mapped_column(Boolean, server_default=false())
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    @classmethod
+    def id_by_name(cls, session: Session, name: str) -> int | None:
+        """The id of the study named ``name``, or None where there is none."""
+        return session.scalar(select(cls.id).where(cls.name == name))
+
+    @classmethod
+    def exists(cls, session: Session, study_id: int) -> bool:
+        """Whether a study with id ``study_id`` exists."""
+        return session.scalar(select(cls.id).where(cls.id == study_id)) is not None
+
 
 class Trial(Base):
     __tablename__ = "trials"
@@ -137,3 +160,10 @@ class TrialValue(Base):
     metric: Mapped[str] = mapped_column(String, primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     value: Mapped[float | None] = mapped_column(Double)
+
+
+# Core tables, for the set-based statements of the write path and the read model.
+STUDIES: Table = Base.metadata.tables["studies"]
+TRIALS: Table = Base.metadata.tables["trials"]
+PARAMS: Table = Base.metadata.tables["trial_params"]
+VALUES: Table = Base.metadata.tables["trial_values"]

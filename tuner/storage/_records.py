@@ -11,7 +11,8 @@ Every ``datetime`` here is timezone-aware UTC.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -25,6 +26,7 @@ __all__ = [
     "StudyState",
     "StudySummary",
     "TrialFinished",
+    "TrialImport",
     "TrialRecord",
     "TrialResult",
     "TrialStarted",
@@ -60,6 +62,7 @@ class StudyState(StrEnum):
     def is_finished(self) -> bool:
         return self in (StudyState.COMPLETED, StudyState.FAILED, StudyState.STOPPED)
 
+
 TRIAL_STATES: Final = tuple(TrialState)
 """Every state a trial can be in; all but ``running`` are final."""
 
@@ -78,7 +81,7 @@ class StudyRecord:
     Attributes:
         id: the storage's key for the study.
         name: unique within the storage.
-        status: one of :data:`STUDY_STATES`.
+        status: the study's :class:`StudyState`.
         metric: the metric that search and early stopping use.
         mode: ``"min"`` or ``"max"``.
         algorithm: the search algorithm's name.
@@ -93,7 +96,7 @@ class StudyRecord:
 
     id: int
     name: str
-    status: str
+    status: StudyState
     metric: str
     mode: str
     algorithm: str
@@ -112,14 +115,14 @@ class StudySummary:
 
     Attributes:
         study: the study.
-        trial_counts: state -> number of trials; every state of :data:`TRIAL_STATES`
-            is present (0 where there is none).
+        trial_counts: :class:`TrialState` -> number of trials; every state is present
+            (0 where there is none). Plain strings look up too (``counts["pruned"]``).
         best_value: the best ``value`` among completed trials per the study's mode,
             or None when no completed trial has a value.
     """
 
     study: StudyRecord
-    trial_counts: dict[str, int]
+    trial_counts: dict[TrialState, int]
     best_value: float | None
 
 
@@ -130,7 +133,7 @@ class TrialRecord:
     Attributes:
         study_id: the study's id.
         number: 0, 1, 2, ... within the study.
-        state: one of :data:`TRIAL_STATES`.
+        state: the trial's :class:`TrialState`.
         params: the active parameters only, each with its original type.
         metrics: the last reported value of each metric.
         value: the study metric's final value (what "best" is judged on), or None.
@@ -144,7 +147,7 @@ class TrialRecord:
 
     study_id: int
     number: int
-    state: str
+    state: TrialState
     params: dict[str, Any]
     metrics: dict[str, float]
     value: float | None
@@ -179,14 +182,47 @@ class TrialResult:
 
 @dataclass(frozen=True)
 class TrialFinished:
-    """A trial ended in a final state (anything of :data:`TRIAL_STATES` but running)."""
+    """A trial ended in a final state: a :class:`TrialState` other than ``RUNNING``
+    (or its string value)."""
 
     study_id: int
     number: int
-    state: str
+    state: TrialState | str
     finished_at: datetime
     duration_s: float | None
     metrics: dict[str, float]
     value: float | None
+    error: str | None = None
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialImport:
+    """A finished trial with its whole history, for :meth:`Storage.import_trials`.
+
+    Attributes:
+        number: the trial's number in the study (unique within it).
+        params: the active parameters.
+        state: a final :class:`TrialState` (not ``RUNNING``), or its string value.
+        started_at: when the trial started (timezone-aware).
+        finished_at: when it ended (timezone-aware).
+        duration_s: how long it ran, if known.
+        metrics: final metric values; they win over the curves' last values.
+        value: the study metric's final value, or None.
+        curves: metric -> ``[(step, value), ...]`` in the order reported: the
+            intermediate results. ``steps`` becomes the number of distinct steps.
+        error: the error text of a failed trial.
+        node: where the trial ran.
+    """
+
+    number: int
+    params: Mapping[str, Any]
+    state: TrialState | str
+    started_at: datetime
+    finished_at: datetime
+    duration_s: float | None
+    metrics: Mapping[str, float]
+    value: float | None
+    curves: Mapping[str, Sequence[tuple[int, float]]] = field(default_factory=dict)
     error: str | None = None
     node: str | None = None

@@ -1,0 +1,191 @@
+"""Trial reads: records of one trial, of a study's trials, the best one, the curves.
+
+Functions of a :class:`~tuner.storage._engine.Database`; :class:`~tuner.storage.Storage`
+documents each one's contract.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tuner.exceptions import StorageError
+from tuner.storage._engine import Database
+from tuner.storage._models import PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._records import TRIAL_STATES, TrialRecord, TrialState
+
+__all__ = [
+    "IN_CHUNK",
+    "best_trial",
+    "get_intermediate",
+    "get_trial",
+    "get_trials",
+    "next_trial_number",
+]
+
+# Bound parameters a single IN (...) may carry; SQLite allows 32766, keep well below.
+IN_CHUNK = 500
+
+TRIAL_COLUMNS = (
+    TRIALS.c.id,
+    TRIALS.c.study_id,
+    TRIALS.c.number,
+    TRIALS.c.state,
+    TRIALS.c.value,
+    TRIALS.c.metrics_json,
+    TRIALS.c.node,
+    TRIALS.c.started_at,
+    TRIALS.c.finished_at,
+    TRIALS.c.duration_s,
+    TRIALS.c.error,
+    TRIALS.c.steps,
+)
+
+
+def next_trial_number(db: Database, study_id: int) -> int:
+    """The number for the study's next trial: the largest so far + 1, 0 for none."""
+    with db.session(f"read the trial numbers of study {study_id}") as session:
+        largest = session.scalar(
+            select(func.max(TRIALS.c.number)).where(TRIALS.c.study_id == study_id)
+        )
+        if largest is None:
+            if not Study.exists(session, study_id):
+                raise db.not_found_by_id(study_id)
+            return 0
+        return int(largest) + 1
+
+
+def get_trials(
+    db: Database, study_id: int, states: Sequence[TrialState | str] | None = None
+) -> list[TrialRecord]:
+    """The study's trials, by number; only those in ``states`` if given."""
+    conditions = [TRIALS.c.study_id == study_id]
+    if states is not None:
+        if isinstance(states, str):
+            states = [states]
+        bad = [s for s in states if s not in TRIAL_STATES]
+        if bad:
+            raise StorageError(f"trial states must be among {TRIAL_STATES} (got {bad})")
+        conditions.append(TRIALS.c.state.in_([TrialState(s).value for s in states]))
+    with db.session(f"read the trials of study {study_id}") as session:
+        rows = session.execute(
+            select(*TRIAL_COLUMNS).where(*conditions).order_by(TRIALS.c.number)
+        ).all()
+        if not rows:
+            if not Study.exists(session, study_id):
+                raise db.not_found_by_id(study_id)
+            return []
+        params = read_params(
+            session,
+            select(PARAMS.c.trial_id, PARAMS.c.name, PARAMS.c.value_json)
+            .join(TRIALS, TRIALS.c.id == PARAMS.c.trial_id)
+            .where(*conditions),
+        )
+    return [trial_record(row, params.get(row.id, {})) for row in rows]
+
+
+def get_trial(db: Database, study_id: int, number: int) -> TrialRecord:
+    """Trial ``number`` of the study."""
+    with db.session(f"read trial {number} of study {study_id}") as session:
+        row = session.execute(
+            select(*TRIAL_COLUMNS).where(TRIALS.c.study_id == study_id, TRIALS.c.number == number)
+        ).one_or_none()
+        if row is None:
+            if not Study.exists(session, study_id):
+                raise db.not_found_by_id(study_id)
+            raise StorageError(f"study {study_id} in {db.masked_url} has no trial number {number}")
+        return _with_params(session, row)
+
+
+def best_trial(db: Database, study_id: int) -> TrialRecord | None:
+    """The completed trial with the lowest (mode min) or highest (max) ``value``."""
+    with db.session(f"read the best trial of study {study_id}") as session:
+        mode = session.scalar(select(STUDIES.c.mode).where(STUDIES.c.id == study_id))
+        if mode is None:
+            raise db.not_found_by_id(study_id)
+        order = TRIALS.c.value.asc() if mode == "min" else TRIALS.c.value.desc()
+        row = session.execute(
+            select(*TRIAL_COLUMNS)
+            .where(
+                TRIALS.c.study_id == study_id,
+                TRIALS.c.state == TrialState.COMPLETED.value,
+                TRIALS.c.value.is_not(None),
+            )
+            .order_by(order, TRIALS.c.number)
+            .limit(1)
+        ).one_or_none()
+        if row is None:
+            return None
+        return _with_params(session, row)
+
+
+def get_intermediate(
+    db: Database, study_id: int, numbers: Sequence[int] | None = None
+) -> dict[int, dict[str, list[tuple[int, float]]]]:
+    """The study's intermediate values: number -> metric -> [(step, value)] by step."""
+    base = (
+        select(TRIALS.c.number, VALUES.c.metric, VALUES.c.step, VALUES.c.value)
+        .join(TRIALS, TRIALS.c.id == VALUES.c.trial_id)
+        .where(TRIALS.c.study_id == study_id)
+        .order_by(TRIALS.c.number, VALUES.c.metric, VALUES.c.step)
+    )
+    if numbers is None:
+        queries = [base]
+    else:
+        wanted = sorted(set(numbers))
+        queries = [
+            base.where(TRIALS.c.number.in_(wanted[i : i + IN_CHUNK]))
+            for i in range(0, len(wanted), IN_CHUNK)
+        ]
+    out: dict[int, dict[str, list[tuple[int, float]]]] = {}
+    with db.session(f"read the intermediate values of study {study_id}") as session:
+        for query in queries:
+            for number, metric, step, value in session.execute(query):
+                curves = out.setdefault(number, {})
+                curves.setdefault(metric, []).append((step, math.nan if value is None else value))
+        if not out and not Study.exists(session, study_id):
+            raise db.not_found_by_id(study_id)
+    return out
+
+
+def read_params(session: Session, query: Any) -> dict[int, dict[str, Any]]:
+    """Trial id -> parameter name -> value, for the ``(trial_id, name, value_json)``
+    rows of ``query``, names sorted."""
+    params: dict[int, dict[str, Any]] = defaultdict(dict)
+    for trial_id, name, value_json in session.execute(query.order_by(PARAMS.c.name)):
+        params[trial_id][name] = json.loads(value_json)
+    return params
+
+
+def _with_params(session: Session, row: Any) -> TrialRecord:
+    params = read_params(
+        session,
+        select(PARAMS.c.trial_id, PARAMS.c.name, PARAMS.c.value_json).where(
+            PARAMS.c.trial_id == row.id
+        ),
+    )
+    return trial_record(row, params.get(row.id, {}))
+
+
+def trial_record(row: Any, params: dict[str, Any]) -> TrialRecord:
+    """The immutable record of a row of :data:`TRIAL_COLUMNS` with its parameters."""
+    return TrialRecord(
+        study_id=row.study_id,
+        number=row.number,
+        state=TrialState(row.state),
+        params=params,
+        metrics=json.loads(row.metrics_json),
+        value=row.value,
+        node=row.node,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        duration_s=row.duration_s,
+        error=row.error,
+        steps=row.steps,
+    )

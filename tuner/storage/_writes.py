@@ -1,0 +1,498 @@
+"""The write path: batches of trial events, bulk imports, closing running trials.
+
+:class:`TrialWriter` folds a batch of events into one change per trial and writes it
+with a few set-based statements (docs/storage.md, *Writes*). It caches the id and
+metrics of each running trial, so a typical batch writes without reading first.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.orm import Session
+
+from tuner.exceptions import StorageError
+from tuner.storage._checks import (
+    as_float,
+    checked_finish,
+    checked_metrics,
+    checked_start,
+    dumps,
+    encode_params,
+    nan_to_none,
+    now,
+)
+from tuner.storage._engine import Database, reason
+from tuner.storage._models import PARAMS, TRIALS, VALUES, Study
+from tuner.storage._reads import IN_CHUNK
+from tuner.storage._records import (
+    TERMINAL_TRIAL_STATES,
+    TrialFinished,
+    TrialImport,
+    TrialResult,
+    TrialStarted,
+    TrialState,
+)
+
+__all__ = ["TrialEvent", "TrialWriter"]
+
+TrialEvent: TypeAlias = TrialStarted | TrialResult | TrialFinished
+
+_Key: TypeAlias = tuple[int, int]
+_RUNNING = TrialState.RUNNING.value
+
+
+class TrialWriter:
+    """Writes trial events to one database; one per :class:`~tuner.storage.Storage`.
+
+    Thread-safe: writes are serialised by :attr:`lock`, which deleting a study takes
+    too, so the running-trial cache never outlives the rows it describes.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.lock = threading.Lock()
+        # (study_id, number) -> what write() needs about a running trial, so that a
+        # batch usually writes without reading first. Finished trials are dropped.
+        self._running: dict[_Key, _RunningTrial] = {}
+
+    def forget_study(self, study_id: int) -> None:
+        """Drop the cached running trials of a study (deleted, or its trials closed)."""
+        for key in [k for k in self._running if k[0] == study_id]:
+            del self._running[key]
+
+    def write(self, events: Sequence[TrialEvent]) -> None:
+        """Record a batch of trial events in one transaction (see :meth:`Storage.write`)."""
+        if not events:
+            return
+        with self.lock:
+            batch = self._commit(lambda session: self._stage(session, events))
+            self._remember(batch)
+
+    def import_trials(
+        self, study_id: int, trials: Iterable[TrialImport], *, batch_size: int = 1000
+    ) -> int:
+        """Write finished trials with their whole history, ``batch_size`` a transaction
+        (see :meth:`Storage.import_trials`); returns how many were written."""
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise StorageError(f"batch_size must be an int >= 1 (got {batch_size!r})")
+        written = 0
+        remaining = iter(trials)  # a generator is consumed a batch at a time
+        while chunk := list(itertools.islice(remaining, batch_size)):
+            with self.lock:
+                self._commit(functools.partial(self._stage_imports, study_id, chunk))
+            written += len(chunk)
+        return written
+
+    def _commit(self, stage: Callable[[Session], dict[_Key, _Pending]]) -> dict[_Key, _Pending]:
+        """Stage a batch and apply it in one write transaction; explains a refused start."""
+        try:
+            with self._db.session("write trial events", write=True) as session:
+                batch = stage(session)
+                self._apply(session, batch)
+        except _StartRefused as refused:
+            raise self._explain_refused_start(refused) from None
+        return batch
+
+    def _remember(self, batch: dict[_Key, _Pending]) -> None:
+        for key, pending in batch.items():
+            if pending.finish is not None:
+                self._running.pop(key, None)
+            else:
+                assert pending.trial_id is not None  # set by _apply
+                self._running[key] = _RunningTrial(pending.trial_id, pending.metrics)
+
+    def _stage_imports(
+        self, study_id: int, trials: list[TrialImport], _session: Session
+    ) -> dict[_Key, _Pending]:
+        """Check imported trials and fold each into one insert, as :meth:`_stage` does.
+
+        Nothing is read first: the unique ``(study_id, number)`` refuses a number in use.
+        """
+        batch: dict[_Key, _Pending] = {}
+        for trial in trials:
+            if not isinstance(trial, TrialImport):
+                raise StorageError(
+                    f"cannot import trials: expected TrialImport, got {type(trial).__name__}"
+                )
+            key = (study_id, trial.number)
+            where = f"trial {trial.number} of study {study_id}"
+            if key in batch or key in self._running:
+                raise StorageError(f"cannot write trial events: {where} was already started")
+            pending = _Pending(
+                trial_id=None,
+                started=checked_start(
+                    TrialStarted(
+                        study_id, trial.number, dict(trial.params), trial.started_at, trial.node
+                    ),
+                    where,
+                ),
+                params=encode_params(trial.params, where),
+                finish=checked_finish(
+                    TrialFinished(
+                        study_id, trial.number, trial.state, trial.finished_at,
+                        trial.duration_s, dict(trial.metrics), trial.value, trial.error, trial.node,
+                    ),
+                    where,
+                ),
+            )  # fmt: skip
+            steps: set[int] = set()
+            for metric, curve in _checked_curves(trial.curves, where).items():
+                for step, raw in curve:
+                    if not isinstance(step, int) or isinstance(step, bool):
+                        raise StorageError(
+                            f"cannot write trial events: {where}: step must be an int "
+                            f"(got {step!r})"
+                        )
+                    # A float is taken as it is: a million values must not each build
+                    # an error message they will not need.
+                    value = raw if type(raw) is float else as_float(raw, f"{where}: {metric!r}")
+                    assert value is not None
+                    pending.values[(metric, step)] = value
+                    pending.metrics[metric] = value
+                    steps.add(step)
+            pending.steps = len(steps)
+            pending.metrics.update(checked_metrics(trial.metrics, where))
+            batch[key] = pending
+        return batch
+
+    def _stage(self, session: Session, events: Sequence[TrialEvent]) -> dict[_Key, _Pending]:
+        """Validate the batch against what is stored and fold it into one change per trial."""
+        for event_ in events:
+            if not isinstance(event_, TrialStarted | TrialResult | TrialFinished):
+                raise StorageError(
+                    "cannot write trial events: expected TrialStarted, TrialResult or "
+                    f"TrialFinished, got {type(event_).__name__}"
+                )
+        started = {(e.study_id, e.number) for e in events if isinstance(e, TrialStarted)}
+        unknown = {
+            (e.study_id, e.number)
+            for e in events
+            if not isinstance(e, TrialStarted)
+            and (e.study_id, e.number) not in started
+            and (e.study_id, e.number) not in self._running
+        }
+        stored = _lookup_trials(session, unknown)
+
+        batch: dict[_Key, _Pending] = {}
+        for event_ in events:
+            key = (event_.study_id, event_.number)
+            where = f"trial {event_.number} of study {event_.study_id}"
+            if isinstance(event_, TrialStarted):
+                if key in batch or key in self._running or key in stored:
+                    raise StorageError(f"cannot write trial events: {where} was already started")
+                batch[key] = _Pending(
+                    trial_id=None,
+                    started=checked_start(event_, where),
+                    params=encode_params(event_.params, where),
+                )
+                continue
+            pending = batch.get(key)
+            if pending is None:
+                pending = _pending_for(key, where, self._running.get(key), stored.get(key))
+                batch[key] = pending
+            if pending.finish is not None:
+                raise StorageError(
+                    f"cannot write trial events: {where} has finished; "
+                    "finished trials are read-only"
+                )
+            if isinstance(event_, TrialResult):
+                step = event_.step
+                if not isinstance(step, int) or isinstance(step, bool):
+                    raise StorageError(
+                        f"cannot write trial events: {where}: step must be an int (got {step!r})"
+                    )
+                for metric, raw in checked_metrics(event_.metrics, where).items():
+                    pending.metrics[metric] = raw
+                    pending.values[(metric, step)] = raw
+                pending.steps += 1
+            else:
+                pending.finish = checked_finish(event_, where)
+                pending.metrics.update(checked_metrics(event_.metrics, where))
+        return batch
+
+    def _apply(self, session: Session, batch: dict[_Key, _Pending]) -> None:
+        new = [(key, p) for key, p in batch.items() if p.trial_id is None]
+        if new:
+            rows = [_new_trial_row(key, p) for key, p in new]
+            try:
+                returned = session.execute(
+                    insert(TRIALS).returning(TRIALS.c.id, TRIALS.c.study_id, TRIALS.c.number),
+                    rows,
+                ).all()
+            except sa_exc.IntegrityError as e:
+                # The transaction is lost (PostgreSQL); write() says which start failed.
+                raise _StartRefused(
+                    [key for key, _ in new], f"cannot write trial events: {reason(e)}"
+                ) from None
+            ids = {(study_id, number): trial_id for trial_id, study_id, number in returned}
+            for key, p in new:
+                p.trial_id = ids[key]
+            params = [{"trial_id": p.trial_id, **param} for _, p in new for param in p.params]
+            if params:
+                session.execute(insert(PARAMS), params)
+
+        values = [
+            (p.trial_id, metric, step, nan_to_none(v))
+            for p in batch.values()
+            for (metric, step), v in p.values.items()
+        ]
+        if values:
+            _executemany(session, self._upsert_values(), _VALUE_COLUMNS, values)
+
+        progress = [_progress_row(p) for p in batch.values() if p.is_update and p.finish is None]
+        finishes = [
+            {**_progress_row(p), **_finish_row(p)}
+            for p in batch.values()
+            if p.is_update and p.finish is not None
+        ]
+        still_running = TRIALS.c.state == _RUNNING
+        by_id = TRIALS.c.id == bindparam("b_id")
+        for statement, rows in (
+            (
+                update(TRIALS)
+                .where(by_id, still_running)
+                .values(
+                    steps=TRIALS.c.steps + bindparam("b_steps"),
+                    metrics_json=bindparam("b_metrics_json"),
+                ),
+                progress,
+            ),
+            (
+                update(TRIALS)
+                .where(by_id, still_running)
+                .values(
+                    steps=TRIALS.c.steps + bindparam("b_steps"),
+                    metrics_json=bindparam("b_metrics_json"),
+                    state=bindparam("b_state", type_=TRIALS.c.state.type),
+                    value=bindparam("b_value", type_=TRIALS.c.value.type),
+                    finished_at=bindparam("b_finished_at", type_=TRIALS.c.finished_at.type),
+                    duration_s=bindparam("b_duration_s", type_=TRIALS.c.duration_s.type),
+                    error=bindparam("b_error", type_=TRIALS.c.error.type),
+                    node=func.coalesce(
+                        bindparam("b_node", type_=TRIALS.c.node.type), TRIALS.c.node
+                    ),
+                ),
+                finishes,
+            ),
+        ):
+            if not rows:
+                continue
+            # Core executemany: the ORM's bulk UPDATE wants primary-key rows, not SQL.
+            result = session.connection().execute(statement, rows)
+            sane = session.get_bind().dialect.supports_sane_multi_rowcount
+            if (sane or len(rows) == 1) and result.rowcount != len(rows):
+                # Another process (a second driver, `tuner resume`) finished a trial
+                # under us; refuse rather than overwrite its outcome.
+                raise StorageError(
+                    "cannot write trial events: a trial of this batch was finished by "
+                    "another process meanwhile; finished trials are read-only"
+                )
+
+    def _explain_refused_start(self, refused: _StartRefused) -> StorageError:
+        by_study: dict[int, list[int]] = defaultdict(list)
+        for study_id, number in refused.keys:
+            by_study[study_id].append(number)
+        with self._db.session("write trial events") as session:
+            for study_id, numbers in sorted(by_study.items()):
+                if not Study.exists(session, study_id):
+                    return StorageError(
+                        f"cannot write trial events: there is no study with id {study_id} "
+                        f"in {self._db.masked_url}"
+                    )
+                taken = session.scalar(
+                    select(func.min(TRIALS.c.number)).where(
+                        TRIALS.c.study_id == study_id,
+                        TRIALS.c.number.in_(numbers[:IN_CHUNK]),
+                    )
+                )
+                if taken is not None:
+                    return StorageError(
+                        f"cannot write trial events: trial {taken} of study {study_id} "
+                        "was already started"
+                    )
+        return refused
+
+    def _upsert_values(self) -> Any:
+        dialect = pg_dialect if self._db.backend == "postgresql" else sqlite_dialect
+        statement = dialect.insert(VALUES)
+        return statement.on_conflict_do_update(
+            index_elements=[VALUES.c.trial_id, VALUES.c.metric, VALUES.c.step],
+            set_={"value": statement.excluded.value},
+        )
+
+    def mark_running_trials(self, study_id: int, state: TrialState | str, error: str) -> int:
+        """Close the study's running trials (see :meth:`Storage.mark_running_trials`)."""
+        if state not in TERMINAL_TRIAL_STATES:
+            raise StorageError(
+                f"running trials can be marked {TERMINAL_TRIAL_STATES} only (got {state!r})"
+            )
+        with self.lock:
+            doing = f"mark the running trials of study {study_id}"
+            with self._db.session(doing, write=True) as session:
+                result = session.execute(
+                    update(TRIALS)
+                    .where(TRIALS.c.study_id == study_id, TRIALS.c.state == _RUNNING)
+                    .values(state=TrialState(state).value, error=error, finished_at=now())
+                )
+                count = int(result.rowcount)  # type: ignore[attr-defined]
+                if count == 0 and not Study.exists(session, study_id):
+                    raise self._db.not_found_by_id(study_id)
+            self.forget_study(study_id)
+        return count
+
+
+@dataclass
+class _RunningTrial:
+    trial_id: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class _Pending:
+    """Everything a batch does to one trial, folded into one insert or one update."""
+
+    trial_id: int | None  # None: started in this batch, to be inserted
+    started: TrialStarted | None = None
+    params: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    values: dict[tuple[str, int], float] = field(default_factory=dict)
+    steps: int = 0
+    finish: TrialFinished | None = None
+
+    @property
+    def is_update(self) -> bool:
+        return self.started is None and (self.steps > 0 or self.finish is not None)
+
+
+class _StartRefused(StorageError):
+    """The database refused a batch's new trials; :meth:`Storage.write` says why."""
+
+    def __init__(self, keys: list[_Key], message: str) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+@dataclass
+class _StoredTrial:
+    trial_id: int
+    state: str
+    metrics: dict[str, float]
+
+
+def _lookup_trials(session: Session, keys: set[_Key]) -> dict[_Key, _StoredTrial]:
+    by_study: dict[int, list[int]] = defaultdict(list)
+    for study_id, number in keys:
+        by_study[study_id].append(number)
+    found: dict[_Key, _StoredTrial] = {}
+    for study_id, numbers in by_study.items():
+        for i in range(0, len(numbers), IN_CHUNK):
+            rows = session.execute(
+                select(TRIALS.c.id, TRIALS.c.number, TRIALS.c.state, TRIALS.c.metrics_json).where(
+                    TRIALS.c.study_id == study_id,
+                    TRIALS.c.number.in_(numbers[i : i + IN_CHUNK]),
+                )
+            )
+            for trial_id, number, state, metrics_json in rows:
+                found[(study_id, number)] = _StoredTrial(trial_id, state, json.loads(metrics_json))
+    return found
+
+
+def _pending_for(
+    key: _Key, where: str, running: _RunningTrial | None, stored: _StoredTrial | None
+) -> _Pending:
+    if running is not None:
+        return _Pending(trial_id=running.trial_id, metrics=dict(running.metrics))
+    if stored is None:
+        raise StorageError(
+            f"cannot write trial events: {where} was never started (write its TrialStarted first)"
+        )
+    if stored.state != _RUNNING:
+        raise StorageError(
+            f"cannot write trial events: {where} is {stored.state}; finished trials are read-only"
+        )
+    return _Pending(trial_id=stored.trial_id, metrics=dict(stored.metrics))
+
+
+def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
+    assert p.started is not None  # only trials started in the batch are inserted
+    finish = p.finish
+    return {
+        "study_id": key[0],
+        "number": key[1],
+        "state": finish.state if finish else _RUNNING,
+        "value": nan_to_none(finish.value) if finish else None,
+        "metrics_json": dumps(p.metrics),
+        "node": (finish.node if finish and finish.node is not None else p.started.node),
+        "started_at": p.started.started_at,
+        "finished_at": finish.finished_at if finish else None,
+        "duration_s": nan_to_none(finish.duration_s) if finish else None,
+        "error": finish.error if finish else None,
+        "steps": p.steps,
+    }
+
+
+def _progress_row(p: _Pending) -> dict[str, Any]:
+    return {"b_id": p.trial_id, "b_steps": p.steps, "b_metrics_json": dumps(p.metrics)}
+
+
+def _finish_row(p: _Pending) -> dict[str, Any]:
+    finish = p.finish
+    assert finish is not None
+    return {
+        "b_state": finish.state,
+        "b_value": nan_to_none(finish.value),
+        "b_finished_at": finish.finished_at,
+        "b_duration_s": nan_to_none(finish.duration_s),
+        "b_error": finish.error,
+        "b_node": finish.node,
+    }
+
+
+_VALUE_COLUMNS = ("trial_id", "metric", "step", "value")
+
+
+def _executemany(
+    session: Session, statement: Any, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Run ``statement`` once per row of ``rows`` (values for ``names``), handing the
+    rows straight to the driver's executemany.
+
+    SQLAlchemy's per-row parameter processing costs more than the insert itself at a
+    million intermediate values (an import); the columns written this way have no
+    bind processor (integers, text, doubles), so nothing is lost by skipping it.
+    """
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    if compiled.positional:
+        order = [names.index(name) for name in compiled.positiontup or ()]
+        if order != list(range(len(names))):
+            rows = [tuple(row[i] for i in order) for row in rows]
+        connection.exec_driver_sql(str(compiled), rows)
+    else:
+        connection.exec_driver_sql(
+            str(compiled), [dict(zip(names, row, strict=True)) for row in rows]
+        )
+
+
+def _checked_curves(curves: Any, where: str) -> Mapping[str, Sequence[tuple[int, Any]]]:
+    if not isinstance(curves, Mapping):
+        raise StorageError(
+            f"cannot write trial events: {where}: curves must be a dict "
+            f"(got {type(curves).__name__})"
+        )
+    for metric in curves:
+        if not isinstance(metric, str) or not metric:
+            raise StorageError(f"cannot write trial events: {where}: metric name {metric!r}")
+    return curves
