@@ -50,6 +50,8 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
         return
     from tuner.exceptions import TunerError
 
+    if _starts_local(address):
+        _loopback_only()
     try:
         ray.init(
             address=address,
@@ -61,3 +63,22 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a local Ray"
         raise TunerError(f"cannot start or reach {where}: {e}".splitlines()[0]) from None
+
+
+def _starts_local(address: str | None) -> bool:
+    """Whether ray.init(address) starts a new local Ray rather than joining one."""
+    return address in (None, "local") and not os.environ.get("RAY_ADDRESS")
+
+
+def _loopback_only() -> None:
+    """Keep a local, single-machine Ray on 127.0.0.1.
+
+    Ray maps a loopback node address to the machine's network address (so that other
+    nodes could join) and listens there. Ray's switch for single-machine clusters
+    keeps it on loopback: read by this process's Ray now, and by the Ray processes it
+    starts through their environment.
+    """
+    import ray._private.ray_constants as ray_constants
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
