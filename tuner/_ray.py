@@ -7,8 +7,11 @@ them before anything imports Ray; modules that import Ray Tune at their top
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import logging
 import os
+from pathlib import Path
 
 # Ray Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and write
 # files nobody reads here: every result goes to tuner's database instead.
@@ -34,13 +37,24 @@ def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
+def ensure_ray(
+    address: str | None = None, *, verbose: bool = False, working_dir: str | None = None
+) -> None:
     """Start a local Ray (address None) or connect to a cluster, once per process.
 
     Also sets Ray Tune's environment switches and Optuna's log level for the run.
 
+    Args:
+        address: None (or "local") for a new local Ray; "auto", "HOST:PORT" or
+            "ray://HOST:PORT" for an existing cluster.
+        verbose: let Ray's logs and the trials' output through.
+        working_dir: the spec's folder; on a cluster it travels to every node (Ray's
+            runtime_env working_dir, less :data:`SHIP_EXCLUDES`), so a python trainer's
+            module beside the spec is found where trials run.
+
     Raises:
-        TunerError: the cluster cannot be reached.
+        SpecError: the folder to ship is larger than :data:`SHIP_LIMIT_BYTES`.
+        ClusterError: Ray cannot be started, or the cluster cannot be reached or refuses the token.
     """
     configure_env()
     quiet_optuna()
@@ -48,7 +62,7 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
 
     if ray.is_initialized():
         return
-    from tuner.exceptions import TunerError
+    from tuner.exceptions import ClusterError
 
     local = _starts_local(address)
     joining = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
@@ -59,14 +73,79 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
             # "local" always starts a new Ray: without it, ray.init joins the cluster
             # that `ray start` last started on this machine, dead or alive.
             address="local" if local else address,
+            runtime_env=shipped(working_dir) if working_dir and not local and address else None,
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,
             configure_logging=True,
         )
     except (ConnectionError, RuntimeError, ValueError) as e:
-        where = address or "a local Ray"
-        raise TunerError(f"cannot start or reach {where}: {e}".splitlines()[0]) from None
+        raise ClusterError(_why(address or joining, e)) from None
+
+
+# What never travels with a study's folder: version control, environments, caches,
+# databases and data files (the driver reads csv/parquet and shares the rows itself).
+SHIP_EXCLUDES = [
+    ".git", ".hg", ".venv", "venv", "env", "__pycache__", "*.pyc", ".pytest_cache",
+    ".mypy_cache", ".ruff_cache", ".hypothesis", "node_modules", "test-artifacts",
+    "*.db", "*.db-wal", "*.db-shm", "*.sqlite", "*.sqlite3", "*.csv", "*.csv.gz",
+    "*.parquet", "*.npy", "*.npz", "*.pkl", "*.pt", "*.ckpt",
+]  # fmt: skip
+SHIP_LIMIT_BYTES = 100 * 2**20  # Ray refuses a working_dir over 500 MiB; far less is sane
+SHIPPED_ENV = "TUNER_SHIPPED"  # set in trials whose spec folder came through Ray
+
+
+def shipped(folder: str) -> dict[str, object]:
+    """Ray's runtime_env that ships `folder` to every node, checked for size first.
+
+    Raises:
+        SpecError: the folder holds more than :data:`SHIP_LIMIT_BYTES` to ship.
+    """
+    from tuner.exceptions import SpecError
+
+    size = _shipped_size(Path(folder))
+    if size > SHIP_LIMIT_BYTES:
+        raise SpecError(
+            f"the spec's folder {folder} holds {size / 2**20:.0f} MiB to send to the cluster "
+            f"(at most {SHIP_LIMIT_BYTES // 2**20} MiB): move large files out of it, or keep "
+            "the spec in a folder of its own with its python modules",
+            ["resources", "address"],
+        )
+    return {"working_dir": folder, "excludes": SHIP_EXCLUDES, "env_vars": {SHIPPED_ENV: "1"}}
+
+
+def _shipped_size(root: Path) -> int:
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not _excluded(d)]
+        for name in filenames:
+            if not _excluded(name):
+                with contextlib.suppress(OSError):
+                    total += (Path(dirpath) / name).stat().st_size
+        if total > SHIP_LIMIT_BYTES:
+            break
+    return total
+
+
+def _excluded(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in SHIP_EXCLUDES)
+
+
+def _why(address: str | None, error: Exception) -> str:
+    """One line on why Ray could not be started or joined, and what to do."""
+    text = " ".join(str(error).split())
+    if "token" in text.lower() or "unauthenticated" in text.lower():
+        return (
+            f"the Ray cluster at {address} refused this driver's authentication token: set "
+            "RAY_AUTH_TOKEN (or the file ~/.ray/auth_token) to the cluster's token, and "
+            "RAY_AUTH_MODE=token"
+        )
+    if address is None:
+        return f"cannot start a local Ray: {text[:300]}"
+    return (
+        f"cannot reach the Ray cluster at {address} ({text[:200]}); check the address "
+        "(HOST:6379, ray://HOST:10001 or auto) and that the head node is up"
+    )
 
 
 def _starts_local(address: str | None) -> bool:
@@ -95,3 +174,33 @@ def _loopback_only() -> None:
 
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def check_fits(per_trial: dict[str, float]) -> None:
+    """Check that at least one live node can hold one trial's resources.
+
+    Args:
+        per_trial: Ray Tune's names: ``{"cpu": 1, "gpu": 1, "a100": 1}``.
+
+    Raises:
+        SpecError: no node offers that much, naming what each node offers.
+    """
+    import ray
+
+    from tuner.exceptions import SpecError
+
+    want = {("CPU" if k == "cpu" else "GPU" if k == "gpu" else k): v for k, v in per_trial.items()}
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if any(all(n["Resources"].get(k, 0) >= v for k, v in want.items() if v) for n in nodes):
+        return
+    offers = "; ".join(
+        f"{n.get('NodeManagerAddress', '?')}: "
+        + ", ".join(f"{k} {n['Resources'].get(k, 0):g}" for k in want)
+        for n in nodes
+    )
+    asked = ", ".join(f"{k} {v:g}" for k, v in want.items() if v)
+    raise SpecError(
+        f"no node of the cluster can hold one trial ({asked}); the nodes offer: {offers}. "
+        "Lower resources.cpus_per_trial, gpus_per_trial or custom, or add nodes that have them",
+        ["resources"],
+    )

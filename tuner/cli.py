@@ -104,10 +104,15 @@ def run(
     validated = load_spec(spec, overrides)
     study = create_study(validated, storage=storage)
     err = _console(stderr=True)
-    err.print(f"study {study.name}: {study.storage.url}", markup=False)
     started = time.monotonic()
     try:
-        study.run(progress=progress and sys.stderr.isatty(), verbose=verbose)
+        study.run(
+            progress=progress and sys.stderr.isatty(),
+            verbose=verbose,
+            on_start=lambda: err.print(
+                f"study {study.name}: {_mask(study.storage.url)}", markup=False
+            ),
+        )
     except SpecError as e:
         raise e.with_source(e.source or str(spec)) from None  # name the file, as load does
     _summary(study, time.monotonic() - started)

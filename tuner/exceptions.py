@@ -8,6 +8,7 @@ names what is wrong and how to fix it::
     ├── StorageError            the database cannot be opened, read or written
     │   ├── StudyExistsError    create a study whose name is taken
     │   └── StudyNotFoundError  load a study that is not in the storage
+    ├── ClusterError            the Ray cluster cannot be reached or refuses the driver
     ├── ReportError             tuner.report() called wrongly (outside a trial, bad value)
     └── StudyFailedError        a study ended without a single successful trial
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "ClusterError",
     "ReportError",
     "SpecError",
     "StorageError",
@@ -71,6 +73,10 @@ class StudyExistsError(StorageError):
 
 class StudyNotFoundError(StorageError):
     """No study of that name is in the storage."""
+
+
+class ClusterError(TunerError):
+    """The Ray cluster cannot be started or reached, or refuses the driver (token)."""
 
 
 class ReportError(TunerError):

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,7 @@ def run_study(
     history: Sequence[TrialRecord] = (),
     progress: bool = False,
     verbose: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> RunOutcome:
     """Run (or resume) a study's trials through Ray Tune; blocks until done.
 
@@ -155,6 +156,7 @@ def run_study(
             num_trials, are given to the searcher, and are not run again.
         progress: show a progress bar on stderr.
         verbose: let Ray's own logs and the trials' output through.
+        on_start: called once Ray is up and the trials' resources fit, before any runs.
 
     Raises:
         SpecError: the search algorithm needs an extra that is not installed, or the
@@ -167,7 +169,11 @@ def run_study(
 
     check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
     prepared = prepare(spec)  # fails fast on a bad function or metric
-    _ray.ensure_ray(spec.resources.address, verbose=verbose)
+    _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
+    if prepared.resources is None:  # a data-parallel trainer checks its own workers
+        _ray.check_fits(spec.resources.per_trial())
+    if on_start is not None:
+        on_start()
     try:
         # Shared workers may allow fewer trials in flight than the spec asks for.
         in_flight = prepared.start() if prepared.start is not None else None
@@ -280,9 +286,7 @@ def _run(
         # The object store holds the shared data now; the driver's own copy would only
         # double the study's memory (a 2 GB dataset would cost 4 GB).
         prepared.shared.clear()
-    trainable = tune.with_resources(
-        trainable, prepared.resources or {"cpu": spec.resources.cpus_per_trial}
-    )
+    trainable = tune.with_resources(trainable, prepared.resources or spec.resources.per_trial())
     workdir = tempfile.mkdtemp(prefix="tuner-ray-")
     tuner_ = tune.Tuner(
         trainable,

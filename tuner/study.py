@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tuner.exceptions import SpecError, StudyExistsError
+from tuner.exceptions import ClusterError, SpecError, StudyExistsError
 from tuner.spec import StudySpec, load_spec
 from tuner.storage import Storage, StudyRecord, TrialRecord
 
@@ -63,12 +63,19 @@ class Study:
         """created, running, completed, failed or stopped (read from the storage)."""
         return self._storage.get_study_by_id(self._record.id).status
 
-    def run(self, *, progress: bool | None = None, verbose: bool = False) -> Study:
+    def run(
+        self,
+        *,
+        progress: bool | None = None,
+        verbose: bool = False,
+        on_start: Callable[[], None] | None = None,
+    ) -> Study:
         """Run the study's trials through Ray Tune; blocks until they are done.
 
         Args:
             progress: show a progress bar (default: when stderr is a terminal).
             verbose: let Ray's logs and the trials' own output through.
+            on_start: called once Ray is up and the first trials are about to start.
 
         Returns:
             The study itself.
@@ -78,7 +85,7 @@ class Study:
             StudyFailedError: every trial failed.
             StorageError: the database became unusable.
         """
-        return self._run(progress, verbose, resume=False)
+        return self._run(progress, verbose, resume=False, on_start=on_start)
 
     def resume(self, *, progress: bool | None = None, verbose: bool = False) -> Study:
         """Finish a study that was interrupted (crash, Ctrl+C, `tuner stop`).
@@ -88,7 +95,13 @@ class Study:
         """
         return self._run(progress, verbose, resume=True)
 
-    def _run(self, progress: bool | None, verbose: bool, resume: bool) -> Study:
+    def _run(
+        self,
+        progress: bool | None,
+        verbose: bool,
+        resume: bool,
+        on_start: Callable[[], None] | None = None,
+    ) -> Study:
         from tuner.runner import run_study
 
         if progress is None:
@@ -107,11 +120,12 @@ class Study:
                 history=history,
                 progress=progress,
                 verbose=verbose,
+                on_start=on_start,
             )
-        except SpecError:
-            # The trainer could not be prepared (bad data path, metric...), so nothing
-            # ran. A study created for this run and never started is removed, so that
-            # the same `tuner run` works once the spec is fixed.
+        except (SpecError, ClusterError):
+            # The trainer could not be prepared (bad data path, metric...) or Ray could
+            # not be reached, so nothing ran. A study created for this run and never
+            # started is removed, so that the same `tuner run` works once it is fixed.
             if not resume and self._never_started():
                 self._storage.delete_study(self.name)
             raise

@@ -442,10 +442,38 @@ class ResourcesSpec(_Strict):
     """What each trial takes, and which Ray cluster runs the trials."""
 
     cpus_per_trial: float = Field(default=1, gt=0)
-    """CPUs a trial reserves (fractions allowed); a data-parallel worker's threads."""
+    """CPUs a trial reserves (fractions allowed); for data-parallel xgboost, each
+    worker's (and its threads)."""
+    gpus_per_trial: float = Field(default=0, ge=0)
+    """GPUs a trial reserves (fractions allowed: 0.5 puts two trials on one GPU); for
+    data-parallel xgboost, each worker's. Ray sets CUDA_VISIBLE_DEVICES in the trial, and
+    xgboost trains with device cuda when it gets one."""
+    custom: dict[str, float] = Field(default_factory=dict)
+    """Ray custom resources a trial (or data-parallel worker) reserves, e.g.
+    {accelerator_type_a100: 1} or a resource your nodes declare with ray start --resources."""
     address: str | None = None
     """null: a local Ray started for the study; "auto", "HOST:6379" or "ray://HOST:10001":
-    an existing cluster."""
+    an existing cluster (the spec's folder travels to its nodes)."""
+
+    @field_validator("custom")
+    @classmethod
+    def _custom(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, amount in v.items():
+            if name.upper() in ("CPU", "GPU", "MEMORY", "OBJECT_STORE_MEMORY"):
+                raise ValueError(
+                    f"{name!r} is not a custom resource; use cpus_per_trial or gpus_per_trial"
+                )
+            if not (isinstance(amount, int | float) and math.isfinite(amount) and amount > 0):
+                raise ValueError(f"{name}: must be a positive number (got {amount!r})")
+        return v
+
+    def per_trial(self) -> dict[str, float]:
+        """The Ray resources of one trial (or one data-parallel worker), Ray Tune's way:
+        ``{"cpu": .., "gpu": .., **custom}``."""
+        out: dict[str, float] = {"cpu": self.cpus_per_trial}
+        if self.gpus_per_trial:
+            out["gpu"] = self.gpus_per_trial
+        return {**out, **self.custom}
 
 
 class StudySpec(_Strict):

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tuner import _report
+from tuner._ray import SHIPPED_ENV
 from tuner.exceptions import ReportError, SpecError
 from tuner.spec import PythonTrainer, StudySpec
 from tuner.trainers._imports import import_module
@@ -31,8 +32,11 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     function = trainer.function
 
     def tuner_trial(config: dict[str, Any]) -> None:
+        # On a cluster the spec's folder comes with the trial (Ray's working_dir, on
+        # sys.path): the driver's folders are not this node's.
+        where = [] if os.environ.get(SHIPPED_ENV) else search_path
         with _report.trial(metric) as ctx:
-            run(resolve(function, search_path), config, ctx)
+            run(resolve(function, where), config, ctx)
 
     return Prepared(tuner_trial)
 

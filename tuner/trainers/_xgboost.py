@@ -16,6 +16,7 @@ from tuner.trainers._prepared import Prepared
 from tuner.trainers._xgboost_common import (
     base_params,
     check_metric,
+    gpu_assigned,
     matrices,
     matrix_key,
     round_metrics,
@@ -78,6 +79,8 @@ def run(trainer: XGBoostTrainer, config: dict[str, Any], data: Dataset, nthread:
     import xgboost as xgb
 
     params = {"nthread": nthread, **base_params(trainer, data.n_classes), **config}
+    if gpu_assigned():
+        params.setdefault("device", "cuda")
     dtrain, dvalid = _matrices(data, params, nthread)
 
     class _Report(xgb.callback.TrainingCallback):

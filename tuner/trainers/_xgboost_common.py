@@ -98,3 +98,10 @@ def round_metrics(evals_log: dict[str, Any]) -> dict[str, float]:
         for split, logs in evals_log.items()
         for name, values in logs.items()
     }
+
+
+def gpu_assigned() -> bool:
+    """Whether Ray gave this trial (or worker) a GPU: then xgboost trains on cuda."""
+    import ray
+
+    return ray.is_initialized() and bool(ray.get_gpu_ids())

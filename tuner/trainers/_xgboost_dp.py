@@ -46,6 +46,7 @@ from tuner.spec import StudySpec, XGBoostTrainer
 from tuner.trainers._prepared import Prepared
 from tuner.trainers._xgboost_common import (
     base_params,
+    gpu_assigned,
     matrices,
     matrix_key,
     round_metrics,
@@ -220,6 +221,8 @@ def _serve(cfg: dict[str, Any]) -> None:
             return
         job_id, config = job
         params = {**cfg["params"], **config, "nthread": nthread}
+        if gpu_assigned():
+            params.setdefault("device", "cuda")
         rounds = int(params.pop("num_boost_round", cfg["max_rounds"]))
         try:
             key = matrix_key(params)
@@ -278,8 +281,11 @@ class WorkerGroups:
         max_rounds: int,
         max_concurrent: int,
         fit_to_cluster: bool = False,
+        worker_resources: dict[str, float] | None = None,
     ) -> None:
         self.data = data
+        # Each worker's resources beyond its CPUs, Ray's names: {"GPU": 1, "a100": 1}.
+        self.worker_resources = dict(worker_resources or {})
         self.fit_to_cluster = fit_to_cluster  # num_workers: auto
         self.num_workers = num_workers
         self.cpus_per_worker = cpus_per_worker
@@ -304,6 +310,17 @@ class WorkerGroups:
             self.num_workers = min(self.num_workers, most)
         per_group = self.num_workers * self.cpus_per_worker
         fit = int(cluster_cpus // per_group)
+        totals = ray.cluster_resources()
+        for name, amount in self.worker_resources.items():
+            have = totals.get(name, 0)
+            if have < amount * self.num_workers:
+                raise SpecError(
+                    f"{self.num_workers} workers x {amount:g} {name} need "
+                    f"{amount * self.num_workers:g} {name}; the cluster has {have:g}: lower "
+                    "trainer.num_workers or the resources each worker asks for",
+                    ["resources"],
+                )
+            fit = min(fit, int(have // (amount * self.num_workers)))
         if fit < 1:
             raise SpecError(
                 f"{self.num_workers} workers x {self.cpus_per_worker:g} CPUs need "
@@ -336,7 +353,7 @@ class WorkerGroups:
                     shards,
                     rows,
                     self.num_workers,
-                    self.cpus_per_worker,
+                    {"CPU": self.cpus_per_worker, **self.worker_resources},
                     self.params,
                     self.max_rounds,
                     os.path.join(self._workdir, f"group-{g}"),
@@ -399,7 +416,7 @@ def _launch_group(
     shards: list,
     rows: int,
     num_workers: int,
-    cpus_per_worker: float,
+    per_worker: dict[str, float],
     params: dict[str, Any],
     max_rounds: int,
     storage_path: str,
@@ -421,10 +438,12 @@ def _launch_group(
                 "ranges": shard_ranges(rows, num_workers),
                 "params": params,
                 "max_rounds": max_rounds,
-                "nthread": max(1, math.floor(cpus_per_worker)),
+                "nthread": max(1, math.floor(per_worker["CPU"])),
             },
             scaling_config=ScalingConfig(
-                num_workers=num_workers, resources_per_worker={"CPU": cpus_per_worker}
+                num_workers=num_workers,
+                resources_per_worker=per_worker,
+                use_gpu=per_worker.get("GPU", 0) > 0,  # Ray Train insists on the flag
             ),
             run_config=RunConfig(
                 name=f"group-{group}-{gen}",
@@ -482,6 +501,7 @@ def prepare_data_parallel(
         trainer.max_rounds,
         spec.search.max_concurrent,
         fit_to_cluster=auto,
+        worker_resources=_ray_names(spec.resources.per_trial()),
     )
     return Prepared(
         relay(groups.dispatcher_name, spec.metric),
@@ -492,3 +512,8 @@ def prepare_data_parallel(
         start=groups.start,
         cleanup=groups.close,
     )
+
+
+def _ray_names(per_trial: dict[str, float]) -> dict[str, float]:
+    """A worker's resources beyond CPUs, as Ray Train names them (GPU, custom)."""
+    return {("GPU" if k == "gpu" else k): v for k, v in per_trial.items() if k != "cpu"}

@@ -1,0 +1,56 @@
+"""A real three-node Ray cluster on this machine, for the whole test session.
+
+head: 1 CPU (and the job server); worker 0: 1 CPU; worker 1: 2 CPUs and 2 logical GPUs.
+All on 127.0.0.1, token authentication on with a token of the cluster's own.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.cluster._cluster import ROOT, LocalCluster, NodeSpec
+from tests.conftest import _libpq_url
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(
+        NodeSpec(cpus=1), [NodeSpec(cpus=1), NodeSpec(cpus=2, gpus=2, resources={"accel_x": 2})]
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def pg_storage(postgres_url: str) -> Iterator[str]:
+    """A fresh schema in the session's PostgreSQL database: the store every node reaches."""
+    schema = f"cluster_{secrets.token_hex(6)}"
+    with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def tuner_cli(
+    *args: str, env: dict[str, str], cwd: Path | str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the `tuner` CLI of this checkout as a user would, in its own process."""
+    full_env = {
+        **env,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tuner.cli", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip

@@ -1,0 +1,177 @@
+"""tuner on a real multi-node Ray cluster (tests/cluster/conftest.py): trials spread over
+nodes into one PostgreSQL database, the spec's folder shipped to the nodes, GPUs and
+custom resources honoured, and clear one-line errors for what cannot work."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.cluster._cluster import LocalCluster
+from tests.cluster.conftest import tuner_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+# Reports where it ran: the Ray node, whether its own file is Ray's copy of the spec's
+# folder, and the GPUs Ray gave it.
+OBJECTIVE = """
+import os
+import time
+
+import ray
+
+import tuner
+
+
+def objective(config):
+    node = ray.get_runtime_context().get_node_id()
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    for step in range(1, 4):
+        time.sleep(config.get("sleep", 0.3))
+        tuner.report(
+            step=step,
+            loss=(config["x"] - 0.3) ** 2 + 1.0 / step,
+            node_tag=int(node[:8], 16),
+            shipped=float("runtime_resources" in __file__),
+            gpus_seen=float(len([g for g in gpus.split(",") if g])),
+        )
+"""
+
+
+def _study_dir(tmp_path: Path, spec: dict) -> tuple[Path, str]:
+    """A spec folder holding a module no other folder has, and the spec naming it."""
+    module = f"cluster_obj_{secrets.token_hex(4)}"
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / f"{module}.py").write_text(textwrap.dedent(OBJECTIVE))
+    spec = {
+        "metric": "loss",
+        "mode": "min",
+        "trainer": {"kind": "python", "function": f"{module}:objective", "max_steps": 3},
+        "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        **spec,
+    }
+    (folder / "study.yaml").write_text(json.dumps(spec))
+    return folder, module
+
+
+def _export(name: str, storage: str, env: dict[str, str], cwd: Path) -> list[dict]:
+    out = tuner_cli("export", name, "--format", "json", "--storage", storage, env=env, cwd=cwd)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_trials_spread_over_the_nodes_into_postgres_with_the_module_shipped(
+    cluster: LocalCluster, pg_storage: str, tmp_path: Path
+) -> None:
+    folder, _ = _study_dir(
+        tmp_path,
+        {
+            "name": "spread",
+            # Long enough that Ray Tune (which starts about a trial a second) has all
+            # four in flight at once, on more than the head's one CPU.
+            "search_space": {
+                "x": {"type": "float", "low": 0.0, "high": 1.0},
+                "sleep": {"type": "float", "values": [1.0]},
+            },
+            "search": {"algorithm": "random", "num_trials": 8, "max_concurrent": 4},
+            "resources": {"cpus_per_trial": 1},
+        },
+    )
+    run = tuner_cli(
+        "run", "study/study.yaml", "--address", cluster.address, "--storage", pg_storage,
+        "--no-progress", env=cluster.env, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    trials = _export("spread", pg_storage, cluster.env, tmp_path)
+    assert len(trials) == 8 and all(t["state"] == "completed" for t in trials)
+    nodes = {t["metrics"]["node_tag"] for t in trials}
+    assert len(nodes) >= 2, f"all trials ran on one node: {nodes}"
+    # Imported from Ray's copy of the spec's folder on every node, never from the folder.
+    assert all(t["metrics"]["shipped"] == 1.0 for t in trials)
+
+
+def test_gpu_trials_take_a_gpu_each_and_never_more_run_than_gpus(
+    cluster: LocalCluster, pg_storage: str, tmp_path: Path
+) -> None:
+    folder, _ = _study_dir(
+        tmp_path,
+        {
+            "name": "gpus",
+            "search": {"algorithm": "random", "num_trials": 6, "max_concurrent": 6},
+            "resources": {"cpus_per_trial": 0.25, "gpus_per_trial": 1},
+        },
+    )
+    run = tuner_cli(
+        "run", "study/study.yaml", "--address", cluster.address, "--storage", pg_storage,
+        "--no-progress", env=cluster.env, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    trials = _export("gpus", pg_storage, cluster.env, tmp_path)
+    assert len(trials) == 6 and all(t["state"] == "completed" for t in trials)
+    assert all(t["metrics"]["gpus_seen"] == 1.0 for t in trials)  # CUDA_VISIBLE_DEVICES
+    assert len({t["metrics"]["node_tag"] for t in trials}) == 1  # the one node with GPUs
+    # Never three at once on a node with 2 GPUs: count overlaps of [started, ended].
+    spans = []
+    for t in trials:
+        start = datetime.fromisoformat(t["started"]).timestamp()
+        spans.append((start, start + t["duration_s"]))
+    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    running = most = 0
+    for _, delta in events:
+        running += delta
+        most = max(most, running)
+    assert most <= 2
+
+
+def test_more_gpus_than_any_node_has_is_one_line(
+    cluster: LocalCluster, pg_storage: str, tmp_path: Path
+) -> None:
+    _study_dir(
+        tmp_path,
+        {"name": "too-many", "resources": {"gpus_per_trial": 3, "custom": {"accel_x": 1}}},
+    )
+    started = time.monotonic()
+    run = tuner_cli(
+        "run", "study/study.yaml", "--address", cluster.address, "--storage", pg_storage,
+        "--no-progress", env=cluster.env, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GPU 3" in lines[0] and "GPU 2" in lines[0], run.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_a_wrong_token_is_one_line(cluster: LocalCluster, tmp_path: Path) -> None:
+    _study_dir(tmp_path, {"name": "wrong-token"})
+    env = {**cluster.env, "RAY_AUTH_TOKEN": "0" * 32}
+    started = time.monotonic()
+    run = tuner_cli(
+        "run", "study/study.yaml", "--address", cluster.address,
+        "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--no-progress", env=env, cwd=tmp_path,
+        timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "token" in lines[0].lower(), run.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_an_unreachable_address_is_one_line(tmp_path: Path) -> None:
+    _study_dir(tmp_path, {"name": "nowhere"})
+    started = time.monotonic()
+    run = tuner_cli(
+        "run", "study/study.yaml", "--address", "127.0.0.1:1",
+        "--storage", f"sqlite:///{tmp_path / 'x.db'}", "--no-progress",
+        env={"RAY_AUTH_MODE": "token", "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "127.0.0.1:1" in lines[0], run.stderr
+    assert time.monotonic() - started < 30
