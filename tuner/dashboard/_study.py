@@ -20,8 +20,13 @@ from tuner.dashboard import _common as c
 from tuner.dashboard import charts
 from tuner.dashboard import queries as q
 
-TABLE_ROWS = 1000
-"""The most rows the trial table shows; the CSV download has every filtered row."""
+TABLE_ROWS = 200
+"""The most rows the trial table shows (sorted and filtered by its controls); the CSV
+download has every filtered row. The browser lays out every row sent: 1,000 rows cost
+the study page's first draw about as much as its chart."""
+HISTORY_POINTS = 250
+"""The most trial markers of the optimization history (each bin's lowest and highest
+value kept), the chart every visit to the page draws."""
 CHARTS = (
     "Optimization history",
     "Parallel coordinates",
@@ -248,7 +253,7 @@ def curves_chart(
 def history_figure(url: str, name: str, fp: tuple, x: str) -> tuple[Any, int]:
     """The history figure (None without a completed trial) and how many points it has."""
     study = c.load_study(url, name)
-    points, best = q.history(c.load_trials(url, name, fp), study.mode)
+    points, best = q.history(c.load_trials(url, name, fp), study.mode, HISTORY_POINTS)
     if points.empty:
         return None, 0
     return charts.history_fig(points, best, study.metric, x), len(points)
