@@ -1,10 +1,11 @@
-"""The Study page: the trial table, then one chart at a time.
+"""The Study page: one chart at a time, then the trial table.
 
 The seven charts (optimization history, parallel coordinates, importance, slices,
-contour, learning curves, steps reached) are behind a picker and only the picked one is
-built and sent: Streamlit builds every tab of ``st.tabs`` and the browser draws them
-all, which made the page take 3 s in headless Chromium. Figures are cached by the
-study's change fingerprint, so a running study's page rebuilds one only when the study
+contour, learning curves, steps reached) are behind a picker, and only the picked one
+is built and sent to the browser. (``st.tabs`` would not defer anything: Streamlit
+builds every tab and the browser draws them all, which is what made the page take 3 s
+in headless Chromium.) Figures are cached by the study's change fingerprint, so a
+running study's page, refreshed every few seconds, rebuilds one only when the study
 changed.
 """
 
