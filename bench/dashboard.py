@@ -3,11 +3,13 @@
 For each size, a SQLite database is seeded in bulk (one study, 100 intermediate results
 a trial; pruned trials cut short), ``tuner dashboard`` is started on it as a subprocess,
 and Debian's Chromium (driven by Playwright) opens the study page. The time measured
-is from navigation until every chart of the page is drawn (all seven
-``.js-plotly-plot`` elements present, each with its SVG). The first load is cold (a
-fresh server: nothing cached, heavy modules imported; a fresh browser profile: the
-JavaScript downloaded); then best of 3 reloads in the same browser profile, as a
-user who opens the page again.
+is from navigation until the charts the page shows by default are drawn (the
+optimization history: a ``.js-plotly-plot`` element with its SVG); then, in the same
+page, the time from a click on each other chart in the page's chart picker until that
+chart is drawn, so the cost of the charts drawn on demand is measured too. The first
+load is cold (a fresh server: nothing cached, heavy modules imported; a fresh browser
+profile: the JavaScript downloaded); then best of 3 reloads in the same browser
+profile, as a user who opens the page again.
 
     python -m bench.dashboard --sizes 1000 10000 100000 --out bench/RESULTS.md
 """
@@ -18,16 +20,15 @@ import argparse
 import math
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench._results import append_section
+from tuner.dashboard._testing import CHART_TITLES, open_chart, running_dashboard, wait_until_drawn
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -111,66 +112,23 @@ def count_values(path: Path) -> int:
         return sum(t.steps for t in storage.get_trials(study.id))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+CHARTS_SHOWN = 1
+"""Charts the study page draws by default: the optimization history."""
+ON_DEMAND = dict(list(CHART_TITLES.items())[CHARTS_SHOWN:])
+"""The study page's other charts: the picker's label -> the drawn chart's title."""
 
 
-@contextmanager
-def running_dashboard(url: str, port: int | None = None) -> Iterator[str]:
-    """``tuner dashboard --storage URL`` as a subprocess; yields its base URL."""
-    port = port or free_port()
-    tuner = Path(sys.executable).with_name("tuner")
-    with open(os.environ.get("DASH_LOG", os.devnull), "w") as log:
-        proc = subprocess.Popen(
-            [str(tuner), "dashboard", "--storage", url, "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"tuner dashboard exited with {proc.returncode}: {out}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("tuner dashboard did not start listening within 60 s")
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-CHARTS_ON_STUDY_PAGE = 7
-"""History, parallel coordinates, importance, slices, contour, learning curves, steps."""
-
-DRAWN_JS = """n => {
-    const plots = [...document.querySelectorAll('.js-plotly-plot')];
-    return plots.length >= n && plots.every(p => p.querySelector('.main-svg'));
-}"""
-
-
-def wait_until_drawn(page, charts: int = CHARTS_ON_STUDY_PAGE, timeout_ms: int = 120_000) -> None:
-    """Wait until ``charts`` Plotly charts are drawn (each has its SVG). The page's
-    charts come last in the script, so all of them drawn means the page is done."""
-    page.wait_for_function(DRAWN_JS, arg=charts, timeout=timeout_ms, polling=50)
-
-
-def measure(base: str, study: str, runs: int = 3) -> list[float]:
+def measure(base: str, study: str, runs: int = 3) -> tuple[list[float], list[dict[str, float]]]:
+    """Seconds from ``page.goto`` of the study page until the charts it shows by default
+    are drawn, for a cold first load and ``runs`` reloads; and, in each of those page
+    loads, seconds from a click on each on-demand chart in the picker until it is drawn
+    (the first load's clicks build the figures; later ones find them cached)."""
     from urllib.parse import quote
 
     from playwright.sync_api import sync_playwright
 
     times = []
+    clicks = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
@@ -181,13 +139,19 @@ def measure(base: str, study: str, runs: int = 3) -> list[float]:
                 page = context.new_page()
                 t0 = time.perf_counter()
                 page.goto(f"{base}/study?study={quote(study)}")
-                wait_until_drawn(page)
+                wait_until_drawn(page, CHARTS_SHOWN)
                 times.append(time.perf_counter() - t0)
+                drawn = {}
+                for label, title in ON_DEMAND.items():
+                    t0 = time.perf_counter()
+                    open_chart(page, label, title)
+                    drawn[label] = time.perf_counter() - t0
+                clicks.append(drawn)
                 page.close()
             context.close()
         finally:
             browser.close()
-    return times
+    return times, clicks
 
 
 def floor(base: str, study: str, runs: int = 3) -> float:
@@ -257,8 +221,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"seeded {n} trials, {values} values in {time.perf_counter() - t0:.0f} s")
         values = count_values(path)
         load = os.getloadavg()[0]
-        with running_dashboard(f"sqlite:///{path}") as base:
-            times = measure(base, "bench", args.runs)
+        log = Path(os.environ["DASH_LOG"]) if os.environ.get("DASH_LOG") else None
+        with running_dashboard(f"sqlite:///{path}", log=log) as base:
+            times, clicks = measure(base, "bench", args.runs)
             bare = floor(base, "bench", args.runs)
         cold, warm = server_time(f"sqlite:///{path}", "bench")
         load = max(load, os.getloadavg()[0])
@@ -266,18 +231,23 @@ def main(argv: list[str] | None = None) -> None:
             f"{n} trials: {', '.join(f'{t:.2f}' for t in times)} s; studies page {bare:.2f} s; "
             f"script {cold:.2f}/{warm:.2f} s (load {load:.2f})"
         )
-        rows.append((n, values, path.stat().st_size / 2**20, times, bare, cold, warm, load))
+        for i, drawn in enumerate(clicks):
+            print(f"  clicks, load {i}: " + ", ".join(f"{k} {v:.2f}" for k, v in drawn.items()))
+        rows.append((n, values, path.stat().st_size / 2**20, times, clicks, bare, cold, warm, load))
     table = [
         "| trials | intermediate values | db MiB | first (cold) load s | best of "
-        f"{args.runs} reloads s | Studies page (no chart) s | page script cold / warm s "
-        "| load avg (1 min, max) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"{args.runs} reloads s | a chart after a click, first load: median / slowest s "
+        f"| after a click, best of {args.runs} reloads: median / slowest s "
+        "| Studies page (no chart) s | page script cold / warm s | load avg (1 min, max) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for n, values, mib, times, bare, cold, warm, load in rows:
+    for n, values, mib, times, clicks, bare, cold, warm, load in rows:
         best = min(times[1:])
+        first = _spread(clicks[0])
+        again = _spread({k: min(c[k] for c in clicks[1:]) for k in ON_DEMAND})
         table.append(
-            f"| {n:,} | {values:,} | {mib:.0f} | {times[0]:.2f} | **{best:.2f}** | {bare:.2f} "
-            f"| {cold:.2f} / {warm:.2f} | {load:.2f} |"
+            f"| {n:,} | {values:,} | {mib:.0f} | {times[0]:.2f} | **{best:.2f}** | {first} "
+            f"| {again} | {bare:.2f} | {cold:.2f} / {warm:.2f} | {load:.2f} |"
         )
     print("\n".join(table))
     append_section(
@@ -286,11 +256,22 @@ def main(argv: list[str] | None = None) -> None:
         f"`python -m bench.dashboard --sizes {' '.join(map(str, args.sizes))} "
         f"--runs {args.runs}`: SQLite, one study, {args.steps} results a trial (pruned "
         "trials fewer), Debian's Chromium (headless, software WebGL) via Playwright; time "
-        "from `page.goto` of the study page until all its seven Plotly charts are drawn. "
-        "The first load is a fresh server and browser profile; reloads reuse both. For "
-        "scale: the Studies page (a table, no chart) and the study page's Python script "
-        "alone (Streamlit AppTest, in-process).\n\n" + "\n".join(table),
+        "from `page.goto` of the study page until the chart it shows by default "
+        "(optimization history) is drawn, below the trial table. Then, in the same page, "
+        f"each of the {len(ON_DEMAND)} other charts is picked in turn: the time from the "
+        "click until it is drawn (median and slowest of them). The first load is a fresh "
+        "server (its clicks build the figures) and browser profile; reloads reuse both. "
+        "For scale: the Studies page (a table, no chart) and the study page's Python "
+        "script alone (Streamlit AppTest, in-process).\n\n" + "\n".join(table),
     )
+
+
+def _spread(drawn: dict[str, float]) -> str:
+    """``median / slowest (its name)`` of click-to-drawn times."""
+    ordered = sorted(drawn.values())
+    median = ordered[len(ordered) // 2]
+    slowest = max(drawn, key=lambda k: drawn[k])
+    return f"{median:.2f} / {drawn[slowest]:.2f} ({slowest.lower()})"
 
 
 if __name__ == "__main__":

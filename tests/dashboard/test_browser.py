@@ -8,10 +8,6 @@ except where CI=true: there they fail (``make test`` installs Chromium).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,22 +17,15 @@ from urllib.parse import quote
 import pytest
 
 from tests.dashboard.conftest import ARTIFACTS, HOSTILE_ERROR, HOSTILE_STUDY, seed_study
+from tuner.dashboard._testing import CHART_TITLES, open_chart, running_dashboard, wait_until_drawn
 from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
-DRAWN_JS = """n => {
-    const plots = [...document.querySelectorAll('.js-plotly-plot')];
-    return plots.length >= n && plots.every(p => p.querySelector('.main-svg'));
-}"""
 TIMEOUT_MS = 60_000
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ON_DEMAND = dict(list(CHART_TITLES.items())[1:])
+"""The study page's charts drawn when picked: the picker's label -> the chart's title."""
 
 
 @pytest.fixture(scope="module")
@@ -64,34 +53,9 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def dashboard(db_url: str, chromium: str) -> Iterator[str]:
     """`tuner dashboard --storage URL --port P` running; yields its base URL."""
-    port = _free_port()
-    log = ARTIFACTS / "dashboard-server.log"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    tuner = Path(sys.executable).with_name("tuner")
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(tuner), "dashboard", "--storage", db_url, "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tuner dashboard exited ({proc.returncode}): {log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("tuner dashboard did not listen within 60 s")
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_dashboard(db_url, log=ARTIFACTS / "dashboard-server.log") as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -140,20 +104,28 @@ def test_studies_view_lists_the_seeded_studies(dashboard: str, page: Any) -> Non
 
 def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
     page.goto(dashboard + "/study?study=tpe-study")
-    page.wait_for_function(DRAWN_JS, arg=7, timeout=TIMEOUT_MS)
+    wait_until_drawn(page, 1, TIMEOUT_MS)  # by default, the optimization history only
     assert page.locator("h1").first.inner_text() == "tpe-study"
-    for title in ("Optimization history", "Parallel coordinates", "Parameter importance",
-                  "Slice plots", "Contour of", "Learning curves", "Trials still going"):  # fmt: skip
-        assert page.locator(".gtitle", has_text=title).count() == 1, title
-    assert page.locator(".legendtext", has_text="pruned here").count() == 1
+    assert page.locator(".gtitle").all_text_contents() == ["Optimization history over trials"]
+    picker = page.locator('[data-testid="stButtonGroup"]')
+    assert picker.get_by_role("radio").all_inner_texts() == ["Optimization history", *ON_DEMAND]
+    page.locator("td", has_text="completed").first.wait_for(state="attached")  # the table
     _no_exception(page)
     page.wait_for_timeout(300)
     _shot(page, "study")
+    for label, title in ON_DEMAND.items():
+        open_chart(page, label, title, TIMEOUT_MS)
+        titles = page.locator(".gtitle").all_text_contents()
+        assert len(titles) == 1 and titles[0].startswith(title), (label, titles)
+        if label == "Learning curves":
+            assert page.locator(".legendtext", has_text="pruned here").count() == 1
+        _no_exception(page)
+        _shot(page, "study-" + label.lower().replace(" ", "-"))
 
 
 def test_comparing_two_trials_shows_both(dashboard: str, page: Any) -> None:
     page.goto(dashboard + "/compare-trials?study=tpe-study&trials=0,1")
-    page.wait_for_function(DRAWN_JS, arg=1, timeout=TIMEOUT_MS)
+    wait_until_drawn(page, 1, TIMEOUT_MS)
     legend = page.locator(".legendtext").all_text_contents()
     assert legend == ["#0", "#1"]
     page.locator("th", has_text="#0").first.wait_for(state="attached")
@@ -164,7 +136,7 @@ def test_comparing_two_trials_shows_both(dashboard: str, page: Any) -> None:
 
 def test_compare_studies_and_trial_views(dashboard: str, page: Any) -> None:
     page.goto(dashboard + "/compare-studies?studies=tpe-study&studies=random-study")
-    page.wait_for_function(DRAWN_JS, arg=1, timeout=TIMEOUT_MS)
+    wait_until_drawn(page, 1, TIMEOUT_MS)
     legend = set(page.locator(".legendtext").all_text_contents())
     assert legend == {"tpe-study", "random-study"}
     _shot(page, "compare-studies")
@@ -197,8 +169,9 @@ def test_a_running_studys_new_trial_appears_without_reload(
 
 def test_hostile_names_render_as_text(dashboard: str, page: Any) -> None:
     page.goto(dashboard + f"/study?study={quote(HOSTILE_STUDY)}")
-    page.wait_for_function(DRAWN_JS, arg=7, timeout=TIMEOUT_MS)
+    wait_until_drawn(page, 1, TIMEOUT_MS)
     assert page.locator("h1").first.inner_text() == HOSTILE_STUDY
+    open_chart(page, "Parallel coordinates", "Parallel coordinates", TIMEOUT_MS)
     assert page.locator("script", has_text="alert(").count() == 0
     axes = page.locator(".annotation-text").all_text_contents()
     assert "'; drop table trials; --" in axes  # parallel coordinates' axis title

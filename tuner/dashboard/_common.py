@@ -153,6 +153,25 @@ def is_live(study: StudyRecord, studies: pd.DataFrame) -> bool:
     return study.status in ("running", "created") or running > 0
 
 
+def study_page() -> tuple[str, StudyRecord, bool]:
+    """What a page about one study starts with: the storage URL (its page stops with a
+    message when the storage cannot be opened or holds no study), the study picked in
+    the sidebar, and whether it is live (its views refresh every :data:`REFRESH_S`)."""
+    url = storage_url()
+    studies = studies_or_stop(url)
+    study = pick_study(studies)
+    return url, study, is_live(study, studies)
+
+
+def selectable_table(frame: pd.DataFrame, key: str, **kwargs: Any) -> pd.DataFrame:
+    """``frame`` as a table whose rows the user can select; returns the selected rows."""
+    event = st.dataframe(
+        frame, hide_index=True, on_select="rerun", selection_mode="multi-row", key=key, **kwargs
+    )
+    rows = list(event.selection.rows) if event is not None else []
+    return frame.iloc[rows]
+
+
 def link(page: str, label: str, query_params: dict[str, Any], **kwargs: Any) -> None:
     """A link to another page with its query parameters (none outside the full app,
     e.g. when a test renders one view)."""

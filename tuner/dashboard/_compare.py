@@ -13,11 +13,7 @@ from tuner.dashboard import queries as q
 
 
 def render_trials() -> None:
-    url = c.storage_url()
-    c.storage_or_stop(url)
-    studies = c.studies_or_stop(url)
-    study = c.pick_study(studies)
-    live = c.is_live(study, studies)
+    url, study, live = c.study_page()
     st.title("Compare trials")
     c.heading(study.name, 3)
     default = st.query_params.get("trials") or st.session_state.get("_cmp_trials", "")
@@ -86,7 +82,6 @@ def show_trials(url: str, name: str, numbers: list[int]) -> None:
 
 def render_studies() -> None:
     url = c.storage_url()
-    c.storage_or_stop(url)
     studies = c.studies_or_stop(url)
     st.title("Compare studies")
     names = studies["name"].tolist()

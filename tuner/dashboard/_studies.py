@@ -19,11 +19,8 @@ def render() -> None:
     def table() -> None:
         frame = c.load_studies(url)
         shown = frame.drop(columns=["id"])
-        event = st.dataframe(
+        picked = c.selectable_table(
             shown,
-            hide_index=True,
-            on_select="rerun",
-            selection_mode="multi-row",
             key="studies_table",
             column_config={
                 "best": st.column_config.NumberColumn("best", format="%.6g"),
@@ -32,8 +29,7 @@ def render() -> None:
                 **{s: st.column_config.NumberColumn(s, width="small") for s in TRIAL_STATES},
             },
         )
-        rows = list(event.selection.rows) if event is not None else []
-        names = shown.iloc[rows]["name"].tolist() if rows else []
+        names = picked["name"].tolist()
         st.caption(
             "Select one study to open it, or several to compare them. "
             + ("Refreshing every few seconds while a study runs." if live else "")

@@ -1,8 +1,18 @@
-"""The Study page: trial table, optimization history, parameters, learning curves."""
+"""The Study page: one chart at a time, then the trial table.
+
+The seven charts (optimization history, parallel coordinates, importance, slices,
+contour, learning curves, steps reached) are behind a picker, and only the picked one
+is built and sent to the browser. (``st.tabs`` would not defer anything: Streamlit
+builds every tab and the browser draws them all, which is what made the page take 3 s
+in headless Chromium.) Figures are cached by the study's change fingerprint, so a
+running study's page, refreshed every few seconds, rebuilds one only when the study
+changed.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -11,16 +21,27 @@ from tuner.dashboard import _common as c
 from tuner.dashboard import charts
 from tuner.dashboard import queries as q
 
-TABLE_ROWS = 1000
-"""The most rows the trial table shows; the CSV download has every filtered row."""
+TABLE_ROWS = 200
+"""The most rows the trial table shows (sorted and filtered by its controls); the CSV
+download has every filtered row. The browser lays out every row sent: 1,000 rows cost
+the study page's first draw about as much as its chart."""
+HISTORY_POINTS = 250
+"""The most trial markers of the optimization history (each bin's lowest and highest
+value kept), the chart every visit to the page draws."""
+CHARTS = (
+    "Optimization history",
+    "Parallel coordinates",
+    "Importance",
+    "Slices",
+    "Contour",
+    "Learning curves",
+    "Steps reached",
+)
+"""The charts the picker offers, the first drawn by default."""
 
 
 def render() -> None:
-    url = c.storage_url()
-    c.storage_or_stop(url)
-    studies = c.studies_or_stop(url)
-    study = c.pick_study(studies)
-    live = c.is_live(study, studies)
+    url, study, live = c.study_page()
 
     @st.fragment(run_every=c.REFRESH_S if live else None)
     def body() -> None:
@@ -51,10 +72,9 @@ def show_study(url: str, name: str) -> None:
     if frame.empty:
         st.info("No trials yet. They appear here as the study runs.", icon=":material/info:")
         return
+    # The chart first: on screen without scrolling, above the table's filters.
+    charts_section(url, study, frame, fp)
     trial_table(study, frame)
-    history_section(study, frame)
-    parameter_section(url, study, frame, fp)
-    curves_section(url, study, frame, fp)
 
 
 def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
@@ -87,11 +107,8 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     )
     filtered = q.filter_trials(frame, states, ranges, sort_by, ascending)
     shown = c.display_frame(filtered.head(TABLE_ROWS))
-    event = st.dataframe(
+    picked = c.selectable_table(
         shown,
-        hide_index=True,
-        on_select="rerun",
-        selection_mode="multi-row",
         key="trials_table",
         height=320,
         column_config={
@@ -99,8 +116,7 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
             "finished": st.column_config.DatetimeColumn("finished", format="YYYY-MM-DD HH:mm:ss"),
         },
     )
-    rows = list(event.selection.rows) if event is not None else []
-    picked_numbers = [int(n) for n in shown.iloc[rows]["number"]] if rows else []
+    picked_numbers = [int(n) for n in picked["number"]]
     note = f"{len(filtered):,} of {len(frame):,} trials match"
     if len(filtered) > TABLE_ROWS:
         note += f"; the table shows the first {TABLE_ROWS:,}, the CSV has them all"
@@ -132,91 +148,155 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
             st.caption("Select two to five trials to compare them.")
 
 
-def history_section(study: c.StudyRecord, frame: pd.DataFrame) -> None:
-    st.subheader("Optimization history")
-    points, best = q.history(frame, study.mode)
-    if points.empty:
-        st.info("No completed trial with a value yet.", icon=":material/info:")
-        return
-    if len(points) < (frame["state"] == "completed").sum():
-        st.caption(
-            f"Downsampled to {len(points):,} points (each bin's lowest and highest); "
-            "the best-so-far line is exact."
-        )
-    over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
-    x = "number" if over == "trial number" else "elapsed_s"
-    st.plotly_chart(charts.history_fig(points, best, study.metric, x), key="history")
-
-
-def parameter_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
-    params = q.param_columns(frame)
-    st.subheader("Parameters")
-    if not params:
-        st.info("This study has no parameters.", icon=":material/info:")
-        return
-    sample = q.parallel_frame(frame, study.mode)
-    if sample.empty:
-        st.info("No completed trial with a value yet.", icon=":material/info:")
-        return
-    log = q.log_params(study)
-    brush = st.toggle(
-        "Brushable axes (WebGL)", key="pc_webgl",
-        help="Drag along an axis to keep the trials in a range. Needs WebGL, slow in "
-        "browsers without a GPU.",
-    )  # fmt: skip
-    fig = (charts.parallel_fig if brush else charts.parallel_svg_fig)(
-        sample, params, study.metric, log
+def charts_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
+    """The chart picker and the one chart it names (none when the user unpicks it)."""
+    st.subheader("Charts")
+    chart = st.segmented_control(
+        "Chart (one at a time, drawn when picked)", CHARTS, default=CHARTS[0], key="chart"
     )
-    st.plotly_chart(fig, key="parallel")
-    imp = c.load_importance(url, study.name, fp)
-    left, right = st.columns([1, 2])
-    with left:
+    if chart is None:
+        st.info("Pick a chart above to draw it.", icon=":material/info:")
+        return
+    params = q.param_columns(frame)
+    if chart == "Optimization history":
+        history_chart(url, study, frame, fp)
+    elif chart in ("Learning curves", "Steps reached"):
+        curves_chart(url, study, frame, fp, chart)
+    elif not params:
+        st.info("This study has no parameters.", icon=":material/info:")
+    elif not ((frame["state"] == "completed") & frame["value"].notna()).any():
+        st.info("No completed trial with a value yet.", icon=":material/info:")
+    elif chart == "Parallel coordinates":
+        brush = st.toggle(
+            "Brushable axes (WebGL)", key="pc_webgl",
+            help="Drag along an axis to keep the trials in a range. Needs WebGL, slow in "
+            "browsers without a GPU.",
+        )  # fmt: skip
+        st.plotly_chart(parallel_figure(url, study.name, fp, brush), key="parallel")
+    elif chart == "Importance":
+        imp = c.load_importance(url, study.name, fp)
         if imp.empty:
             st.info("Importance needs two completed trials and a parameter that varies.")
-        else:
-            st.plotly_chart(charts.importance_fig(imp), key="importance")
-            st.caption(
-                "Mean decrease in impurity of a random forest (Optuna's evaluator) "
-                "over up to 1,000 completed trials; conditional parameters left out."
-            )
-    with right:
-        st.plotly_chart(charts.slice_fig(sample, params, study.metric, log), key="slice")
-    if len(params) >= 2:
-        names = {col: col.split(".", 1)[1] for col in params}
-        # Default to the two most important parameters.
-        ranked = [f"params.{p}" for p in imp["param"] if f"params.{p}" in params]
-        ranked += [p for p in params if p not in ranked]
-        ix, iy = params.index(ranked[0]), params.index(ranked[1])
-        cols = st.columns(2)
-        x = cols[0].selectbox(
-            "Contour x", params, index=ix, format_func=lambda col: names[col], key="cx"
+            return
+        st.plotly_chart(charts.importance_fig(imp), key="importance")
+        st.caption(
+            "Mean decrease in impurity of a random forest (Optuna's evaluator) "
+            "over up to 1,000 completed trials; conditional parameters left out."
         )
-        y = cols[1].selectbox(
-            "Contour y", params, index=iy, format_func=lambda col: names[col], key="cy"
-        )
-        if x == y:
-            st.info("Pick two different parameters for the contour.")
-        else:
-            xs, ys, z, pts = c.load_contour(url, study.name, fp, x, y, tuple(sorted(log)))
-            st.plotly_chart(
-                charts.contour_fig(xs, ys, z, pts, x, y, study.metric, log), key="contour"
-            )
+    elif chart == "Slices":
+        st.plotly_chart(slice_figure(url, study.name, fp), key="slice")
+    else:
+        contour_chart(url, study, params, fp)
 
 
-def curves_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
-    st.subheader("Learning curves")
+def history_chart(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
+    over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
+    fig, shown = history_figure(
+        url, study.name, fp, "number" if over == "trial number" else "elapsed_s"
+    )
+    if fig is None:
+        st.info("No completed trial with a value yet.", icon=":material/info:")
+        return
+    st.plotly_chart(fig, key="history")
+    if shown < (frame["state"] == "completed").sum():
+        st.caption(
+            f"Downsampled to {shown:,} points (each bin's lowest and highest); "
+            "the best-so-far line is exact."
+        )
+
+
+def contour_chart(url: str, study: c.StudyRecord, params: list[str], fp: tuple) -> None:
+    if len(params) < 2:
+        st.info("The contour needs two parameters; this study has one.")
+        return
+    names = {col: col.split(".", 1)[1] for col in params}
+    # Default to the two most important parameters.
+    imp = c.load_importance(url, study.name, fp)
+    ranked = [f"params.{p}" for p in imp["param"] if f"params.{p}" in params]
+    ranked += [p for p in params if p not in ranked]
+    ix, iy = params.index(ranked[0]), params.index(ranked[1])
+    cols = st.columns(2)
+    x = cols[0].selectbox(
+        "Contour x", params, index=ix, format_func=lambda col: names[col], key="cx"
+    )
+    y = cols[1].selectbox(
+        "Contour y", params, index=iy, format_func=lambda col: names[col], key="cy"
+    )
+    if x == y:
+        st.info("Pick two different parameters for the contour.")
+        return
+    st.plotly_chart(contour_figure(url, study.name, fp, x, y), key="contour")
+
+
+def curves_chart(
+    url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple, chart: str
+) -> None:
+    if chart == "Steps reached":
+        st.plotly_chart(steps_figure(url, study.name, fp), key="reached")
+        st.caption(
+            "How many trials of each final state reached each step, over all trials: "
+            "where early stopping cut them."
+        )
+        return
+    st.plotly_chart(curves_figure(url, study.name, fp), key="curves")
+    st.caption(
+        "The intermediate metric by step for the 10 best trials and a sample of the "
+        "others; a red cross marks where a pruned trial was stopped."
+    )
+
+
+# Figures are cached by the study's fingerprint (and the chart's options): a running
+# study's page, refreshed every few seconds, rebuilds a figure only when the study
+# changed, and going back to a chart already drawn costs no query.
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def history_figure(url: str, name: str, fp: tuple, x: str) -> tuple[Any, int]:
+    """The history figure (None without a completed trial) and how many points it has."""
+    study = c.load_study(url, name)
+    points, best = q.history(c.load_trials(url, name, fp), study.mode, HISTORY_POINTS)
+    if points.empty:
+        return None, 0
+    return charts.history_fig(points, best, study.metric, x), len(points)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def parallel_figure(url: str, name: str, fp: tuple, webgl: bool) -> Any:
+    study = c.load_study(url, name)
+    frame = c.load_trials(url, name, fp)
+    sample = q.parallel_frame(frame, study.mode)
+    draw = charts.parallel_fig if webgl else charts.parallel_svg_fig
+    return draw(sample, q.param_columns(frame), study.metric, q.log_params(study))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def slice_figure(url: str, name: str, fp: tuple) -> Any:
+    study = c.load_study(url, name)
+    frame = c.load_trials(url, name, fp)
+    sample = q.parallel_frame(frame, study.mode)
+    return charts.slice_fig(sample, q.param_columns(frame), study.metric, q.log_params(study))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def contour_figure(url: str, name: str, fp: tuple, x: str, y: str) -> Any:
+    study = c.load_study(url, name)
+    log = q.log_params(study)
+    xs, ys, z, pts = c.load_contour(url, name, fp, x, y, tuple(sorted(log)))
+    return charts.contour_fig(xs, ys, z, pts, x, y, study.metric, log)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def curves_figure(url: str, name: str, fp: tuple) -> Any:
+    study = c.load_study(url, name)
+    frame = c.load_trials(url, name, fp)
     numbers = q.curve_sample(frame, study.mode)
     curves = c.load_curves(url, study.id, study.metric, tuple(numbers), fp)
     done = frame[(frame["state"] == "completed") & frame["value"].notna()]
     best = done.nsmallest(10, "value") if study.mode == "min" else done.nlargest(10, "value")
     states = dict(zip(frame["number"], frame["state"], strict=True))
-    left, right = st.columns(2)
-    left.plotly_chart(
-        charts.curves_fig(curves, states, best["number"].tolist(), study.metric), key="curves"
-    )
-    right.plotly_chart(charts.steps_reached_fig(q.steps_reached(frame)), key="reached")
-    st.caption(
-        "Left: the intermediate metric by step for the 10 best trials and a sample of "
-        "the others; a red cross marks where a pruned trial was stopped. Right: how "
-        "many trials of each final state reached each step, over all trials."
-    )
+    return charts.curves_fig(curves, states, best["number"].tolist(), study.metric)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def steps_figure(url: str, name: str, fp: tuple) -> Any:
+    return charts.steps_reached_fig(q.steps_reached(c.load_trials(url, name, fp)))

@@ -10,10 +10,7 @@ from tuner.dashboard import charts
 
 
 def render() -> None:
-    url = c.storage_url()
-    c.storage_or_stop(url)
-    studies = c.studies_or_stop(url)
-    study = c.pick_study(studies)
+    url, study, live = c.study_page()
     st.title("Trial")
     raw = st.query_params.get("trial") or st.session_state.get("_trial", "0")
     try:
@@ -26,8 +23,6 @@ def render() -> None:
     st.session_state["_trial"] = str(number)
     if st.query_params.get("trial") != str(number):
         st.query_params["trial"] = str(number)
-
-    live = c.is_live(study, studies)
 
     @st.fragment(run_every=c.REFRESH_S if live else None)
     def body() -> None:
