@@ -14,17 +14,17 @@ import email
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 import urllib.request
 import venv
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tuner.dashboard._testing import running_dashboard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,46 +141,8 @@ def test_an_installed_tuner_runs_a_named_search_space_and_its_dashboard(
     assert all("eta" in t["params"] and "min_child_weight" in t["params"] for t in trials)
 
     with (
-        _dashboard(installed, db, elsewhere, env) as base,
+        running_dashboard(db, tuner=installed / "tuner", env=env, cwd=elsewhere) as base,
         urllib.request.urlopen(base + "/_stcore/health", timeout=10) as response,
     ):
         assert response.status == 200
         assert response.read().decode().strip() == "ok"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _dashboard:
-    """`tuner dashboard` from the venv, stopped on exit."""
-
-    def __init__(self, bindir: Path, db: str, cwd: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.argv = [str(bindir / "tuner"), "dashboard", "--storage", db, "--port", str(self.port)]
-        self.cwd, self.env = cwd, env
-
-    def __enter__(self) -> str:
-        self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"tuner dashboard exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return f"http://127.0.0.1:{self.port}"
-            except OSError:
-                time.sleep(0.3)
-        raise AssertionError("tuner dashboard did not listen within 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()

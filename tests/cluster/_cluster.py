@@ -10,6 +10,7 @@ the cluster signals those groups only, never processes found by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -101,16 +102,12 @@ class LocalCluster:
             self._signal(node, signal.SIGTERM)
         deadline = time.monotonic() + 40
         for node in reversed(self.nodes):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for node in self.nodes:
             self._signal(node, signal.SIGKILL)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
         self.nodes.clear()
 
     def kill_node(self, index: int) -> None:
@@ -168,7 +165,5 @@ class LocalCluster:
 
     @staticmethod
     def _signal(node: Node, sig: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(node.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass

@@ -70,7 +70,7 @@ def _export(name: str, storage: str, env: dict[str, str], cwd: Path) -> list[dic
 def test_trials_spread_over_the_nodes_into_postgres_with_the_module_shipped(
     cluster: LocalCluster, pg_storage: str, tmp_path: Path
 ) -> None:
-    folder, _ = _study_dir(
+    _folder, _ = _study_dir(
         tmp_path,
         {
             "name": "spread",
@@ -100,7 +100,7 @@ def test_trials_spread_over_the_nodes_into_postgres_with_the_module_shipped(
 def test_gpu_trials_take_a_gpu_each_and_never_more_run_than_gpus(
     cluster: LocalCluster, pg_storage: str, tmp_path: Path
 ) -> None:
-    folder, _ = _study_dir(
+    _folder, _ = _study_dir(
         tmp_path,
         {
             "name": "gpus",

@@ -51,7 +51,14 @@ def free_port() -> int:
 
 @contextmanager
 def running_dashboard(
-    url: str, port: int | None = None, log: Path | None = None, timeout_s: float = 60
+    url: str,
+    port: int | None = None,
+    log: Path | None = None,
+    timeout_s: float = 60,
+    *,
+    tuner: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[str]:
     """``tuner dashboard --storage URL --port PORT`` as a subprocess, with this
     process's environment (so ``PYTHONPATH`` picks the same ``tuner``); yields its base
@@ -62,16 +69,20 @@ def running_dashboard(
         port: the port; a free one when None.
         log: where the server's output goes (discarded when None).
         timeout_s: how long to wait for the server to listen.
+        tuner: the `tuner` script to run (default: the one beside this Python).
+        env: the server's environment (default: this process's).
+        cwd: the server's folder (default: this process's).
 
     Raises:
         RuntimeError: the server exited, or did not listen within ``timeout_s``.
     """
     port = port or free_port()
-    tuner = Path(sys.executable).with_name("tuner")
+    tuner = tuner or Path(sys.executable).with_name("tuner")
     with open(log or os.devnull, "w") as out:
         proc = subprocess.Popen(
             [str(tuner), "dashboard", "--storage", url, "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
     try:
         deadline = time.monotonic() + timeout_s
