@@ -11,7 +11,12 @@ import contextlib
 import fnmatch
 import logging
 import os
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 # Ray Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and write
 # files nobody reads here: every result goes to tuner's database instead.
@@ -68,19 +73,71 @@ def ensure_ray(
     joining = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
     if local or _on_loopback(joining):
         _loopback_only()
+    if not local and joining:
+        _probe(joining)  # nothing there: say so now, not after Ray's own retries
+    runtime_env = shipped(working_dir) if working_dir and not local and address else None
+    # Joining: Ray's C++ core logs each failed connection attempt to fd 2. Not when
+    # starting a local Ray, whose processes would inherit the capture.
+    with _captured_stderr(enabled=not local) as captured:
+        try:
+            ray.init(
+                # "local" always starts a new Ray: without it, ray.init joins the cluster
+                # that `ray start` last started on this machine, dead or alive.
+                address="local" if local else address,
+                runtime_env=runtime_env,
+                include_dashboard=False,
+                log_to_driver=verbose,
+                logging_level=logging.INFO if verbose else logging.ERROR,
+                configure_logging=True,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise ClusterError(_why(joining, e, captured())) from None
+    if verbose:
+        sys.stderr.write(captured())
+
+
+def _probe(address: str) -> None:
+    """Raise ClusterError at once when nothing listens at a HOST:PORT address."""
+    from tuner.exceptions import ClusterError
+
+    if "://" in address or ":" not in address:
+        return  # ray:// (Ray Client) and "auto" are left to Ray
+    host, _, port = address.rpartition(":")
     try:
-        ray.init(
-            # "local" always starts a new Ray: without it, ray.init joins the cluster
-            # that `ray start` last started on this machine, dead or alive.
-            address="local" if local else address,
-            runtime_env=shipped(working_dir) if working_dir and not local and address else None,
-            include_dashboard=False,
-            log_to_driver=verbose,
-            logging_level=logging.INFO if verbose else logging.ERROR,
-            configure_logging=True,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise ClusterError(_why(address or joining, e)) from None
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            pass
+    except ValueError:
+        return  # not HOST:PORT; Ray says what is wrong with it
+    except OSError as e:
+        raise ClusterError(
+            f"nothing answers at {address} ({e.strerror or e}): check the address "
+            "(the head node's HOST:6379, ray://HOST:10001 or auto) and that the head node "
+            "is up (ray start --head)"
+        ) from None
+
+
+@contextlib.contextmanager
+def _captured_stderr(enabled: bool = True) -> Iterator[Callable[[], str]]:
+    """Hold what Ray writes to file descriptor 2 while it starts (its C++ core retries
+    and logs there); yields a function that returns it."""
+    if not enabled:
+        yield lambda: ""
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: _read(sink)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _read(sink: Any) -> str:
+    sink.flush()
+    sink.seek(0)
+    return sink.read().decode(errors="replace")
 
 
 # What never travels with a study's folder: version control, environments, caches,
@@ -131,10 +188,11 @@ def _excluded(name: str) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in SHIP_EXCLUDES)
 
 
-def _why(address: str | None, error: Exception) -> str:
+def _why(address: str | None, error: Exception, logged: str = "") -> str:
     """One line on why Ray could not be started or joined, and what to do."""
     text = " ".join(str(error).split())
-    if "token" in text.lower() or "unauthenticated" in text.lower():
+    everything = " ".join([text, str(error.__cause__ or ""), logged]).lower()
+    if "invalidauthtoken" in everything or "unauthenticated" in everything:
         return (
             f"the Ray cluster at {address} refused this driver's authentication token: set "
             "RAY_AUTH_TOKEN (or the file ~/.ray/auth_token) to the cluster's token, and "
