@@ -75,7 +75,9 @@ def ensure_ray(
         _loopback_only()
     if not local and joining:
         _probe(joining)  # nothing there: say so now, not after Ray's own retries
-    runtime_env = shipped(working_dir) if working_dir and not local and address else None
+    # A driver running as a Ray job (tuner submit) has its folder shipped already.
+    ship = working_dir and not local and address and not os.environ.get(SHIPPED_ENV)
+    runtime_env = shipped(working_dir) if ship and working_dir else None
     # Joining: Ray's C++ core logs each failed connection attempt to fd 2. Not when
     # starting a local Ray, whose processes would inherit the capture.
     with _captured_stderr(enabled=not local) as captured:

@@ -120,6 +120,52 @@ def run(
 
 @app.command()
 @_errors
+def submit(
+    spec: Annotated[Path, typer.Argument(help="the study spec (YAML)", show_default=False)],
+    address: Annotated[
+        str | None,
+        typer.Option(help="the head node's job server, http://HEAD:8265 [$RAY_API_SERVER_ADDRESS]"),
+    ] = None,
+    storage: StorageOpt = None,
+    num_trials: Annotated[int | None, typer.Option(help="override search.num_trials")] = None,
+    name: Annotated[str | None, typer.Option(help="override the study's name")] = None,
+    follow: Annotated[bool, typer.Option(help="print the study's output until it ends")] = False,
+) -> None:
+    """Run the study on a Ray cluster as a Ray job: uploads the spec's folder, prints the
+    job id and returns (the database must be one the cluster reaches, e.g. PostgreSQL)."""
+    from tuner import _jobs
+
+    overrides = {"name": name, "search.num_trials": num_trials}
+    study, job_id = _jobs.submit(spec, address, storage, overrides)
+    server = _jobs.job_address(address)
+    err = _console(stderr=True)
+    err.print(f"submitted study {study} as Ray job {job_id} to {server}", markup=False)
+    typer.echo(job_id)
+    if follow:
+        raise typer.Exit(_jobs.wait(job_id, server, stream=True))
+    err.print(f"follow it: tuner logs {study} --follow | stop it: tuner stop {study}", markup=False)
+
+
+@app.command()
+@_errors
+def logs(
+    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    address: Annotated[
+        str | None,
+        typer.Option(help="the head node's job server, http://HEAD:8265 [$RAY_API_SERVER_ADDRESS]"),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing until it ends")
+    ] = False,
+) -> None:
+    """Print the output of a submitted study's driver (its latest Ray job)."""
+    from tuner import _jobs
+
+    raise typer.Exit(_jobs.logs(name, address, follow=follow))
+
+
+@app.command()
+@_errors
 def resume(
     name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
     storage: StorageOpt = None,

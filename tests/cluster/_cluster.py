@@ -77,6 +77,8 @@ class LocalCluster:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN": self.token,
             "RAY_USAGE_STATS_ENABLED": "0",
+            # A job's entrypoint runs `python`: this one, with tuner installed.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
 
     # -- lifecycle -----------------------------------------------------------------
@@ -146,6 +148,7 @@ class LocalCluster:
             argv.append(f"--resources={json.dumps(spec.resources)}")
         env = {
             **self.env,
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # see tests/cluster/_node.py
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }
         with log.open("wb") as out:

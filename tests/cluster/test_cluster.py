@@ -175,3 +175,85 @@ def test_an_unreachable_address_is_one_line(tmp_path: Path) -> None:
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "127.0.0.1:1" in lines[0], run.stderr
     assert time.monotonic() - started < 30
+
+
+def _wait_for_status(name: str, storage: str, want: set[str], timeout_s: float = 240) -> str:
+    import tuner
+
+    deadline = time.monotonic() + timeout_s
+    status = "missing"
+    while time.monotonic() < deadline:
+        try:
+            status = str(tuner.load_study(name, storage=storage).status)
+        except tuner.TunerError:
+            status = "missing"
+        if status in want:
+            return status
+        time.sleep(1)
+    raise AssertionError(f"study {name} is {status}, not {want}, after {timeout_s:.0f} s")
+
+
+def test_submit_runs_a_study_as_a_ray_job_and_stop_stops_another(
+    cluster: LocalCluster, pg_storage: str, tmp_path: Path
+) -> None:
+    import tuner
+
+    _study_dir(
+        tmp_path,
+        {
+            "name": "submitted",
+            "search": {"algorithm": "random", "num_trials": 4, "max_concurrent": 2},
+        },
+    )
+    sub = tuner_cli(
+        "submit", "study/study.yaml", "--address", cluster.dashboard_url, "--storage", pg_storage,
+        env=cluster.env, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    job_id = sub.stdout.strip()
+    assert job_id.startswith("tuner-submitted-")
+    assert _wait_for_status("submitted", pg_storage, {"completed", "failed"}) == "completed"
+    trials = tuner.load_study("submitted", storage=pg_storage).trials()
+    assert len(trials) == 4 and all(t.state == "completed" for t in trials)
+    out = tuner_cli(
+        "logs", "submitted", "--address", cluster.dashboard_url, env=cluster.env, cwd=tmp_path
+    )
+    assert out.returncode == 0 and "study submitted: completed" in out.stdout, out.stdout
+
+    # A long study, stopped from here through the database while it runs on the cluster.
+    other = tmp_path / "other"
+    other.mkdir()
+    _study_dir(
+        other,
+        {
+            "name": "to-stop",
+            "search_space": {
+                "x": {"type": "float", "low": 0.0, "high": 1.0},
+                "sleep": {"type": "float", "values": [2.0]},
+            },
+            "search": {"algorithm": "random", "num_trials": 50, "max_concurrent": 2},
+        },
+    )
+    sub = tuner_cli(
+        "submit", "study/study.yaml", "--address", cluster.dashboard_url, "--storage", pg_storage,
+        env=cluster.env, cwd=other, timeout=120,
+    )  # fmt: skip
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    _wait_for_status("to-stop", pg_storage, {"running"})
+    stop = tuner_cli("stop", "to-stop", "--storage", pg_storage, env=cluster.env, cwd=other)
+    assert stop.returncode == 0, stop.stderr
+    assert _wait_for_status("to-stop", pg_storage, {"stopped", "completed"}, 120) == "stopped"
+    assert len(tuner.load_study("to-stop", storage=pg_storage).trials()) < 50
+
+
+def test_submit_with_a_storage_the_cluster_cannot_reach_is_one_line(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    _study_dir(tmp_path, {"name": "local-db"})
+    sub = tuner_cli(
+        "submit", "study/study.yaml", "--address", cluster.dashboard_url,
+        "--storage", f"sqlite:///{tmp_path / 'laptop.db'}", env=cluster.env, cwd=tmp_path,
+    )  # fmt: skip
+    assert sub.returncode == 2
+    lines = sub.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cluster cannot reach" in lines[0], sub.stderr
