@@ -1,0 +1,41 @@
+"""Trial attempts: how many times a trial ran, and each failed attempt's error.
+
+A trial whose worker process or node died is run again (``limits.max_retries``); it
+keeps its number and params. ``attempts`` counts its runs (1 for a trial never
+retried, which every existing trial gets) and ``attempt_errors_json`` holds the error
+of each attempt that died, oldest first.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-27
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Plain ADD COLUMNs with server defaults: no table rebuild on SQLite, and every
+    # existing row gets attempts=1 and no attempt errors.
+    op.add_column(
+        "trials", sa.Column("attempts", sa.Integer(), server_default=sa.text("1"), nullable=False)
+    )
+    op.add_column(
+        "trials",
+        sa.Column(
+            "attempt_errors_json", sa.Text(), server_default=sa.text("'[]'"), nullable=False
+        ),
+    )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("trials") as batch:
+        batch.drop_column("attempt_errors_json")
+        batch.drop_column("attempts")
