@@ -18,6 +18,13 @@ _ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # the legacy reporter is silent at verbose=0
     "RAY_DEDUP_LOGS": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
+    # tuner resumes from its database, never from Ray Tune's experiment state: save
+    # that state once at the end, not every few seconds while trials run.
+    "TUNE_GLOBAL_CHECKPOINT_S": "1000000000",
+    # SIGINT/SIGTERM are tuner's (tuner._faults.SignalStop), and a trial that does not
+    # stop when asked (a hung objective) is killed after 3 s, not 600.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    "TUNE_FORCE_TRIAL_CLEANUP_S": "3",
 }
 
 
@@ -52,6 +59,8 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
 
     if _starts_local(address):
         _loopback_only()
+    else:
+        _check_reachable(address)
     try:
         ray.init(
             address=address,
@@ -63,6 +72,32 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = address or "a local Ray"
         raise TunerError(f"cannot start or reach {where}: {e}".splitlines()[0]) from None
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, where ray.init would wait minutes: a HOST:PORT or
+    ray://HOST:PORT address where nothing listens.
+
+    Raises:
+        TunerError: nothing accepts a connection at the address.
+    """
+    import socket
+
+    from tuner.exceptions import TunerError
+
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # Ray's own parsing reports it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise TunerError(
+            f"cannot reach the Ray cluster at {address}: {e.strerror or e}; start it with "
+            "`ray start --head` or fix resources.address / --address"
+        ) from None
 
 
 def _starts_local(address: str | None) -> bool:

@@ -29,9 +29,7 @@ def upgrade() -> None:
     )
     op.add_column(
         "trials",
-        sa.Column(
-            "attempt_errors_json", sa.Text(), server_default=sa.text("'[]'"), nullable=False
-        ),
+        sa.Column("attempt_errors_json", sa.Text(), server_default=sa.text("'[]'"), nullable=False),
     )
 
 
