@@ -80,3 +80,10 @@ def dies_once(config):
 
 def dies_once_marker(x):
     return os.path.join(tempfile.gettempdir(), f"tuner-test-dies-once-{x!r}")
+
+
+def steady(config):
+    """Ten reports 0.1 s apart: a trial of about a second."""
+    for step in range(1, 11):
+        time.sleep(0.1)
+        tuner.report(step=step, loss=(config["x"] - 0.2) ** 2 + 1 / step)
