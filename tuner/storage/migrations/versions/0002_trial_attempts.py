@@ -34,6 +34,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("trials") as batch:
-        batch.drop_column("attempt_errors_json")
-        batch.drop_column("attempts")
+    # ALTER TABLE ... DROP COLUMN (SQLite >= 3.35): a batch rebuild would drop the
+    # trials table, and with foreign keys on that deletes every param and value.
+    op.drop_column("trials", "attempt_errors_json")
+    op.drop_column("trials", "attempts")
