@@ -57,13 +57,17 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
         return
     from tuner.exceptions import TunerError
 
-    if _starts_local(address):
+    local = _starts_local(address)
+    joining = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
+    if local or _on_loopback(joining):
         _loopback_only()
     else:
         _check_reachable(address)
     try:
         ray.init(
-            address=address,
+            # "local" always starts a new Ray: without it, ray.init joins the cluster
+            # that `ray start` last started on this machine, dead or alive.
+            address="local" if local else address,
             include_dashboard=False,
             log_to_driver=verbose,
             logging_level=logging.INFO if verbose else logging.ERROR,
@@ -101,17 +105,26 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
 
 
 def _starts_local(address: str | None) -> bool:
-    """Whether ray.init(address) starts a new local Ray rather than joining one."""
-    return address in (None, "local") and not os.environ.get("RAY_ADDRESS")
+    """Whether the study gets a new local Ray rather than joining a cluster (address
+    null, or "local"; RAY_ADDRESS, set inside a Ray job, names the job's cluster)."""
+    return address == "local" or (address is None and not os.environ.get("RAY_ADDRESS"))
+
+
+def _on_loopback(address: str | None) -> bool:
+    """Whether `address` names a cluster on this machine's loopback (127.x, localhost)."""
+    if not address or "://" in address:
+        return False
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _loopback_only() -> None:
-    """Keep a local, single-machine Ray on 127.0.0.1.
+    """Keep Ray on 127.0.0.1: a local Ray, or a driver joining a cluster on loopback.
 
     Ray maps a loopback node address to the machine's network address (so that other
-    nodes could join) and listens there. Ray's switch for single-machine clusters
-    keeps it on loopback: read by this process's Ray now, and by the Ray processes it
-    starts through their environment.
+    machines could reach it) and listens or connects there. Ray's switch for
+    single-machine clusters keeps it on loopback: read by this process's Ray now, and
+    by the Ray processes a local Ray starts through their environment.
     """
     import ray._private.ray_constants as ray_constants
 
