@@ -61,8 +61,8 @@ def ensure_ray(address: str | None = None, *, verbose: bool = False) -> None:
     joining = os.environ.get("RAY_ADDRESS") if address in (None, "auto") else address
     if local or _on_loopback(joining):
         _loopback_only()
-    else:
-        _check_reachable(address)
+    if not local:
+        _check_reachable(joining)
     try:
         ray.init(
             # "local" always starts a new Ray: without it, ray.init joins the cluster
