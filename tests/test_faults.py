@@ -111,3 +111,44 @@ def test_trial_whose_worker_died_is_retried_with_its_number_and_params(ray_local
         curve = study.intermediate([t.number])[t.number]["loss"]
         assert [s for s, _ in curve] == [1, 2, 3, 4, 5]
     assert study.status == "completed"
+
+
+@pytest.mark.postgres
+def test_postgres_connections_killed_under_a_running_study_lose_nothing(ray_local, postgres_url):
+    import threading
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    data = spec("pg-outage", "steady", search={"num_trials": 8, "max_concurrent": 2})
+    study = create(data, postgres_url)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            study.run(progress=False)
+        except BaseException as e:  # reported below
+            errors.append(e)
+        finally:
+            done.set()
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    admin = make_url(postgres_url).set(drivername="postgresql")
+    killed = 0
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        while not done.wait(1.0):
+            killed += conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+    runner.join()
+    assert errors == []
+    assert killed > 0
+    trials = study.trials()
+    assert [t.number for t in trials] == list(range(8))
+    assert {t.state for t in trials} == {"completed"}
+    assert all(t.steps == 10 for t in trials)
+    curves = study.intermediate()
+    assert all(len(curves[t.number]["loss"]) == 10 for t in trials)
