@@ -20,7 +20,12 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["SignalStop", "install_retry_rule", "kill_trial", "worker_died"]
+__all__ = ["SignalStop", "WorkerDied", "install_retry_rule", "kill_trial", "worker_died"]
+
+
+class WorkerDied(RuntimeError):
+    """Raised inside a trial whose own workers died (a data-parallel trial's worker
+    group lost a node): the trial is retried like one whose worker process died."""
 
 
 def worker_died(error: BaseException | None) -> bool:
@@ -33,7 +38,7 @@ def worker_died(error: BaseException | None) -> bool:
         WorkerCrashedError,
     )
 
-    died = (RayActorError, WorkerCrashedError, NodeDiedError)
+    died = (RayActorError, WorkerCrashedError, NodeDiedError, WorkerDied)
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
