@@ -4,6 +4,7 @@ workers, failing studies, study timeouts. Each test checks what the database hol
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
 
@@ -11,6 +12,7 @@ import pytest
 
 import tuner
 from tests.objectives import dies_once_marker
+from tuner._export import export
 from tuner.exceptions import StudyFailedError
 
 pytestmark = pytest.mark.integration
@@ -111,6 +113,9 @@ def test_trial_whose_worker_died_is_retried_with_its_number_and_params(ray_local
         curve = study.intermediate([t.number])[t.number]["loss"]
         assert [s for s, _ in curve] == [1, 2, 3, 4, 5]
     assert study.status == "completed"
+    exported = json.loads(export(study, "json", None) or "[]")
+    assert all(t["attempts"] == 2 and len(t["attempt_errors"]) == 1 for t in exported)
+    assert all(set(t) >= {"number", "state", "params", "metrics", "error"} for t in exported)
 
 
 @pytest.mark.postgres
