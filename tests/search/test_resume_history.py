@@ -40,12 +40,12 @@ def test_study_killed_after_20_of_40_resumes_where_it_was(algorithm: str) -> Non
     spec = make_spec(SPACE, algorithm, num_trials=40, seed=0)
     uninterrupted = build_searcher(spec)
     first = drive(uninterrupted, 20, "a")
-    later = drive(uninterrupted, 20, "b")
+    later = drive(uninterrupted, 10, "b")
 
     # Killed after 20: the resumed searcher only has the stored trials.
     history = [Past({"x": x}, value=loss(x)) for x in first]
-    resumed = drive(build_searcher(spec, history), 20, "c")
-    fresh = drive(build_searcher(make_spec(SPACE, algorithm, seed=1)), 20, "d")
+    resumed = drive(build_searcher(spec, history), 10, "c")
+    fresh = drive(build_searcher(make_spec(SPACE, algorithm, seed=1)), 10, "d")
 
     # It exploits what it knows, as the uninterrupted run did, rather than sampling
     # the whole range again from its random start-up.
