@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 
 import tuner
@@ -54,3 +55,35 @@ def slow(config):
     for step in range(1, int(os.environ.get("TUNER_TEST_SLOW_STEPS", 400)) + 1):
         time.sleep(0.05)
         tuner.report(step=step, loss=config["x"] + 1 / step)
+
+
+def hangs_for_negative_x(config):
+    """Never returns for x < 0 (a hung objective); quick otherwise."""
+    if config["x"] < 0:
+        while True:
+            time.sleep(1)
+    for step in range(1, 4):
+        tuner.report(step=step, loss=config["x"] + 1 / step)
+
+
+def dies_once(config):
+    """The first attempt of each trial kills its own worker process after two reports;
+    the retry runs to the end (a marker file per x in the temp folder says which ran;
+    the test removes them first)."""
+    marker = dies_once_marker(config["x"])
+    for step in range(1, 6):
+        tuner.report(step=step, loss=config["x"] + 1 / step)
+        if step == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+
+
+def dies_once_marker(x):
+    return os.path.join(tempfile.gettempdir(), f"tuner-test-dies-once-{x!r}")
+
+
+def steady(config):
+    """Ten reports 0.1 s apart: a trial of about a second."""
+    for step in range(1, 11):
+        time.sleep(0.1)
+        tuner.report(step=step, loss=(config["x"] - 0.2) ** 2 + 1 / step)

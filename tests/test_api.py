@@ -25,6 +25,7 @@ def test_exported_names_are_pinned():
             "Study",
             "StudyExistsError",
             "StudyFailedError",
+            "StudyInterrupted",
             "StudyNotFoundError",
             "StudySpec",
             "Trial",

@@ -80,7 +80,10 @@ def test_export_json_csv_parquet(ran, tmp_path):
         "started",
         "duration_s",
         "error",
+        "attempts",  # added by the retries (limits.max_retries)
+        "attempt_errors",
     }
+    assert first["attempts"] == 1 and first["attempt_errors"] == []
     assert first["state"] == "completed"
     assert [s for s, _ in first["intermediate"]["loss"]] == list(range(1, 13))
     assert first["metrics"]["loss"] == first["intermediate"]["loss"][-1][1]

@@ -165,3 +165,57 @@ def test_the_node_is_the_last_one_reported():
 def test_study_state(states, stopped, expected):
     led = ledger(history=[Past(s, 1.0) for s in states])
     assert led.study_state(stopped=stopped) == expected
+
+
+# -- limits and retries ------------------------------------------------------------
+
+
+def test_a_trial_past_its_timeout_fails_with_the_limit_in_its_error():
+    clock = Clock()
+    led = ledger(clock=clock)
+    led.start("a")
+    clock.now += 4
+    led.start("b")
+    assert led.overdue(5) == []
+    clock.now += 2
+    assert led.overdue(5) == ["a"]
+    ended = led.time_out("a", 5)
+    assert ended is not None and ended.state == TrialState.FAILED
+    assert ended.error == "timed out after 5 s"
+    assert led.fail("a", "RayActorError: killed") is None  # the kill that follows
+    assert led.counts[TrialState.FAILED] == 1
+
+
+def test_a_retry_keeps_the_number_drops_the_metrics_and_restarts_the_clock():
+    clock = Clock()
+    led = ledger(clock=clock)
+    number = led.start("a")
+    led.result("a", {"loss": 0.5}, iteration=1, done=False, stopping=False)
+    clock.now += 10
+    assert led.retry("a", "ActorDiedError: the worker died") == (number, 2)
+    assert led.number("a") == number
+    assert led.overdue(5) == []  # the new attempt's time counts
+    assert led.retry("a", "again") == (number, 3)
+    assert led.retry("unknown", "x") is None
+    ended = led.complete("a", finished=True, stopping=False)
+    assert ended is not None and ended.metrics == {} and ended.state == TrialState.COMPLETED
+
+
+def test_max_failed_trials_fails_the_study_even_with_completed_trials():
+    led = ledger(max_failed_trials=2)
+    run_to(led, "ok", [0.1])
+    led.complete("ok", finished=True, stopping=False)
+    led.start("x")
+    led.fail("x", "ValueError: one")
+    assert not led.too_many_failures
+    led.start("y")
+    led.fail("y", "ValueError: two")
+    assert led.too_many_failures
+    assert led.study_state(stopped=True) == StudyState.FAILED
+    assert led.first_error == "ValueError: one"
+
+
+def test_failures_of_earlier_runs_do_not_count_towards_max_failed_trials():
+    past = [Past("failed", None)] * 3
+    led = ledger(max_failed_trials=2, history=past)
+    assert not led.too_many_failures

@@ -19,6 +19,7 @@ from tuner.exceptions import (
     StorageError,
     StudyExistsError,
     StudyFailedError,
+    StudyInterrupted,
     StudyNotFoundError,
     TunerError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Study",
     "StudyExistsError",
     "StudyFailedError",
+    "StudyInterrupted",
     "StudyNotFoundError",
     "StudySpec",
     "Trial",

@@ -4,7 +4,9 @@
   :class:`~tuner._ledger.TrialLedger`, which decides how trials end, and turns its
   answers into storage events for the :class:`~tuner.runner.Recorder`;
 - :class:`ProgressCallback` shows the ledger's counts on a progress bar;
-- :class:`StopOnRequest` ends the run when `tuner stop NAME` asks for it.
+- :class:`StopOnRequest` ends the run when `tuner stop NAME`, a signal or
+  ``limits.study_timeout_s`` asks for it;
+- :class:`TrialTimeout` fails and kills trials past ``limits.trial_timeout_s``.
 
 Imported by the runner only after :func:`tuner._ray.ensure_ray` (it imports Ray Tune).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +23,19 @@ from ray import tune
 
 from tuner._ledger import FinishedTrial, TrialLedger
 from tuner._report import KEYS_KEY, NODE_KEY, STEP_KEY
-from tuner.storage import TrialFinished, TrialResult, TrialStarted
+from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 if TYPE_CHECKING:
     from tuner.runner import Recorder
     from tuner.search._base import TunerSearcher
 
-__all__ = ["ProgressBar", "ProgressCallback", "RecordingCallback", "StopOnRequest"]
+__all__ = [
+    "ProgressBar",
+    "ProgressCallback",
+    "RecordingCallback",
+    "StopOnRequest",
+    "TrialTimeout",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its tracebacks
 
@@ -99,6 +108,22 @@ class RecordingCallback(_DriverOnly, tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(self._ledger.fail(trial.trial_id, _error_text(trial)))
+        if self._ledger.too_many_failures:
+            self._stopping.set()  # limits.max_failed_trials: the study fails
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """The trial's worker died and Ray runs it again (limits.max_retries)."""
+        retried = self._ledger.retry(trial.trial_id, _error_text(trial))
+        if retried is not None:
+            number, attempt = retried
+            error = _error_text(trial).splitlines()[0]
+            self._rec.put(TrialRetried(self._study_id, number, attempt, error))
+
+    def time_out(self, trial: Any, timeout_s: float) -> None:
+        """Record `trial` as failed for running past `timeout_s`."""
+        self._write(self._ledger.time_out(trial.trial_id, timeout_s))
+        if self._ledger.too_many_failures:
+            self._stopping.set()
 
     def finish_open_trials(self) -> None:
         """Trials still open when the run ended (stop, Ctrl+C) are stopped."""
@@ -186,11 +211,16 @@ class ProgressCallback(_DriverOnly, tune.Callback):
 
 
 class StopOnRequest(_DriverOnly, tune.Stopper):
-    """Ends the whole run when `tuner stop NAME` (or the recorder) asks for it."""
+    """Ends the whole run when `tuner stop NAME` (or the recorder, a signal) asks for
+    it, or at `deadline` (time.monotonic(); limits.study_timeout_s)."""
 
-    def __init__(self, recorder: Recorder, stopping: threading.Event) -> None:
+    def __init__(
+        self, recorder: Recorder, stopping: threading.Event, deadline: float | None = None
+    ) -> None:
         self._recorder = recorder
         self._stopping = stopping
+        self._deadline = deadline
+        self.timed_out = False
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
@@ -198,7 +228,40 @@ class StopOnRequest(_DriverOnly, tune.Stopper):
     def stop_all(self) -> bool:
         if self._recorder.stop_requested.is_set():
             self._stopping.set()
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            self.timed_out = True
+            self._stopping.set()
         return self._stopping.is_set()
+
+
+class TrialTimeout(_DriverOnly, tune.Callback):
+    """Fails and kills every trial whose attempt runs past `timeout_s`.
+
+    Checked at each step of Ray Tune's loop (several times a second), so a hung
+    objective, which never reports, is caught too.
+    """
+
+    def __init__(self, recording: RecordingCallback, ledger: TrialLedger, timeout_s: float):
+        self._recording = recording
+        self._ledger = ledger
+        self._timeout = timeout_s
+        self._next_check = 0.0
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + 0.2
+        overdue = set(self._ledger.overdue(self._timeout))
+        if not overdue:
+            return
+        from tuner._faults import kill_trial
+
+        for trial in trials:
+            # A trial waiting for its retry's actor is timed when it runs again.
+            if trial.trial_id in overdue and trial.status == trial.RUNNING:
+                self._recording.time_out(trial, self._timeout)
+                kill_trial(trial)
 
 
 def _error_text(trial: Any) -> str:

@@ -79,6 +79,8 @@ def trials_json(
                 "started": t.started_at.isoformat() if t.started_at else None,
                 "duration_s": t.duration_s,
                 "error": t.error,
+                "attempts": t.attempts,
+                "attempt_errors": list(t.attempt_errors),
             }
         )
     return out

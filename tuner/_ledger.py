@@ -9,11 +9,15 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
 - a trial that ends while the study is stopping, before it finished on its own, is
   **stopped**; so is every trial still open when the run ends;
 - a trial that raised is **failed**, and so is one that ends with its study metric NaN
-  or infinite;
+  or infinite, and one that ran past ``limits.trial_timeout_s`` ("timed out after N s");
+- a trial whose worker process or node died runs again (Ray retries it up to
+  ``limits.max_retries`` times): it keeps its number, and each dead attempt's error is
+  kept (:meth:`TrialLedger.retry`);
 - any other trial that ends, one that reached its budget included, is **completed**.
 
 The ledger also keeps the counts per state and the best completed value, both including
-the trials of earlier runs (resume), and decides the study's final status.
+the trials of earlier runs (resume), and decides the study's final status: failed when
+every trial failed, or when ``limits.max_failed_trials`` trials of this run failed.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class _Open:
     metrics: dict[str, float] = field(default_factory=dict)
     node: str | None = None
     pruned: bool = False
+    attempt_started: float = 0.0
+    attempts: int = 1
 
 
 class TrialLedger:
@@ -76,6 +82,8 @@ class TrialLedger:
         history: trials finished in earlier runs; they count in :attr:`counts`,
             :attr:`done` and :attr:`best`.
         first_number: the number the first trial of this run gets.
+        max_failed_trials: failed trials of this run that fail the study; None: no
+            limit.
         clock: seconds, for durations (a test passes its own).
     """
 
@@ -87,6 +95,7 @@ class TrialLedger:
         *,
         history: Iterable[PastTrial] = (),
         first_number: int = 0,
+        max_failed_trials: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._metric = metric
@@ -98,6 +107,8 @@ class TrialLedger:
         self._seen: set[str] = set()
         self.counts: dict[TrialState, int] = dict.fromkeys(FINAL_STATES, 0)
         self.first_error: str | None = None
+        self.max_failed_trials = max_failed_trials
+        self.failed_in_run = 0
         self.best: float | None = None
         for past in history:
             if past.state in self.counts:
@@ -122,9 +133,17 @@ class TrialLedger:
         open_ = self._open.get(trial_id)
         return None if open_ is None else open_.number
 
+    @property
+    def too_many_failures(self) -> bool:
+        """Whether ``max_failed_trials`` trials of this run have failed."""
+        return self.max_failed_trials is not None and self.failed_in_run >= self.max_failed_trials
+
     def study_state(self, *, stopped: bool) -> StudyState:
-        """The study's status once the run is over: stopped if asked to; failed if
-        trials failed and none completed or was pruned; completed otherwise."""
+        """The study's status once the run is over: failed if too many trials of this
+        run failed; stopped if asked to; failed if trials failed and none completed or
+        was pruned; completed otherwise."""
+        if self.too_many_failures:
+            return StudyState.FAILED
         if stopped:
             return StudyState.STOPPED
         c = self.counts
@@ -142,8 +161,35 @@ class TrialLedger:
         self._seen.add(trial_id)
         number = self._next
         self._next += 1
-        self._open[trial_id] = _Open(number, self._clock())
+        now = self._clock()
+        self._open[trial_id] = _Open(number, now, attempt_started=now)
         return number
+
+    def retry(self, trial_id: str, error: str) -> tuple[int, int] | None:
+        """A trial's worker died and Ray runs it again, with the same config.
+
+        Returns:
+            The trial's number and the attempt about to start (2 for the first retry),
+            or None for a trial the ledger does not hold open. The dead attempt's
+            metrics are dropped: the new attempt reports from its start.
+        """
+        open_ = self._open.get(trial_id)
+        if open_ is None:
+            return None
+        open_.attempts += 1
+        open_.metrics.clear()
+        open_.pruned = False
+        open_.attempt_started = self._clock()
+        return open_.number, open_.attempts
+
+    def overdue(self, timeout_s: float) -> list[str]:
+        """The open trials whose current attempt has run longer than `timeout_s`."""
+        now = self._clock()
+        return [tid for tid, o in self._open.items() if now - o.attempt_started > timeout_s]
+
+    def time_out(self, trial_id: str, timeout_s: float) -> FinishedTrial | None:
+        """A trial ran past the trial timeout: it is failed (the driver stops it)."""
+        return self._finish(trial_id, TrialState.FAILED, f"timed out after {timeout_s:g} s")
 
     def result(
         self,
@@ -217,6 +263,8 @@ class TrialLedger:
         if state == TrialState.COMPLETED and value is not None and not math.isfinite(value):
             state, error = TrialState.FAILED, f"metric {self._metric!r} is {value}"
         self.counts[state] += 1
+        if state == TrialState.FAILED:
+            self.failed_in_run += 1
         if error and self.first_error is None:
             self.first_error = error.splitlines()[0]
         if state == TrialState.COMPLETED:

@@ -26,6 +26,13 @@ _ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # the legacy reporter is silent at verbose=0
     "RAY_DEDUP_LOGS": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
+    # tuner resumes from its database, never from Ray Tune's experiment state: save
+    # that state once at the end, not every few seconds while trials run.
+    "TUNE_GLOBAL_CHECKPOINT_S": "1000000000",
+    # SIGINT/SIGTERM are tuner's (tuner._faults.SignalStop), and a trial that does not
+    # stop when asked (a hung objective) is killed after 3 s, not 600.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+    "TUNE_FORCE_TRIAL_CLEANUP_S": "3",
 }
 
 
@@ -74,7 +81,7 @@ def ensure_ray(
     if local or _on_loopback(joining):
         _loopback_only()
     if not local and joining:
-        _probe(joining)  # nothing there: say so now, not after Ray's own retries
+        _check_reachable(joining)  # nothing there: say so now, not after Ray's retries
     # A driver running as a Ray job (tuner submit) has its folder shipped already.
     ship = working_dir and not local and address and not os.environ.get(SHIPPED_ENV)
     runtime_env = shipped(working_dir) if ship and working_dir else None
@@ -96,26 +103,6 @@ def ensure_ray(
             raise ClusterError(_why(joining, e, captured())) from None
     if verbose:
         sys.stderr.write(captured())
-
-
-def _probe(address: str) -> None:
-    """Raise ClusterError at once when nothing listens at a HOST:PORT address."""
-    from tuner.exceptions import ClusterError
-
-    if "://" in address or ":" not in address:
-        return  # ray:// (Ray Client) and "auto" are left to Ray
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
-            pass
-    except ValueError:
-        return  # not HOST:PORT; Ray says what is wrong with it
-    except OSError as e:
-        raise ClusterError(
-            f"nothing answers at {address} ({e.strerror or e}): check the address "
-            "(the head node's HOST:6379, ray://HOST:10001 or auto) and that the head node "
-            "is up (ray start --head)"
-        ) from None
 
 
 @contextlib.contextmanager
@@ -206,6 +193,30 @@ def _why(address: str | None, error: Exception, logged: str = "") -> str:
         f"cannot reach the Ray cluster at {address} ({text[:200]}); check the address "
         "(HOST:6379, ray://HOST:10001 or auto) and that the head node is up"
     )
+
+
+def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one line, where ray.init would wait minutes: a HOST:PORT or
+    ray://HOST:PORT address where nothing listens.
+
+    Raises:
+        ClusterError: nothing accepts a connection at the address.
+    """
+    from tuner.exceptions import ClusterError
+
+    if not address or address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # Ray's own parsing reports it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ClusterError(
+            f"cannot reach the Ray cluster at {address}: {e.strerror or e}; start it with "
+            "`ray start --head` or fix resources.address / --address"
+        ) from None
 
 
 def _starts_local(address: str | None) -> bool:

@@ -56,10 +56,13 @@ def _errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tuner.exceptions import StudyFailedError, TunerError
+        from tuner.exceptions import StudyFailedError, StudyInterrupted, TunerError
 
         try:
             return fn(*args, **kwargs)
+        except StudyInterrupted as e:
+            _console(stderr=True).print(f"interrupted: {e}", markup=False)
+            raise typer.Exit(128 + e.signum) from None
         except StudyFailedError as e:
             _console(stderr=True).print(f"error: {e}", markup=False)
             raise typer.Exit(1) from None

@@ -10,7 +10,9 @@ names what is wrong and how to fix it::
     │   └── StudyNotFoundError  load a study that is not in the storage
     ├── ClusterError            the Ray cluster cannot be reached or refuses the driver
     ├── ReportError             tuner.report() called wrongly (outside a trial, bad value)
-    └── StudyFailedError        a study ended without a single successful trial
+    ├── StudyFailedError        a study ended without a single successful trial, or
+    │                           with more failed trials than limits.max_failed_trials
+    └── StudyInterrupted        SIGINT or SIGTERM stopped the run (the study is resumable)
 
 A failing objective is not an exception of the study: its trial is recorded as
 ``failed`` with the error text, and the study goes on.
@@ -27,6 +29,7 @@ __all__ = [
     "StorageError",
     "StudyExistsError",
     "StudyFailedError",
+    "StudyInterrupted",
     "StudyNotFoundError",
     "TunerError",
 ]
@@ -85,3 +88,17 @@ class ReportError(TunerError):
 
 class StudyFailedError(TunerError):
     """A study ended without a single completed trial."""
+
+
+class StudyInterrupted(TunerError):
+    """SIGINT or SIGTERM stopped a run: its running trials were recorded as stopped and
+    the study can be resumed.
+
+    Args:
+        message: one line for the terminal.
+        signum: the signal's number (the CLI exits with 128 + signum).
+    """
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum

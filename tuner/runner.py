@@ -9,7 +9,10 @@ Three parts, kept apart (the Syne Tune split):
 - recording: Ray Tune callbacks in the driver (:mod:`tuner._callbacks`) turn trial
   events into storage events, and a writer thread writes them in batches, so the
   database never slows the run. The same thread keeps the study's heartbeat and
-  notices `tuner stop NAME`.
+  notices `tuner stop NAME`. When the database goes away, the thread keeps the
+  events and writes them when it returns (within :data:`STORAGE_GRACE_S`);
+- faults (:mod:`tuner._faults`): limits (trial and study timeouts, failed trials),
+  retries of trials whose worker died, and SIGINT/SIGTERM as a clean stop.
 
 :func:`run_study` prepares the trainer, starts Ray, has :func:`_build` make the run's
 collaborators and hands them to :func:`_run`, which only drives Ray Tune.
@@ -18,6 +21,7 @@ collaborators and hands them to :func:`_run`, which only drives Ray Tune.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import tempfile
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
 from tuner._ledger import TrialLedger
-from tuner.exceptions import StorageError, StudyFailedError
+from tuner.exceptions import StorageError, StudyFailedError, StudyInterrupted
 from tuner.spec import StudySpec
 from tuner.storage import (
     Storage,
@@ -39,6 +43,7 @@ from tuner.storage import (
     TrialFinished,
     TrialRecord,
     TrialResult,
+    TrialRetried,
     TrialStarted,
     TrialState,
 )
@@ -48,11 +53,14 @@ if TYPE_CHECKING:
     from ray.tune import Callback
     from ray.tune.schedulers import TrialScheduler
 
-    from tuner._callbacks import ProgressCallback, RecordingCallback
+    from tuner._callbacks import ProgressCallback, RecordingCallback, TrialTimeout
     from tuner.search._base import TunerSearcher
 
 log = logging.getLogger(__name__)
-Event = TrialStarted | TrialResult | TrialFinished
+Event = TrialStarted | TrialResult | TrialRetried | TrialFinished
+# How long the recorder keeps events while the database is unreachable (a restarted
+# PostgreSQL) before it gives up and stops the study.
+STORAGE_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,16 +75,30 @@ class RunOutcome:
 class Recorder:
     """Writes storage events from a background thread, in batches.
 
+    A batch the database refuses for a lost connection is kept and written again, in
+    order, until it succeeds or `grace_s` has passed since the first failure; only
+    then is :attr:`error` set and the study stopped.
+
     Args:
         storage: where to write.
         study_id: the study being run.
         interval_s: how often queued events are written (and the stop flag polled).
+        grace_s: how long the database may be unreachable.
     """
 
-    def __init__(self, storage: Storage, study_id: int, interval_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        study_id: int,
+        interval_s: float = 0.25,
+        grace_s: float = STORAGE_GRACE_S,
+    ) -> None:
         self._storage = storage
         self._study_id = study_id
         self._interval = interval_s
+        self._grace = grace_s
+        self._held: list[Event] = []  # a batch not yet written (the database was away)
+        self._failing_since: float | None = None
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._closing = threading.Event()
         self.stop_requested = threading.Event()
@@ -104,22 +126,46 @@ class Recorder:
         last_poll = 0.0
         while True:
             closing = self._closing.wait(self._interval)
-            batch = self._drain()
+            if self.error is not None:
+                self._drain()  # given up: nothing more can be written
+                if closing:
+                    return
+                continue
+            self._held.extend(self._drain())
             try:
-                if batch:
-                    self._storage.write(batch)
+                if self._held:
+                    self._storage.write(self._held)
+                    self._held = []
                 if time.monotonic() - last_poll > 2.0:
                     last_poll = time.monotonic()
                     self._storage.heartbeat(self._study_id)
                     if self._storage.is_stop_requested(self._study_id):
                         self.stop_requested.set()
+                self._failing_since = None
             except StorageError as e:
-                # Storage gone: stop the study rather than run trials nobody records.
-                log.error("tuner: %s; stopping the study", e)
-                self.error = e
-                self.stop_requested.set()
-            if closing and self._queue.empty():
+                now = time.monotonic()
+                if self._failing_since is None:
+                    self._failing_since = now
+                    log.warning("tuner: %s; retrying for up to %g s", e, self._grace)
+                if not _transient(e) or now - self._failing_since > self._grace:
+                    # Storage gone: stop the study rather than run trials nobody records.
+                    log.error("tuner: %s; stopping the study", e)
+                    self.error = e
+                    self.stop_requested.set()
+                elif closing:
+                    time.sleep(min(1.0, self._interval * 4))
+                    continue  # the run is over, but what is held must still be written
+            if closing and self._queue.empty() and (not self._held or self.error):
                 return
+
+
+def _transient(error: StorageError) -> bool:
+    """Whether a storage error may pass when the database comes back (a lost or
+    refused connection, a lock), rather than an error in the events themselves."""
+    text = str(error).lower()
+    return not text.startswith("cannot write trial events:") or any(
+        hint in text for hint in ("connection", "server", "terminat", "locked", "timeout", "closed")
+    )
 
 
 @contextmanager
@@ -162,7 +208,10 @@ def run_study(
         SpecError: the search algorithm needs an extra that is not installed, or the
             trainer cannot be prepared (function not importable, metric never
             reported).
-        StudyFailedError: no trial completed and at least one failed.
+        StudyFailedError: no trial completed and at least one failed, or
+            ``limits.max_failed_trials`` trials failed.
+        StudyInterrupted: SIGINT or SIGTERM stopped the run (the study is stopped and
+            resumable; a local Ray is shut down).
     """
     from tuner.search import check_available
     from tuner.trainers import prepare
@@ -187,6 +236,12 @@ def run_study(
             in_flight or spec.search.max_concurrent,
         )
         return _run(study, spec, storage, prepared, parts)
+    except StudyInterrupted:
+        if _ray._starts_local(spec.resources.address):
+            import ray
+
+            ray.shutdown()  # the trials' workers go with the driver, at once
+        raise
     finally:
         if prepared.cleanup is not None:
             prepared.cleanup()
@@ -204,12 +259,13 @@ class _Parts:
     recorder: Recorder | None = None
     recording: RecordingCallback | None = None
     progress: ProgressCallback | None = None
+    timeout: TrialTimeout | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def callbacks(self) -> list[Callback]:
         """Recording first: the progress bar shows what the ledger has just decided."""
-        return [cb for cb in (self.recording, self.progress) if cb is not None]
+        return [cb for cb in (self.recording, self.timeout, self.progress) if cb is not None]
 
 
 def _build(
@@ -225,7 +281,7 @@ def _build(
 
     With nothing left to run, no recorder or callbacks are made.
     """
-    from tuner._callbacks import ProgressBar, ProgressCallback, RecordingCallback
+    from tuner._callbacks import ProgressBar, ProgressCallback, RecordingCallback, TrialTimeout
     from tuner.schedulers import build_scheduler
     from tuner.search import build_searcher
 
@@ -240,12 +296,15 @@ def _build(
         prepared.budget if prepared.budget is not None else spec.trainer.budget,
         history=history,
         first_number=storage.next_trial_number(study.id),
+        max_failed_trials=spec.limits.max_failed_trials,
     )
     parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
     if remaining == 0:
         return parts
     parts.recorder = Recorder(storage, study.id)
     parts.recording = RecordingCallback(parts.recorder, ledger, study.id, searcher, parts.stopping)
+    if spec.limits.trial_timeout_s is not None:
+        parts.timeout = TrialTimeout(parts.recording, ledger, spec.limits.trial_timeout_s)
     if progress:
         bar = ProgressBar(study.name, total, spec.metric)
         parts.progress = ProgressCallback(ledger, bar)
@@ -273,7 +332,9 @@ def _run(
     from ray import tune
 
     from tuner._callbacks import StopOnRequest
+    from tuner._faults import SignalStop, install_retry_rule
 
+    install_retry_rule()
     storage.set_study_status(study.id, StudyState.RUNNING)
     if parts.remaining == 0:
         return _end(storage, study, parts.ledger, stopped=False)
@@ -288,6 +349,9 @@ def _run(
         prepared.shared.clear()
     trainable = tune.with_resources(trainable, prepared.resources or spec.resources.per_trial())
     workdir = tempfile.mkdtemp(prefix="tuner-ray-")
+    limits = spec.limits
+    deadline = None if limits.study_timeout_s is None else time.monotonic() + limits.study_timeout_s
+    stopper = StopOnRequest(parts.recorder, parts.stopping, deadline)
     tuner_ = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -302,13 +366,15 @@ def _run(
             storage_path=workdir,
             verbose=0,
             callbacks=parts.callbacks,
-            stop=StopOnRequest(parts.recorder, parts.stopping),
-            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+            stop=stopper,
+            # Retried only when the worker died: tuner._faults.install_retry_rule.
+            failure_config=tune.FailureConfig(max_failures=limits.max_retries, fail_fast=False),
         ),
     )
     interrupted = False
+    signals = SignalStop(parts.stopping.set, _give_up)
     try:
-        with _quiet_ray_logs():
+        with _quiet_ray_logs(), signals:
             tuner_.fit()
     except KeyboardInterrupt:
         interrupted = True
@@ -322,20 +388,53 @@ def _run(
         storage.set_study_status(study.id, StudyState.FAILED)
         raise parts.recorder.error
     stopped = interrupted or parts.stopping.is_set()
-    return _end(storage, study, parts.ledger, stopped=stopped)
+    outcome = _end(storage, study, parts.ledger, stopped=stopped)
+    if signals.signum is not None:
+        import signal
+
+        name = signal.Signals(signals.signum).name
+        raise StudyInterrupted(
+            f"study {study.name!r} stopped by {name}: {outcome.counts['stopped']} running "
+            f"trials recorded as stopped; `tuner resume {study.name}` continues it",
+            signals.signum,
+        )
+    if stopper.timed_out:
+        log.warning(
+            "tuner: study %r stopped after limits.study_timeout_s=%g s; "
+            "`tuner resume %s` continues it",
+            study.name,
+            limits.study_timeout_s,
+            study.name,
+        )
+    return outcome
+
+
+def _give_up(signum: int) -> None:
+    """A second SIGINT/SIGTERM: stop waiting for the trials; leave at once."""
+    import ray
+
+    ray.shutdown()
+    os._exit(128 + signum)
 
 
 def _end(storage: Storage, study: StudyRecord, ledger: TrialLedger, *, stopped: bool) -> RunOutcome:
     """Record the study's final status, as the ledger decides it.
 
     Raises:
-        StudyFailedError: every trial failed (none completed or was pruned).
+        StudyFailedError: every trial failed (none completed or was pruned), or
+            limits.max_failed_trials of them did.
     """
     status = ledger.study_state(stopped=stopped)
     if status == StudyState.STOPPED:
         storage.clear_stop_request(study.id)
     storage.set_study_status(study.id, status)
     counts = {state.value: n for state, n in ledger.counts.items()}
+    if ledger.too_many_failures:
+        raise StudyFailedError(
+            f"study {study.name!r} failed: {ledger.failed_in_run} trials failed "
+            f"(limits.max_failed_trials={ledger.max_failed_trials}); first error: "
+            f"{ledger.first_error or 'unknown'} (see `tuner show {study.name}`)"
+        )
     if status == StudyState.FAILED:
         raise StudyFailedError(
             f"study {study.name!r} failed: all {counts[TrialState.FAILED]} trials failed; "

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tuner.exceptions import ClusterError, SpecError, StudyExistsError
+from tuner.exceptions import (
+    SpecError,
+    StorageError,
+    StudyExistsError,
+    StudyInterrupted,
+    TunerError,
+)
 from tuner.spec import StudySpec, load_spec
 from tuner.storage import Storage, StudyRecord, TrialRecord
 
@@ -122,12 +129,14 @@ class Study:
                 verbose=verbose,
                 on_start=on_start,
             )
-        except (SpecError, ClusterError):
+        except (SpecError, TunerError) as e:
             # The trainer could not be prepared (bad data path, metric...) or Ray could
             # not be reached, so nothing ran. A study created for this run and never
             # started is removed, so that the same `tuner run` works once it is fixed.
-            if not resume and self._never_started():
-                self._storage.delete_study(self.name)
+            if not resume and not isinstance(e, StorageError | StudyInterrupted):
+                with contextlib.suppress(TunerError):
+                    if self._never_started():
+                        self._storage.delete_study(self.name)
             raise
         return self
 

@@ -32,6 +32,7 @@ def test_exported_names() -> None:
         "TrialImport",
         "TrialRecord",
         "TrialResult",
+        "TrialRetried",
         "TrialStarted",
         "TrialState",
         "parse_storage_url",

@@ -476,6 +476,23 @@ class ResourcesSpec(_Strict):
         return {**out, **self.custom}
 
 
+class LimitsSpec(_Strict):
+    """How long trials and the study may run, and how failures are handled."""
+
+    trial_timeout_s: float | None = Field(default=None, gt=0)
+    """Seconds a trial may run; past it the trial is stopped and recorded as failed
+    ("timed out after N s") and the study goes on. null: no limit."""
+    max_failed_trials: int | None = Field(default=None, ge=1)
+    """Stop the study as failed once this many trials of a run have failed (the message
+    names the first error). null: never; the study fails only if every trial fails."""
+    max_retries: int = Field(default=1, ge=0, le=100)
+    """Times a trial is run again when its worker process or node died (not when its
+    objective raised); it keeps its number and params and records each attempt's error."""
+    study_timeout_s: float | None = Field(default=None, gt=0)
+    """Seconds the whole run may take; past it running trials are stopped and the study
+    is recorded as stopped (`tuner resume NAME` continues it). null: no limit."""
+
+
 class StudySpec(_Strict):
     """A validated study spec. Build it with :func:`tuner.spec.load_spec`."""
 
@@ -507,6 +524,8 @@ class StudySpec(_Strict):
     """When trials are stopped early (see early_stopping)."""
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     """What each trial reserves and where it runs (see resources)."""
+    limits: LimitsSpec = Field(default_factory=LimitsSpec)
+    """Timeouts, failures and retries (see limits)."""
     storage: str = "sqlite:///tuner.db"
     """Any SQLAlchemy URL: SQLite for one machine, PostgreSQL
     (postgresql://user@host:5432/db) for a cluster. The CLI's --storage (create_study's

@@ -22,6 +22,7 @@ from tuner.storage._records import (
     TrialImport,
     TrialRecord,
     TrialResult,
+    TrialRetried,
     TrialStarted,
     TrialState,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "TrialImport",
     "TrialRecord",
     "TrialResult",
+    "TrialRetried",
     "TrialStarted",
     "TrialState",
     "parse_storage_url",

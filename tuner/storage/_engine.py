@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,30 @@ def reason(error: BaseException) -> str:
         message = message.split("\n", 1)[0]
         message = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", message)
     return " ".join(message.split())
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch a SQLite database to WAL, waiting out other processes that open it too.
+
+    Switching a new database's journal needs it to itself for an instant; SQLite may
+    answer "database is locked" at once, without waiting out the busy timeout, when
+    another process opens (and migrates) the same new file at that moment.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 def _quiet_rollback(session: Session) -> None:
@@ -182,7 +207,7 @@ class Database:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             if set_wal:
                 # Readers (the dashboard) never block the writer and vice versa.
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.close()

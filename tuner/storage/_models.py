@@ -1,7 +1,7 @@
 """SQLAlchemy models of tuner's tables; docs/storage.md explains each column and index.
 
-The initial Alembic migration (``migrations/versions/0001_initial.py``) creates exactly
-these tables; a test compares the two, so a change here needs a new migration.
+The Alembic migrations (``migrations/versions/``) create exactly these tables; a test
+compares the two, so a change here needs a new migration.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ class Trial(Base):
     duration_s: Mapped[float | None] = mapped_column(Double)
     error: Mapped[str | None] = mapped_column(Text)
     steps: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    attempt_errors_json: Mapped[str] = mapped_column(Text, server_default=text("'[]'"))
 
 
 class TrialParam(Base):

@@ -45,6 +45,8 @@ TRIAL_COLUMNS = (
     TRIALS.c.duration_s,
     TRIALS.c.error,
     TRIALS.c.steps,
+    TRIALS.c.attempts,
+    TRIALS.c.attempt_errors_json,
 )
 
 
@@ -188,4 +190,6 @@ def trial_record(row: Any, params: dict[str, Any]) -> TrialRecord:
         duration_s=row.duration_s,
         error=row.error,
         steps=row.steps,
+        attempts=row.attempts,
+        attempt_errors=tuple(json.loads(row.attempt_errors_json)),
     )

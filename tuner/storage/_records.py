@@ -2,7 +2,7 @@
 
 Records (:class:`StudyRecord`, :class:`StudySummary`, :class:`TrialRecord`) are what the
 storage returns; events (:class:`TrialStarted`, :class:`TrialResult`,
-:class:`TrialFinished`) are what the study's driver hands to :meth:`Storage.write`.
+:class:`TrialRetried`, :class:`TrialFinished`) are what the study's driver hands to :meth:`Storage.write`.
 None of them knows about SQLAlchemy, so the runner, the CLI and the dashboard can use
 them without touching the database layer.
 
@@ -29,6 +29,7 @@ __all__ = [
     "TrialImport",
     "TrialRecord",
     "TrialResult",
+    "TrialRetried",
     "TrialStarted",
     "TrialState",
 ]
@@ -142,7 +143,10 @@ class TrialRecord:
         finished_at: when the trial ended, or None while it runs.
         duration_s: how long the trial ran, if known.
         error: the error text of a failed trial.
-        steps: how many intermediate results were recorded.
+        steps: how many intermediate results were recorded (of its last attempt).
+        attempts: how many times the trial ran: 1, plus one for each retry after its
+            worker process or node died.
+        attempt_errors: the error of each attempt that died, oldest first.
     """
 
     study_id: int
@@ -157,6 +161,8 @@ class TrialRecord:
     duration_s: float | None
     error: str | None
     steps: int
+    attempts: int = 1
+    attempt_errors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,18 @@ class TrialResult:
     number: int
     step: int
     metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrialRetried:
+    """A running trial's worker died and the trial runs again: attempt ``attempt``
+    (2 for the first retry) starts with the same number and params. The results of the
+    attempt that died are dropped, so that none is counted twice."""
+
+    study_id: int
+    number: int
+    attempt: int
+    error: str
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,9 @@ class Storage:
 
         A trial is written by its :class:`TrialStarted`, extended by each
         :class:`TrialResult` (intermediate values; a repeated step replaces the
-        earlier values of that step) and closed by :class:`TrialFinished`. The trial's
+        earlier values of that step) and closed by :class:`TrialFinished`. A
+        :class:`TrialRetried` (its worker died; it runs again) drops the results of the
+        attempt that died, counts the attempt and keeps its error. The trial's
         ``metrics`` hold the last value reported for each metric, from results and
         from the finish event.
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -41,13 +41,14 @@ from tuner.storage._records import (
     TrialFinished,
     TrialImport,
     TrialResult,
+    TrialRetried,
     TrialStarted,
     TrialState,
 )
 
 __all__ = ["TrialEvent", "TrialWriter"]
 
-TrialEvent: TypeAlias = TrialStarted | TrialResult | TrialFinished
+TrialEvent: TypeAlias = TrialStarted | TrialResult | TrialRetried | TrialFinished
 
 _Key: TypeAlias = tuple[int, int]
 _RUNNING = TrialState.RUNNING.value
@@ -111,7 +112,9 @@ class TrialWriter:
                 self._running.pop(key, None)
             else:
                 assert pending.trial_id is not None  # set by _apply
-                self._running[key] = _RunningTrial(pending.trial_id, pending.metrics)
+                self._running[key] = _RunningTrial(
+                    pending.trial_id, pending.metrics, pending.attempt_errors
+                )
 
     def _stage_imports(
         self, study_id: int, trials: list[TrialImport], _session: Session
@@ -170,10 +173,10 @@ class TrialWriter:
     def _stage(self, session: Session, events: Sequence[TrialEvent]) -> dict[_Key, _Pending]:
         """Validate the batch against what is stored and fold it into one change per trial."""
         for event_ in events:
-            if not isinstance(event_, TrialStarted | TrialResult | TrialFinished):
+            if not isinstance(event_, TrialStarted | TrialResult | TrialRetried | TrialFinished):
                 raise StorageError(
-                    "cannot write trial events: expected TrialStarted, TrialResult or "
-                    f"TrialFinished, got {type(event_).__name__}"
+                    "cannot write trial events: expected TrialStarted, TrialResult, "
+                    f"TrialRetried or TrialFinished, got {type(event_).__name__}"
                 )
         started = {(e.study_id, e.number) for e in events if isinstance(e, TrialStarted)}
         unknown = {
@@ -217,6 +220,18 @@ class TrialWriter:
                     pending.metrics[metric] = raw
                     pending.values[(metric, step)] = raw
                 pending.steps += 1
+            elif isinstance(event_, TrialRetried):
+                if not isinstance(event_.error, str):
+                    raise StorageError(
+                        f"cannot write trial events: {where}: a retry's error must be a str "
+                        f"(got {type(event_.error).__name__})"
+                    )
+                # The attempt that died is dropped: its results would count twice.
+                pending.reset = True
+                pending.metrics.clear()
+                pending.values.clear()
+                pending.steps = 0
+                pending.attempt_errors.append(event_.error)
             else:
                 pending.finish = checked_finish(event_, where)
                 pending.metrics.update(checked_metrics(event_.metrics, where))
@@ -243,12 +258,18 @@ class TrialWriter:
             if params:
                 session.execute(insert(PARAMS), params)
 
+        reset = [p.trial_id for p in batch.values() if p.reset and p.started is None]
+        for i in range(0, len(reset), IN_CHUNK):
+            session.execute(delete(VALUES).where(VALUES.c.trial_id.in_(reset[i : i + IN_CHUNK])))
+
         values = [
             (p.trial_id, metric, step, nan_to_none(v))
             for p in batch.values()
             for (metric, step), v in p.values.items()
         ]
-        if values:
+        if values and self._db.backend == "postgresql":
+            _upsert_values_postgresql(session, values)
+        elif values:
             _executemany(session, self._upsert_values(), _VALUE_COLUMNS, values)
 
         progress = [_progress_row(p) for p in batch.values() if p.is_update and p.finish is None]
@@ -264,8 +285,10 @@ class TrialWriter:
                 update(TRIALS)
                 .where(by_id, still_running)
                 .values(
-                    steps=TRIALS.c.steps + bindparam("b_steps"),
+                    steps=TRIALS.c.steps * bindparam("b_keep") + bindparam("b_steps"),
                     metrics_json=bindparam("b_metrics_json"),
+                    attempts=bindparam("b_attempts"),
+                    attempt_errors_json=bindparam("b_attempt_errors_json"),
                 ),
                 progress,
             ),
@@ -273,8 +296,10 @@ class TrialWriter:
                 update(TRIALS)
                 .where(by_id, still_running)
                 .values(
-                    steps=TRIALS.c.steps + bindparam("b_steps"),
+                    steps=TRIALS.c.steps * bindparam("b_keep") + bindparam("b_steps"),
                     metrics_json=bindparam("b_metrics_json"),
+                    attempts=bindparam("b_attempts"),
+                    attempt_errors_json=bindparam("b_attempt_errors_json"),
                     state=bindparam("b_state", type_=TRIALS.c.state.type),
                     value=bindparam("b_value", type_=TRIALS.c.value.type),
                     finished_at=bindparam("b_finished_at", type_=TRIALS.c.finished_at.type),
@@ -289,10 +314,14 @@ class TrialWriter:
         ):
             if not rows:
                 continue
-            # Core executemany: the ORM's bulk UPDATE wants primary-key rows, not SQL.
-            result = session.connection().execute(statement, rows)
-            sane = session.get_bind().dialect.supports_sane_multi_rowcount
-            if (sane or len(rows) == 1) and result.rowcount != len(rows):
+            if rows is progress and self._db.backend == "postgresql":
+                updated = _update_progress_postgresql(session, rows)
+            else:
+                # Core executemany: the ORM's bulk UPDATE wants primary-key rows, not SQL.
+                result = session.connection().execute(statement, rows)
+                sane = session.get_bind().dialect.supports_sane_multi_rowcount
+                updated = result.rowcount if sane or len(rows) == 1 else len(rows)
+            if updated != len(rows):
                 # Another process (a second driver, `tuner resume`) finished a trial
                 # under us; refuse rather than overwrite its outcome.
                 raise StorageError(
@@ -357,6 +386,7 @@ class TrialWriter:
 class _RunningTrial:
     trial_id: int
     metrics: dict[str, float]
+    attempt_errors: list[str]
 
 
 @dataclass
@@ -370,10 +400,12 @@ class _Pending:
     values: dict[tuple[str, int], float] = field(default_factory=dict)
     steps: int = 0
     finish: TrialFinished | None = None
+    reset: bool = False  # a retry dropped the stored results of the attempt that died
+    attempt_errors: list[str] = field(default_factory=list)
 
     @property
     def is_update(self) -> bool:
-        return self.started is None and (self.steps > 0 or self.finish is not None)
+        return self.started is None and (self.steps > 0 or self.finish is not None or self.reset)
 
 
 class _StartRefused(StorageError):
@@ -389,6 +421,7 @@ class _StoredTrial:
     trial_id: int
     state: str
     metrics: dict[str, float]
+    attempt_errors: list[str]
 
 
 def _lookup_trials(session: Session, keys: set[_Key]) -> dict[_Key, _StoredTrial]:
@@ -399,13 +432,21 @@ def _lookup_trials(session: Session, keys: set[_Key]) -> dict[_Key, _StoredTrial
     for study_id, numbers in by_study.items():
         for i in range(0, len(numbers), IN_CHUNK):
             rows = session.execute(
-                select(TRIALS.c.id, TRIALS.c.number, TRIALS.c.state, TRIALS.c.metrics_json).where(
+                select(
+                    TRIALS.c.id,
+                    TRIALS.c.number,
+                    TRIALS.c.state,
+                    TRIALS.c.metrics_json,
+                    TRIALS.c.attempt_errors_json,
+                ).where(
                     TRIALS.c.study_id == study_id,
                     TRIALS.c.number.in_(numbers[i : i + IN_CHUNK]),
                 )
             )
-            for trial_id, number, state, metrics_json in rows:
-                found[(study_id, number)] = _StoredTrial(trial_id, state, json.loads(metrics_json))
+            for trial_id, number, state, metrics_json, errors_json in rows:
+                found[(study_id, number)] = _StoredTrial(
+                    trial_id, state, json.loads(metrics_json), json.loads(errors_json)
+                )
     return found
 
 
@@ -413,7 +454,11 @@ def _pending_for(
     key: _Key, where: str, running: _RunningTrial | None, stored: _StoredTrial | None
 ) -> _Pending:
     if running is not None:
-        return _Pending(trial_id=running.trial_id, metrics=dict(running.metrics))
+        return _Pending(
+            trial_id=running.trial_id,
+            metrics=dict(running.metrics),
+            attempt_errors=list(running.attempt_errors),
+        )
     if stored is None:
         raise StorageError(
             f"cannot write trial events: {where} was never started (write its TrialStarted first)"
@@ -422,7 +467,11 @@ def _pending_for(
         raise StorageError(
             f"cannot write trial events: {where} is {stored.state}; finished trials are read-only"
         )
-    return _Pending(trial_id=stored.trial_id, metrics=dict(stored.metrics))
+    return _Pending(
+        trial_id=stored.trial_id,
+        metrics=dict(stored.metrics),
+        attempt_errors=list(stored.attempt_errors),
+    )
 
 
 def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
@@ -440,11 +489,20 @@ def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
         "duration_s": nan_to_none(finish.duration_s) if finish else None,
         "error": finish.error if finish else None,
         "steps": p.steps,
+        "attempts": 1 + len(p.attempt_errors),
+        "attempt_errors_json": dumps(p.attempt_errors),
     }
 
 
 def _progress_row(p: _Pending) -> dict[str, Any]:
-    return {"b_id": p.trial_id, "b_steps": p.steps, "b_metrics_json": dumps(p.metrics)}
+    return {
+        "b_id": p.trial_id,
+        "b_keep": 0 if p.reset else 1,
+        "b_steps": p.steps,
+        "b_metrics_json": dumps(p.metrics),
+        "b_attempts": 1 + len(p.attempt_errors),
+        "b_attempt_errors_json": dumps(p.attempt_errors),
+    }
 
 
 def _finish_row(p: _Pending) -> dict[str, Any]:
@@ -484,6 +542,41 @@ def _executemany(
         connection.exec_driver_sql(
             str(compiled), [dict(zip(names, row, strict=True)) for row in rows]
         )
+
+
+_PG_UPSERT_VALUES = (
+    "INSERT INTO trial_values (trial_id, metric, step, value) "
+    "SELECT * FROM unnest(%s::integer[], %s::text[], %s::integer[], %s::double precision[]) "
+    "ON CONFLICT (trial_id, metric, step) DO UPDATE SET value = EXCLUDED.value"
+)
+
+
+def _upsert_values_postgresql(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Upsert intermediate values on PostgreSQL in one statement of four arrays.
+
+    An executemany costs a round trip's worth of protocol work per row (most of a
+    batch's time); the arrays are one. A batch holds each (trial, metric, step) once
+    (:meth:`TrialWriter._stage` folds repeats), as ``ON CONFLICT`` requires.
+    """
+    columns = list(zip(*rows, strict=True))
+    session.connection().exec_driver_sql(_PG_UPSERT_VALUES, tuple(list(c) for c in columns))
+
+
+_PG_UPDATE_PROGRESS = (
+    "UPDATE trials SET steps = trials.steps * u.keep + u.steps, metrics_json = u.metrics, "
+    "attempts = u.attempts, attempt_errors_json = u.errors "
+    "FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::text[], %s::integer[], "
+    "%s::text[]) AS u(id, keep, steps, metrics, attempts, errors) "
+    "WHERE trials.id = u.id AND trials.state = 'running'"
+)
+
+
+def _update_progress_postgresql(session: Session, rows: list[dict[str, Any]]) -> int:
+    """The running trials' progress on PostgreSQL in one statement; rows updated."""
+    names = ("b_id", "b_keep", "b_steps", "b_metrics_json", "b_attempts", "b_attempt_errors_json")
+    arrays = tuple([row[name] for row in rows] for name in names)
+    result = session.connection().exec_driver_sql(_PG_UPDATE_PROGRESS, arrays)
+    return int(result.rowcount)
 
 
 def _checked_curves(curves: Any, where: str) -> Mapping[str, Sequence[tuple[int, Any]]]:

@@ -183,7 +183,7 @@ class _Dispatcher:
         for job_id in self._assigned.get((group, gen), []):
             job = self._jobs.get(job_id)
             if job is not None and job.state == "running":
-                job.state, job.error = "failed", f"the trial's worker group failed: {error}"
+                job.state, job.error = "failed", f"{GROUP_DIED}: {error}"
                 job.changed.set()
 
     async def close(self) -> None:
@@ -461,6 +461,9 @@ def _launch_group(
             time.sleep(1.0)
 
 
+GROUP_DIED = "the trial's worker group failed"
+
+
 def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]:
     """The Ray Tune trial function that hands its config to a worker group."""
 
@@ -481,6 +484,10 @@ def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]
                         after = round_
                     if state == "done":
                         return
+                    if state == "failed" and (error or "").startswith(GROUP_DIED):
+                        from tuner._faults import WorkerDied
+
+                        raise WorkerDied(error)  # retried (limits.max_retries)
                     if state == "failed":
                         raise TunerError(error or "the trial failed in its worker group")
             finally:

@@ -1,0 +1,160 @@
+"""Does tuner keep up at 16 and 64 trials in flight? Its bookkeeping against bare Ray Tune.
+
+N trials that sleep 1 s and report once, random search, fractional CPUs so that 16 or
+64 run at once on a local Ray, in one run:
+
+- tuner: `tuner.create_study(...).run()`, every trial and result recorded in SQLite;
+- bare Ray Tune: the same function, same resources, same concurrency, actors reused;
+- ideal: N x 1 s / in flight.
+
+Then the write rate of the storage alone: results per second through `Storage.write`
+in the recorder's batch shape, into SQLite and PostgreSQL.
+
+    python -m bench.bookkeeping [--trials 320] [--postgres URL] [--out bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench._results import append_section
+
+
+def objective(config: dict) -> None:
+    import tuner
+
+    time.sleep(1.0)
+    tuner.report(step=1, loss=config["x"] ** 2)
+
+
+def run_tuner(trials: int, in_flight: int, cpus: float) -> float:
+    import tuner
+
+    spec = {
+        "name": f"bookkeeping-{in_flight}",
+        "metric": "loss",
+        "trainer": {"kind": "python", "function": objective, "max_steps": 1},
+        "search_space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        "search": {"algorithm": "random", "num_trials": trials, "max_concurrent": in_flight},
+        "resources": {"cpus_per_trial": cpus},
+    }
+    with tempfile.TemporaryDirectory() as d:
+        study = tuner.create_study(spec, storage=f"sqlite:///{d}/bench.db")
+        started = time.perf_counter()
+        study.run(progress=False)
+        seconds = time.perf_counter() - started
+        assert sum(t.state == "completed" for t in study.trials()) == trials
+    return seconds
+
+
+def run_raytune(trials: int, in_flight: int, cpus: float) -> float:
+    from ray import tune
+
+    def trainable(config: dict) -> None:
+        time.sleep(1.0)
+        tune.report({"loss": config["x"] ** 2})
+
+    with tempfile.TemporaryDirectory() as d:
+        started = time.perf_counter()
+        result = tune.Tuner(
+            tune.with_resources(trainable, {"cpu": cpus}),
+            param_space={"x": tune.uniform(-1.0, 1.0)},
+            tune_config=tune.TuneConfig(
+                num_samples=trials, max_concurrent_trials=in_flight, reuse_actors=True
+            ),
+            run_config=tune.RunConfig(storage_path=d, verbose=0),
+        ).fit()
+        seconds = time.perf_counter() - started
+    assert len(result) == trials
+    return seconds
+
+
+def write_rate(url: str, trials: int = 200, results: int = 250, batch: int = 500) -> float:
+    """Results per second through Storage.write, batches as the recorder makes them."""
+    from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
+
+    t0 = datetime.now(UTC)
+    with Storage(url) as storage:
+        name = f"rate-{time.time_ns()}"
+        sid = storage.create_study(
+            name, spec={"name": name, "search_space": {}}, metric="loss", mode="min",
+            algorithm="random", scheduler="none", num_trials=trials,
+        ).id  # fmt: skip
+        storage.write([TrialStarted(sid, n, {"x": n / trials}, t0) for n in range(trials)])
+        events = [
+            TrialResult(sid, n, step, {"loss": 1.0 / (step + 1), "acc": 0.5})
+            for step in range(results)
+            for n in range(trials)
+        ]
+        started = time.perf_counter()
+        for i in range(0, len(events), batch):
+            storage.write(events[i : i + batch])
+        seconds = time.perf_counter() - started
+        storage.write([TrialFinished(sid, n, "completed", t0, 1.0, {}, 0.0) for n in range(trials)])
+        storage.delete_study(name)
+    return len(events) / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=320)
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--out", type=Path, default=None, help="append a section to this file")
+    args = parser.parse_args()
+
+    import ray
+
+    from tuner._ray import ensure_ray
+
+    ensure_ray(None)  # one Ray for every run; its start-up is not counted
+    cpus = float(ray.cluster_resources().get("CPU", 2))
+    rows = []
+    for k in args.in_flight:
+        per_trial = cpus / k
+        run_raytune(k, k, per_trial)  # warm-up: start the k worker processes
+        tuner_s = run_tuner(args.trials, k, per_trial)
+        print(f"{k} in flight: tuner {tuner_s:.1f} s", flush=True)
+        raytune_s = run_raytune(args.trials, k, per_trial)
+        print(f"{k} in flight: bare Ray Tune {raytune_s:.1f} s", flush=True)
+        ideal = args.trials * 1.0 / k
+        rows.append(
+            f"| {k} | {per_trial:g} | {tuner_s:.1f} | {raytune_s:.1f} | {ideal:.1f} | "
+            f"{tuner_s / raytune_s:.2f}x |"
+        )
+    rates = []
+    with tempfile.TemporaryDirectory() as d:
+        rates.append(("SQLite (file, WAL)", write_rate(f"sqlite:///{d}/rate.db")))
+    try:
+        rates.append(("PostgreSQL (127.0.0.1)", write_rate(args.postgres)))
+    except Exception as e:  # no server: say so in the table
+        print(f"PostgreSQL skipped: {e}")
+    for name, rate in rates:
+        print(f"{name}: {rate:,.0f} results/s", flush=True)
+
+    lines = [
+        f"{args.trials} trials that sleep 1 s and report once, random search, local Ray with "
+        f"{cpus:g} CPUs, fractional CPUs per trial; tuner records every trial in SQLite.",
+        "",
+        "| in flight | CPUs a trial | tuner s | bare Ray Tune s | ideal s | tuner / Ray Tune |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Results written per second by `Storage.write` (200 trials x 250 results, batches "
+        "of 500 as the recorder makes them):",
+        "",
+        "| database | results/s |",
+        "|---|---|",
+        *[f"| {name} | {rate:,.0f} |" for name, rate in rates],
+    ]
+    table = "\n".join(lines)
+    print(table)
+    append_section(args.out, "Bookkeeping at 16 and 64 trials in flight", table)
+
+
+if __name__ == "__main__":
+    main()
