@@ -32,20 +32,23 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     function = trainer.function
 
     def tuner_trial(config: dict[str, Any]) -> None:
-        # On a cluster the spec's folder comes with the trial (Ray's working_dir, on
-        # sys.path): the driver's folders are not this node's.
-        where = [] if os.environ.get(SHIPPED_ENV) else search_path
+        # On a cluster the spec's folder comes with the trial (Ray's working_dir, first
+        # on sys.path); the driver's folders, where this node has them, only after it.
+        shipped = bool(os.environ.get(SHIPPED_ENV))
         with _report.trial(metric) as ctx:
-            run(resolve(function, where), config, ctx)
+            run(resolve(function, search_path, last=shipped), config, ctx)
 
     return Prepared(tuner_trial)
 
 
-def resolve(ref: str | Callable[..., Any], search_path: Sequence[str] = ()) -> Callable[..., Any]:
+def resolve(
+    ref: str | Callable[..., Any], search_path: Sequence[str] = (), *, last: bool = False
+) -> Callable[..., Any]:
     """The function a trainer names: 'package.module:function' or a callable.
 
     The module is looked up in `search_path` (the spec's folder, the driver's current
-    folder) first, then in the installed packages.
+    folder) first, then in the installed packages; with `last`, after everything else
+    on sys.path (a trial on a cluster, whose own copy of the spec's folder comes first).
 
     Raises:
         SpecError: the module or the function cannot be found.
@@ -55,9 +58,12 @@ def resolve(ref: str | Callable[..., Any], search_path: Sequence[str] = ()) -> C
     if ref in _imported:
         return _imported[ref]
     module_name, _, attr = ref.partition(":")
-    for p in reversed(search_path):
+    for p in search_path if last else reversed(search_path):
         if p not in sys.path:
-            sys.path.insert(0, p)
+            if last:
+                sys.path.append(p)
+            else:
+                sys.path.insert(0, p)
     module = import_module(
         module_name,
         f"module {module_name!r}",
