@@ -91,7 +91,11 @@ def test_trials_spread_over_the_nodes_into_postgres_with_the_module_shipped(
     assert run.returncode == 0, run.stdout + run.stderr
     trials = _export("spread", pg_storage, cluster.env, tmp_path)
     assert len(trials) == 8 and all(t["state"] == "completed" for t in trials)
-    nodes = {t["metrics"]["node_tag"] for t in trials}
+    # Each trial records the Ray node it ran on (host, IP, node id): the node the
+    # objective itself saw, and at least two distinct ones.
+    for t in trials:
+        assert t["node"].endswith(f"(127.0.0.1, node {int(t['metrics']['node_tag']):08x})")
+    nodes = {t["node"] for t in trials}
     assert len(nodes) >= 2, f"all trials ran on one node: {nodes}"
     # Imported from Ray's copy of the spec's folder on every node, never from the folder.
     assert all(t["metrics"]["shipped"] == 1.0 for t in trials)
