@@ -23,12 +23,27 @@ class TrialContext:
     """What `report` needs to know of the trial running in this process."""
 
     metric: str
-    node: str = field(default_factory=socket.gethostname)
+    node: str = field(default_factory=lambda: node_label())
     reports: int = 0
     last_step: int | None = None
 
 
 _current: TrialContext | None = None
+
+
+def node_label() -> str:
+    """Where this process runs, as Ray sees it: ``HOST (IP, node ID8)``, so trials on
+    two Ray nodes of one machine are told apart; the host name alone outside Ray."""
+    host = socket.gethostname()
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return host
+        node_id = ray.get_runtime_context().get_node_id()
+        return f"{host} ({ray.util.get_node_ip_address()}, node {node_id[:8]})"
+    except Exception:  # a label must never fail a trial
+        return host
 
 
 def activate(ctx: TrialContext | None) -> TrialContext | None:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -111,6 +112,7 @@ class LocalCluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(timeout=10)
         self.nodes.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)  # Ray's session folder and the logs
 
     def kill_node(self, index: int) -> None:
         """SIGKILL worker node `index` (0-based among the workers): its raylet and

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import textwrap
 import time
 from datetime import datetime
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster._cluster import LocalCluster
+from tests.cluster._cluster import ROOT, LocalCluster
 from tests.cluster.conftest import tuner_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
@@ -91,7 +92,11 @@ def test_trials_spread_over_the_nodes_into_postgres_with_the_module_shipped(
     assert run.returncode == 0, run.stdout + run.stderr
     trials = _export("spread", pg_storage, cluster.env, tmp_path)
     assert len(trials) == 8 and all(t["state"] == "completed" for t in trials)
-    nodes = {t["metrics"]["node_tag"] for t in trials}
+    # Each trial records the Ray node it ran on (host, IP, node id): the node the
+    # objective itself saw, and at least two distinct ones.
+    for t in trials:
+        assert t["node"].endswith(f"(127.0.0.1, node {int(t['metrics']['node_tag']):08x})")
+    nodes = {t["node"] for t in trials}
     assert len(nodes) >= 2, f"all trials ran on one node: {nodes}"
     # Imported from Ray's copy of the spec's folder on every node, never from the folder.
     assert all(t["metrics"]["shipped"] == 1.0 for t in trials)
@@ -198,23 +203,20 @@ def test_submit_runs_a_study_as_a_ray_job_and_stop_stops_another(
 ) -> None:
     import tuner
 
-    _study_dir(
-        tmp_path,
-        {
-            "name": "submitted",
-            "search": {"algorithm": "random", "num_trials": 4, "max_concurrent": 2},
-        },
-    )
+    # The README's worked example, examples/cluster/, as a user would submit it.
+    shutil.copytree(ROOT / "examples" / "cluster", tmp_path / "cluster")
     sub = tuner_cli(
-        "submit", "study/study.yaml", "--address", cluster.dashboard_url, "--storage", pg_storage,
-        env=cluster.env, cwd=tmp_path, timeout=120,
+        "submit", "cluster/study.yaml", "--address", cluster.dashboard_url,
+        "--storage", pg_storage, "--name", "submitted", env=cluster.env, cwd=tmp_path,
+        timeout=120,
     )  # fmt: skip
     assert sub.returncode == 0, sub.stdout + sub.stderr
     job_id = sub.stdout.strip()
     assert job_id.startswith("tuner-submitted-")
     assert _wait_for_status("submitted", pg_storage, {"completed", "failed"}) == "completed"
     trials = tuner.load_study("submitted", storage=pg_storage).trials()
-    assert len(trials) == 4 and all(t.state == "completed" for t in trials)
+    assert len(trials) == 8 and all(t.state in ("completed", "pruned") for t in trials)
+    assert max(t.value for t in trials if t.value is not None) > 0.9  # digits, accuracy
     out = tuner_cli(
         "logs", "submitted", "--address", cluster.dashboard_url, env=cluster.env, cwd=tmp_path
     )

@@ -208,3 +208,22 @@ def test_every_query_on_both_backends(storage_url: str) -> None:
             [TrialStarted(study_id, 12, {"lr": 0.1}, started_at=pd.Timestamp.now(tz="UTC"))]
         )
     assert q.fingerprint(storage, study_id) != before  # a new trial changes it
+
+
+def test_timeline_has_a_row_per_node_and_a_bar_per_trial(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    frame = q.trials_frame(storage, storage.get_study("tpe-study"))
+    now = frame["started"].max() + pd.Timedelta(seconds=60)
+    fig = charts.timeline_fig(frame, now)
+    bars = [(trace.name, y, x) for trace in fig.data for y, x in zip(trace.y, trace.x, strict=True)]
+    assert len(bars) == len(frame)  # every trial, once
+    assert {y for _, y, _ in bars} == set(frame["node"].fillna("unknown"))  # a row per node
+    assert {name for name, _, _ in bars} == set(frame["state"].astype(str))  # coloured by state
+    assert all(x > 0 for _, _, x in bars)
+    longest = frame["duration_s"].max() * 1000
+    assert max(x for _, _, x in bars) == pytest.approx(longest, rel=1e-6)
+    # A running trial's bar reaches `now`.
+    running = frame.iloc[[0]].assign(state="running", duration_s=None)
+    (trace,) = charts.timeline_fig(running, now).data
+    expected = (now - running["started"].iloc[0]).total_seconds() * 1000
+    assert trace.x[0] == pytest.approx(expected)

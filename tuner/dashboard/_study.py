@@ -36,6 +36,7 @@ CHARTS = (
     "Contour",
     "Learning curves",
     "Steps reached",
+    "Timeline",
 )
 """The charts the picker offers, the first drawn by default."""
 
@@ -160,6 +161,12 @@ def charts_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tupl
     params = q.param_columns(frame)
     if chart == "Optimization history":
         history_chart(url, study, frame, fp)
+    elif chart == "Timeline":
+        st.plotly_chart(timeline_figure(url, study.name, fp), key="timeline")
+        st.caption(
+            "One row a node (host, IP and Ray node id), each trial a bar from its start "
+            "to its end, coloured by its state; the latest 2,000 trials."
+        )
     elif chart in ("Learning curves", "Steps reached"):
         curves_chart(url, study, frame, fp, chart)
     elif not params:
@@ -248,6 +255,12 @@ def curves_chart(
 # Figures are cached by the study's fingerprint (and the chart's options): a running
 # study's page, refreshed every few seconds, rebuilds a figure only when the study
 # changed, and going back to a chart already drawn costs no query.
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def timeline_figure(url: str, name: str, fp: tuple) -> Any:
+    """Trials as bars on one row per node (running ones drawn up to now)."""
+    return charts.timeline_fig(c.load_trials(url, name, fp), pd.Timestamp.now(tz="UTC"))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -38,6 +38,7 @@ CHART_TITLES = {
     "Contour": "Contour of",
     "Learning curves": "Learning curves",
     "Steps reached": "Trials still going",
+    "Timeline": "Trials by node",
 }
 """The study page's chart picker: each label -> the start of that chart's title. The
 first is drawn by default; the others when picked."""

@@ -31,6 +31,7 @@ __all__ = [
     "parallel_svg_fig",
     "slice_fig",
     "steps_reached_fig",
+    "timeline_fig",
 ]
 
 STATE_COLORS = {
@@ -382,6 +383,40 @@ def steps_reached_fig(reached: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         title="Trials still going at each step (all trials)", xaxis_title="step",
         yaxis_title="trials", **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+def timeline_fig(frame: pd.DataFrame, now: pd.Timestamp, most: int = 2000) -> go.Figure:
+    """One row a node, each trial a bar from its start to its end (a running trial's to
+    `now`), coloured by state: how busy the cluster was, and where trials failed.
+
+    Args:
+        frame: the trials, with ``number, state, started, duration_s, node``.
+        now: the end of a running trial's bar.
+        most: the latest trials drawn (by start).
+    """
+    df = frame.dropna(subset=["started"]).sort_values("started").tail(most).copy()
+    df["node"] = df["node"].fillna("unknown").astype(str)
+    ends = df["started"] + pd.to_timedelta(df["duration_s"].fillna(0.0), unit="s")
+    running = df["state"].astype(str) == "running"
+    ends = ends.where(~running, now)
+    df["ms"] = (ends - df["started"]).dt.total_seconds().clip(lower=0.05) * 1000
+    fig = go.Figure()
+    for state, part in df.groupby(df["state"].astype(str), sort=False):
+        fig.add_trace(
+            go.Bar(
+                base=part["started"], x=part["ms"], y=part["node"], orientation="h",
+                name=state, marker={"color": STATE_COLORS.get(state, "#444")},
+                customdata=part["number"],
+                hovertemplate="trial %{customdata}<br>%{y}<extra>" + esc(state) + "</extra>",
+            )
+        )  # fmt: skip
+    rows = max(1, df["node"].nunique())
+    fig.update_layout(
+        title="Trials by node over time", barmode="overlay", xaxis={"type": "date"},
+        yaxis={"title": "node", "autorange": "reversed", "automargin": True},
+        **{**_LAYOUT, "height": min(900, 160 + 40 * rows)},
     )  # fmt: skip
     return fig
 

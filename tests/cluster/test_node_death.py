@@ -1,0 +1,88 @@
+"""A worker node dies (its raylet and everything it started, SIGKILLed) while its trials
+run: the study still completes with every trial, and the ones that were on it ran again
+(same number and params) with their attempts recorded. A cluster of its own, since this
+test kills one of its nodes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.cluster._cluster import LocalCluster, NodeSpec
+from tests.cluster.conftest import tuner_cli
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
+
+OBJECTIVE = """
+import time
+
+import tuner
+
+
+def objective(config):
+    for step in range(1, 5):
+        time.sleep(1.0)
+        tuner.report(step=step, loss=(config["x"] - 0.5) ** 2 + 1.0 / step)
+"""
+
+
+def test_trials_on_a_dead_node_run_again_and_the_study_completes(
+    pg_storage: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "node_death_objective.py").write_text(OBJECTIVE)
+    spec = {
+        "name": "node-death",
+        "metric": "loss",
+        "trainer": {"kind": "python", "function": "node_death_objective:objective", "max_steps": 4},
+        "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "search": {"algorithm": "random", "num_trials": 6, "max_concurrent": 3},
+        "limits": {"max_retries": 2},
+    }
+    (folder / "study.yaml").write_text(json.dumps(spec))
+    with LocalCluster(NodeSpec(cpus=1), [NodeSpec(cpus=2)], dashboard=False) as cluster:
+        env = {**cluster.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "tuner.cli", "run", "study/study.yaml", "--address",
+             cluster.address, "--storage", pg_storage, "--no-progress"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            import tuner
+
+            # Three in flight on 1 + 2 CPUs: two of them on the worker node.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    running = tuner.load_study("node-death", storage=pg_storage).trials()
+                except tuner.TunerError:
+                    running = []
+                if sum(t.state == "running" for t in running) >= 3:
+                    time.sleep(1.5)  # into their first steps
+                    break
+                time.sleep(0.5)
+            else:
+                pytest.fail("three trials never ran at once")
+            cluster.kill_node(0)
+            out, _ = driver.communicate(timeout=240)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+    assert driver.returncode == 0, out
+    exported = tuner_cli(
+        "export", "node-death", "--format", "json", "--storage", pg_storage,
+        env=cluster.env, cwd=tmp_path,
+    )  # fmt: skip
+    trials = json.loads(exported.stdout)
+    assert sorted(t["number"] for t in trials) == list(range(6))  # none lost, none twice
+    assert all(t["state"] == "completed" for t in trials), [t["state"] for t in trials]
+    retried = [t for t in trials if t["attempts"] > 1]
+    assert retried, "no trial was retried after its node died"
+    for t in retried:
+        assert t["attempt_errors"] and len(t["intermediate"]["loss"]) == 4  # not doubled
