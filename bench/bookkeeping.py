@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench._results import append_section
+from bench._results import publish, timed_study
 
 
 def objective(config: dict) -> None:
@@ -32,7 +32,6 @@ def objective(config: dict) -> None:
 
 
 def run_tuner(trials: int, in_flight: int, cpus: float) -> float:
-    import tuner
 
     spec = {
         "name": f"bookkeeping-{in_flight}",
@@ -42,12 +41,8 @@ def run_tuner(trials: int, in_flight: int, cpus: float) -> float:
         "search": {"algorithm": "random", "num_trials": trials, "max_concurrent": in_flight},
         "resources": {"cpus_per_trial": cpus},
     }
-    with tempfile.TemporaryDirectory() as d:
-        study = tuner.create_study(spec, storage=f"sqlite:///{d}/bench.db")
-        started = time.perf_counter()
-        study.run(progress=False)
-        seconds = time.perf_counter() - started
-        assert sum(t.state == "completed" for t in study.trials()) == trials
+    seconds, done = timed_study(spec)
+    assert sum(t.state == "completed" for t in done) == trials
     return seconds
 
 
@@ -151,9 +146,7 @@ def main() -> None:
         "|---|---|",
         *[f"| {name} | {rate:,.0f} |" for name, rate in rates],
     ]
-    table = "\n".join(lines)
-    print(table)
-    append_section(args.out, "Bookkeeping at 16 and 64 trials in flight", table)
+    publish(args.out, "Bookkeeping at 16 and 64 trials in flight", lines)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._results import append_section
+from bench._results import append_section, timed_study
 
 FEATURES = 40
 PARAMS = {"objective": "binary:logistic", "eval_metric": "logloss", "max_depth": 6}
@@ -56,7 +56,6 @@ def plain(rows: int, rounds: int) -> tuple[float, float]:
 
 
 def study(name: str, rows: int, rounds: int, workers: int, cpus: int, trials: int) -> dict:
-    import tuner
 
     spec = {
         "name": name,
@@ -72,12 +71,7 @@ def study(name: str, rows: int, rounds: int, workers: int, cpus: int, trials: in
         "search": {"algorithm": "grid", "max_concurrent": 1},
         "resources": {"cpus_per_trial": cpus},
     }
-    with tempfile.TemporaryDirectory() as d:
-        s = tuner.create_study(spec, storage=f"sqlite:///{d}/bench.db")
-        started = time.perf_counter()
-        s.run(progress=False)
-        wall = time.perf_counter() - started
-        trials_ = s.trials()
+    wall, trials_ = timed_study(spec)
     assert all(t.state == "completed" and t.steps == rounds for t in trials_), trials_
     assert all(t.metrics["workers"] == workers for t in trials_)
     durations = [t.duration_s for t in trials_]

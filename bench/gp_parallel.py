@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._results import append_section
+from bench._results import publish
 
 HARTMANN_MIN = -3.32237
 _A = np.array(
@@ -147,9 +147,7 @@ def main() -> None:
     for label, regrets, seconds in rows:
         per_seed = ", ".join(f"{r:.3f}" for r in regrets)
         lines.append(f"| {label} | {per_seed} | {statistics.mean(regrets):.3f} | {seconds:.0f} |")
-    table = "\n".join(lines)
-    print(table)
-    append_section(args.out, "GP with trials in flight (Hartmann6)", table)
+    publish(args.out, "GP with trials in flight (Hartmann6)", lines)
 
 
 if __name__ == "__main__":

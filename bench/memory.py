@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._pss import Sampler, baseline_pss, gib, load_note
-from bench._results import append_section
+from bench._results import publish
 
 N_FEATURES = 100
 TRIALS = 4
@@ -177,9 +177,7 @@ def main() -> None:
         f"Command: `python -m bench.memory --gb {args.gb:g} --epochs {args.epochs}"
         f" --out bench/RESULTS.md`",
     ]
-    table = "\n".join(lines)
-    print(table)
-    append_section(args.out, "Memory: 4 sklearn trials on one dataset, shared vs copied", table)
+    publish(args.out, "Memory: 4 sklearn trials on one dataset, shared vs copied", lines)
 
 
 if __name__ == "__main__":

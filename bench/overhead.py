@@ -20,7 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from bench._results import append_section
+from bench._results import publish, timed_study
 
 REPORTS = 10
 
@@ -33,7 +33,6 @@ def objective(config: dict) -> None:
 
 
 def run_tuner(trials: int) -> float:
-    import tuner
 
     spec = {
         "name": "overhead",
@@ -42,13 +41,8 @@ def run_tuner(trials: int) -> float:
         "search_space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
         "search": {"algorithm": "tpe", "num_trials": trials, "max_concurrent": 2, "seed": 0},
     }
-    with tempfile.TemporaryDirectory() as d:
-        study = tuner.create_study(spec, storage=f"sqlite:///{d}/bench.db")
-        started = time.perf_counter()
-        study.run(progress=False)
-        seconds = time.perf_counter() - started
-        recorded = study.trials()
-        assert len(recorded) == trials and all(t.steps == REPORTS for t in recorded)
+    seconds, recorded = timed_study(spec)
+    assert len(recorded) == trials and all(t.steps == REPORTS for t in recorded)
     return seconds
 
 
@@ -149,9 +143,7 @@ def main() -> None:
         "",
         f"tuner's cost over bare Ray Tune: {1000 * (tuner_s - raytune) / n:+.1f} ms per trial.",
     ]
-    table = "\n".join(lines)
-    print(table)
-    append_section(args.out, "Per-trial overhead", table)
+    publish(args.out, "Per-trial overhead", lines)
 
 
 if __name__ == "__main__":

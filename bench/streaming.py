@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._pss import Sampler, gib, load_note
-from bench._results import append_section
+from bench._results import publish
 
 N_FEATURES = 20
 BATCH = 10_000
@@ -128,9 +128,7 @@ def main() -> None:
         "",
         f"Command: `python -m bench.streaming --rows {args.rows} --out bench/RESULTS.md`",
     ]
-    table = "\n".join(lines)
-    print(table)
-    append_section(args.out, "Memory: streamed Parquet sweep, 1x vs 4x the rows", table)
+    publish(args.out, "Memory: streamed Parquet sweep, 1x vs 4x the rows", lines)
 
 
 if __name__ == "__main__":

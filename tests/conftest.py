@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -62,8 +63,15 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'tuner.db'}"
         return
-    database = request.getfixturevalue("postgres_url")
-    schema = f"test_{secrets.token_hex(6)}"
+    with postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema(database: str, prefix: str = "test") -> Iterator[str]:
+    """A new schema in `database`, dropped on exit; yields a URL whose connections use
+    it (through the connection's ``search_path``)."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     with psycopg.connect(_libpq_url(database), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:

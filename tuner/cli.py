@@ -40,6 +40,7 @@ StorageOpt = Annotated[
     ),
 ]
 F = TypeVar("F", bound=Callable[..., Any])
+NameArg = Annotated[str, typer.Argument(help="the study's name", show_default=False)]
 
 
 def _console(stderr: bool = False) -> Console:
@@ -152,7 +153,7 @@ def submit(
 @app.command()
 @_errors
 def logs(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     address: Annotated[
         str | None,
         typer.Option(help="the head node's job server, http://HEAD:8265 [$RAY_API_SERVER_ADDRESS]"),
@@ -170,7 +171,7 @@ def logs(
 @app.command()
 @_errors
 def resume(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     storage: StorageOpt = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     verbose: Annotated[bool, typer.Option(help="show Ray's logs and the trials' output")] = False,
@@ -211,7 +212,7 @@ def _summary(study: Study, seconds: float) -> None:
 @app.command()
 @_errors
 def stop(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     storage: StorageOpt = None,
 ) -> None:
     """Ask the process running a study to stop it (its running trials end as stopped)."""
@@ -225,7 +226,7 @@ def stop(
 @app.command()
 @_errors
 def delete(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     storage: StorageOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
@@ -284,7 +285,7 @@ def list_(storage: StorageOpt = None) -> None:
 @app.command()
 @_errors
 def show(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     storage: StorageOpt = None,
     limit: Annotated[int, typer.Option(help="most trials to list (0: all)")] = 50,
 ) -> None:
@@ -337,7 +338,7 @@ def show(
 @app.command()
 @_errors
 def best(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -365,7 +366,7 @@ def best(
 @app.command()
 @_errors
 def export(
-    name: Annotated[str, typer.Argument(help="the study's name", show_default=False)],
+    name: NameArg,
     format: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet")] = "csv",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
     storage: StorageOpt = None,

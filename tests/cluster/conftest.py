@@ -7,18 +7,15 @@ All on 127.0.0.1, token authentication on with a token of the cluster's own.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from tests.cluster._cluster import ROOT, LocalCluster, NodeSpec
-from tests.conftest import _libpq_url
+from tests.conftest import postgres_schema
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +29,8 @@ def cluster() -> Iterator[LocalCluster]:
 @pytest.fixture
 def pg_storage(postgres_url: str) -> Iterator[str]:
     """A fresh schema in the session's PostgreSQL database: the store every node reaches."""
-    schema = f"cluster_{secrets.token_hex(6)}"
-    with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(_libpq_url(postgres_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with postgres_schema(postgres_url, prefix="cluster") as url:
+        yield url
 
 
 def tuner_cli(

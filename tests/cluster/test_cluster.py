@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import subprocess
 import textwrap
 import time
 from datetime import datetime
@@ -62,6 +63,14 @@ def _study_dir(tmp_path: Path, spec: dict) -> tuple[Path, str]:
     return folder, module
 
 
+def _run(cluster: LocalCluster, storage: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`tuner run study/study.yaml` on the cluster, as a user would type it."""
+    return tuner_cli(
+        "run", "study/study.yaml", "--address", cluster.address, "--storage", storage,
+        "--no-progress", env=cluster.env, cwd=cwd,
+    )  # fmt: skip
+
+
 def _export(name: str, storage: str, env: dict[str, str], cwd: Path) -> list[dict]:
     out = tuner_cli("export", name, "--format", "json", "--storage", storage, env=env, cwd=cwd)
     assert out.returncode == 0, out.stderr
@@ -85,10 +94,7 @@ def test_trials_spread_over_the_nodes_into_postgres_with_the_module_shipped(
             "resources": {"cpus_per_trial": 1},
         },
     )
-    run = tuner_cli(
-        "run", "study/study.yaml", "--address", cluster.address, "--storage", pg_storage,
-        "--no-progress", env=cluster.env, cwd=tmp_path,
-    )  # fmt: skip
+    run = _run(cluster, pg_storage, tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     trials = _export("spread", pg_storage, cluster.env, tmp_path)
     assert len(trials) == 8 and all(t["state"] == "completed" for t in trials)
@@ -113,10 +119,7 @@ def test_gpu_trials_take_a_gpu_each_and_never_more_run_than_gpus(
             "resources": {"cpus_per_trial": 0.25, "gpus_per_trial": 1},
         },
     )
-    run = tuner_cli(
-        "run", "study/study.yaml", "--address", cluster.address, "--storage", pg_storage,
-        "--no-progress", env=cluster.env, cwd=tmp_path,
-    )  # fmt: skip
+    run = _run(cluster, pg_storage, tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     trials = _export("gpus", pg_storage, cluster.env, tmp_path)
     assert len(trials) == 6 and all(t["state"] == "completed" for t in trials)
@@ -143,10 +146,7 @@ def test_more_gpus_than_any_node_has_is_one_line(
         {"name": "too-many", "resources": {"gpus_per_trial": 3, "custom": {"accel_x": 1}}},
     )
     started = time.monotonic()
-    run = tuner_cli(
-        "run", "study/study.yaml", "--address", cluster.address, "--storage", pg_storage,
-        "--no-progress", env=cluster.env, cwd=tmp_path,
-    )  # fmt: skip
+    run = _run(cluster, pg_storage, tmp_path)
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "GPU 3" in lines[0] and "GPU 2" in lines[0], run.stderr

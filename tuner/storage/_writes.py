@@ -280,26 +280,20 @@ class TrialWriter:
         ]
         still_running = TRIALS.c.state == _RUNNING
         by_id = TRIALS.c.id == bindparam("b_id")
+        # What a batch changes on every trial it touched, finished or not.
+        progress_values = {
+            "steps": TRIALS.c.steps * bindparam("b_keep") + bindparam("b_steps"),
+            "metrics_json": bindparam("b_metrics_json"),
+            "attempts": bindparam("b_attempts"),
+            "attempt_errors_json": bindparam("b_attempt_errors_json"),
+        }
         for statement, rows in (
+            (update(TRIALS).where(by_id, still_running).values(**progress_values), progress),
             (
                 update(TRIALS)
                 .where(by_id, still_running)
                 .values(
-                    steps=TRIALS.c.steps * bindparam("b_keep") + bindparam("b_steps"),
-                    metrics_json=bindparam("b_metrics_json"),
-                    attempts=bindparam("b_attempts"),
-                    attempt_errors_json=bindparam("b_attempt_errors_json"),
-                ),
-                progress,
-            ),
-            (
-                update(TRIALS)
-                .where(by_id, still_running)
-                .values(
-                    steps=TRIALS.c.steps * bindparam("b_keep") + bindparam("b_steps"),
-                    metrics_json=bindparam("b_metrics_json"),
-                    attempts=bindparam("b_attempts"),
-                    attempt_errors_json=bindparam("b_attempt_errors_json"),
+                    **progress_values,
                     state=bindparam("b_state", type_=TRIALS.c.state.type),
                     value=bindparam("b_value", type_=TRIALS.c.value.type),
                     finished_at=bindparam("b_finished_at", type_=TRIALS.c.finished_at.type),
