@@ -11,6 +11,7 @@ from any machine that reaches it. Ray's job client is in ``ray[default]``
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import shlex
@@ -78,13 +79,19 @@ def submit(
     runtime_env: dict[str, Any] = shipped(folder)
     # The URL goes by environment, not on the command line that Ray shows.
     runtime_env["env_vars"] = {**runtime_env["env_vars"], "TUNER_STORAGE": url}
-    argv = ["python", "-m", "tuner.cli", "run", Path(spec_path).name, "--no-progress"]
-    argv += ["--address", "auto"]
+    argv = ["--no-progress", "--address", "auto"]
     for flag, key in (("--name", "name"), ("--num-trials", "search.num_trials")):
         if overrides.get(key) is not None:
             argv += [flag, str(overrides[key])]
-    # Expanded by the job's shell, so the URL is not in the entrypoint Ray lists.
-    entrypoint = shlex.join(argv) + ' --storage "$TUNER_STORAGE"'
+    # Ray may remove the job's folder (its copy of the spec's) while the job runs, once
+    # trials that shared it end: the driver runs from the temp folder instead, having
+    # read the spec. $TUNER_STORAGE is expanded by the job's shell, so the URL is not in
+    # the entrypoint that Ray lists.
+    spec_in_job = '"$JOB_DIR"/' + shlex.quote(Path(spec_path).name)
+    entrypoint = (
+        f'JOB_DIR="$PWD" && cd "${{TMPDIR:-/tmp}}" && python -m tuner.cli run {spec_in_job} '
+        f'{shlex.join(argv)} --storage "$TUNER_STORAGE"'
+    )
     client = _client(server)
     job_id = f"tuner-{spec.name}-{secrets.token_hex(3)}"
     try:
@@ -144,6 +151,8 @@ def wait(job_id: str, address: str, *, stream: bool) -> int:
 
 
 def _client(address: str) -> Any:
+    # Ray's job client logs each upload at INFO: tuner prints what matters itself.
+    logging.getLogger("ray").setLevel(logging.WARNING)
     try:
         from ray.job_submission import JobSubmissionClient
     except ImportError:

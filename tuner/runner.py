@@ -20,7 +20,6 @@ collaborators and hands them to :func:`_run`, which only drives Ray Tune.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -375,7 +374,7 @@ def _run(
     interrupted = False
     signals = SignalStop(parts.stopping.set, _give_up)
     try:
-        with _quiet_ray_logs(), signals, _stable_cwd(workdir):
+        with _quiet_ray_logs(), signals:
             tuner_.fit()
     except KeyboardInterrupt:
         interrupted = True
@@ -442,12 +441,3 @@ def _end(storage: Storage, study: StudyRecord, ledger: TrialLedger, *, stopped: 
             f"first error: {ledger.first_error or 'unknown'} (see `tuner show {study.name}`)"
         )
     return RunOutcome(status.value, counts, ledger.first_error)
-
-
-def _stable_cwd(folder: str) -> contextlib.AbstractContextManager[object]:
-    """In a driver submitted as a Ray job, run Ray Tune from `folder`: the job's own
-    folder (Ray's copy of the spec's) can be removed by Ray while the job runs, once
-    the trials that shared it end, and Ray Tune reads the current folder at the end."""
-    if os.environ.get(_ray.SHIPPED_ENV):
-        return contextlib.chdir(folder)
-    return contextlib.nullcontext()
