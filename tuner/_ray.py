@@ -83,8 +83,8 @@ def ensure_ray(
     if not local and joining:
         _check_reachable(joining)  # nothing there: say so now, not after Ray's retries
     # A driver running as a Ray job (tuner submit) has its folder shipped already.
-    ship = working_dir and not local and address and not os.environ.get(SHIPPED_ENV)
-    runtime_env = shipped(working_dir) if ship and working_dir else None
+    ship = not local and address and not os.environ.get(SHIPPED_ENV)
+    runtime_env = shipped(working_dir) if working_dir and ship else None
     # Joining: Ray's C++ core logs each failed connection attempt to fd 2. Not when
     # starting a local Ray, whose processes would inherit the capture.
     with _captured_stderr(enabled=not local) as captured:
