@@ -551,6 +551,19 @@ class StudySpec(_Strict):
                     raise _PathError(("search_space", name), problem)
         if self.search.algorithm == "grid":
             _check_grid(self.search_space)
+        if (
+            isinstance(self.trainer, XGBoostTrainer)
+            and self.trainer.num_workers != 1
+            and 0 < self.resources.gpus_per_trial < 1
+        ):
+            # Ray packs fractional GPUs onto one device, and xgboost's collective refuses
+            # two processes on one CUDA device (seen on an H200: every trial failed).
+            raise _PathError(
+                ("resources", "gpus_per_trial"),
+                "data-parallel xgboost workers cannot share a GPU (xgboost refuses two "
+                "processes on one CUDA device); give each worker a whole GPU "
+                "(gpus_per_trial: 1) or use trainer.num_workers: 1",
+            )
         es = self.early_stopping
         if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
             raise _PathError(
