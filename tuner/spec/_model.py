@@ -446,8 +446,9 @@ class ResourcesSpec(_Strict):
     worker's (and its threads)."""
     gpus_per_trial: float = Field(default=0, ge=0)
     """GPUs a trial reserves (fractions allowed: 0.5 puts two trials on one GPU); for
-    data-parallel xgboost, each worker's. Ray sets CUDA_VISIBLE_DEVICES in the trial, and
-    xgboost trains with device cuda when it gets one."""
+    data-parallel xgboost, each worker's, and whole (xgboost's workers cannot share a
+    GPU). Ray sets CUDA_VISIBLE_DEVICES in the trial, and xgboost trains with device
+    cuda when it gets one."""
     custom: dict[str, float] = Field(default_factory=dict)
     """Ray custom resources a trial (or data-parallel worker) reserves, e.g.
     {accelerator_type_a100: 1} or a resource your nodes declare with ray start --resources."""
