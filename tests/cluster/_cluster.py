@@ -62,7 +62,14 @@ class LocalCluster:
         env: the environment a driver needs to join (token auth on, the cluster's token).
     """
 
-    def __init__(self, head: NodeSpec, workers: list[NodeSpec], *, dashboard: bool = True) -> None:
+    def __init__(
+        self,
+        head: NodeSpec,
+        workers: list[NodeSpec],
+        *,
+        dashboard: bool = True,
+        node_env: dict[str, str] | None = None,
+    ) -> None:
         self.head_spec = head
         self.worker_specs = workers
         self.dashboard = dashboard
@@ -81,6 +88,7 @@ class LocalCluster:
             # A job's entrypoint runs `python`: this one, with tuner installed.
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
+        self.node_env = dict(node_env or {})  # Ray settings for the nodes only
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -103,7 +111,9 @@ class LocalCluster:
         """SIGTERM every node's process group (workers first), SIGKILL what remains."""
         for node in reversed(self.nodes):
             self._signal(node, signal.SIGTERM)
-        deadline = time.monotonic() + 40
+        # `ray start --block` stops its node on SIGTERM in a few seconds when idle; one
+        # still busy after 10 s is killed (its whole process group) below.
+        deadline = time.monotonic() + 10
         for node in reversed(self.nodes):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 node.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -150,6 +160,7 @@ class LocalCluster:
             argv.append(f"--resources={json.dumps(spec.resources)}")
         env = {
             **self.env,
+            **self.node_env,
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # see tests/cluster/_node.py
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         }

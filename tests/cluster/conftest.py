@@ -18,8 +18,10 @@ from tests.cluster._cluster import ROOT, LocalCluster, NodeSpec
 from tests.conftest import postgres_schema
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[LocalCluster]:
+    # Package scope: torn down after the last cluster test, so its three idle nodes do
+    # not share the 2 cores with the rest of the suite.
     with LocalCluster(
         NodeSpec(cpus=1), [NodeSpec(cpus=1), NodeSpec(cpus=2, gpus=2, resources={"accel_x": 2})]
     ) as c:

@@ -46,7 +46,12 @@ def test_trials_on_a_dead_node_run_again_and_the_study_completes(
         "limits": {"max_retries": 2},
     }
     (folder / "study.yaml").write_text(json.dumps(spec))
-    with LocalCluster(NodeSpec(cpus=1), [NodeSpec(cpus=2)], dashboard=False) as cluster:
+    # The head notices a dead node after 5 failed health checks, 1 s apart (Ray's
+    # default is 3 s apart: 15 s of the test spent waiting).
+    fast_health = {"RAY_health_check_period_ms": "1000"}
+    with LocalCluster(
+        NodeSpec(cpus=1), [NodeSpec(cpus=2)], dashboard=False, node_env=fast_health
+    ) as cluster:
         env = {**cluster.env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         driver = subprocess.Popen(
             [sys.executable, "-m", "tuner.cli", "run", "study/study.yaml", "--address",
