@@ -155,9 +155,9 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
         trainer={
             "kind": "xgboost",
             "num_workers": 2,
-            "max_rounds": 400,
+            "max_rounds": 150,
             "params": {"max_depth": 8},
-            "dataset": {**DATASET, "n_rows": 40_000, "n_features": 20},
+            "dataset": {**DATASET, "n_rows": 20_000, "n_features": 20},
         },
         search_space={"eta": {"type": "float", "values": [0.01, 0.02]}},
         search={"algorithm": "grid", "max_concurrent": 1},
@@ -192,8 +192,8 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
     # are those of the attempt that finished, not both attempts'.
     assert first.state == "completed" and first.attempts == 2, (first.state, first.error)
     assert any("worker group failed" in e for e in first.attempt_errors)
-    assert first.steps == 400 and first.params == {"eta": 0.01}
-    assert second.state == "completed" and second.steps == 400 and second.attempts == 1
+    assert first.steps == 150 and first.params == {"eta": 0.01}
+    assert second.state == "completed" and second.steps == 150 and second.attempts == 1
 
 
 def test_a_failed_worker_group_says_why_not_only_that_it_failed():
