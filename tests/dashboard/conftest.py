@@ -89,6 +89,51 @@ def seed_study(
     return study.id
 
 
+MO_OBJECTIVES = [{"metric": "error", "mode": "min"}, {"metric": "size_mb", "mode": "min"}]
+MO_CONSTRAINTS = [{"metric": "latency_ms", "max": 20.0}]
+
+
+def seed_mo_study(
+    storage: Storage, name: str, n_trials: int = 30, *, seed: int = 0, objectives: Any = None
+) -> int:
+    """A two-objective study (``error`` and ``size_mb``, both min) with a constraint
+    ``latency_ms <= 20``: every 5th trial breaks it, every 9th failed. Trial metrics
+    follow a known trade-off: error = 1 / (1 + size) + noise. Returns the study id."""
+    objectives = objectives or MO_OBJECTIVES
+    spec = {
+        "name": name, "objectives": objectives, "constraints": MO_CONSTRAINTS,
+        "search_space": {"width": {"type": "float", "low": 0.0, "high": 10.0}},
+    }  # fmt: skip
+    study = storage.create_study(
+        name, spec=spec, metric=objectives[0]["metric"], mode=objectives[0]["mode"],
+        algorithm="nsga2", scheduler="none", num_trials=n_trials,
+    )  # fmt: skip
+    rng = random.Random(seed)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    events: list[Any] = []
+    for number in range(n_trials):
+        width = rng.uniform(0, 10)
+        metrics = {
+            "error": 1 / (1 + width) + rng.uniform(0, 0.2),
+            "size_mb": width,
+            "latency_ms": 30.0 if number % 5 == 4 else 10.0,
+        }
+        state = "failed" if number % 9 == 8 else "completed"
+        started = t0 + timedelta(seconds=10 * number)
+        events.append(TrialStarted(study.id, number, {"width": width}, started_at=started))
+        events.append(
+            TrialFinished(
+                study.id, number, state, finished_at=started + timedelta(seconds=5),
+                duration_s=5.0, metrics=metrics if state == "completed" else {},
+                value=metrics["error"] if state == "completed" else None,
+                error="ValueError: boom" if state == "failed" else None,
+            )
+        )  # fmt: skip
+    storage.write(events)
+    storage.set_study_status(study.id, "completed")
+    return study.id
+
+
 @pytest.fixture
 def seeded_url(tmp_path: Path) -> Iterator[str]:
     """A SQLite database with three studies on one problem (tpe, gp, random) and one

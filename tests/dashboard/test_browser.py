@@ -16,7 +16,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.dashboard.conftest import ARTIFACTS, HOSTILE_ERROR, HOSTILE_STUDY, seed_study
+from tests.dashboard.conftest import (
+    ARTIFACTS,
+    HOSTILE_ERROR,
+    HOSTILE_STUDY,
+    seed_mo_study,
+    seed_study,
+)
 from tuner.dashboard._testing import CHART_TITLES, open_chart, running_dashboard, wait_until_drawn
 from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
 
@@ -47,6 +53,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         seed_study(storage, HOSTILE_STUDY, n_trials=8, seed=4,
                    extra_param="'; drop table trials; --", error=HOSTILE_ERROR)  # fmt: skip
         seed_study(storage, "live-study", n_trials=5, status="running", seed=5)
+        seed_mo_study(storage, "mo-study", seed=6)
+        seed_mo_study(storage, "mo-study-2", seed=7)
     return url
 
 
@@ -181,3 +189,28 @@ def test_hostile_names_render_as_text(dashboard: str, page: Any) -> None:
     assert page.locator("img[src=x]").count() == 0
     _no_exception(page)
     _shot(page, "hostile-trial")
+
+
+def test_pareto_view_of_a_two_objective_study(dashboard: str, page: Any) -> None:
+    page.goto(dashboard + "/study?study=mo-study")
+    wait_until_drawn(page, 1, TIMEOUT_MS)  # the front is the default chart
+    picker = page.locator('[data-testid="stButtonGroup"]').get_by_role("radio")
+    assert picker.all_inner_texts()[:2] == ["Pareto front", "Hypervolume"]
+    title = page.locator(".gtitle").first.text_content()
+    assert title.startswith("Pareto front: ") and "of 27 completed trials" in title
+    legend = set(page.locator(".legendtext").all_text_contents())
+    assert {"Pareto front", "dominated", "infeasible", "front"} <= legend
+    page.get_by_text("infeasible trials (grey crosses)").wait_for(timeout=TIMEOUT_MS)
+    _no_exception(page)
+    page.wait_for_timeout(300)
+    _shot(page, "study-pareto")
+    open_chart(page, "Hypervolume", "Hypervolume of the front", TIMEOUT_MS)
+    page.get_by_text("reference point (error").wait_for(timeout=TIMEOUT_MS)
+    _no_exception(page)
+    _shot(page, "study-hypervolume")
+    page.goto(dashboard + "/compare-studies?studies=mo-study&studies=mo-study-2")
+    wait_until_drawn(page, 1, TIMEOUT_MS)
+    assert page.locator(".gtitle").first.text_content() == "Pareto fronts"
+    assert set(page.locator(".legendtext").all_text_contents()) == {"mo-study", "mo-study-2"}
+    _no_exception(page)
+    _shot(page, "compare-fronts")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_study
+from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_mo_study, seed_study
 from tuner.dashboard import charts
 from tuner.dashboard import queries as q
 from tuner.exceptions import StorageError
@@ -227,3 +227,50 @@ def test_timeline_has_a_row_per_node_and_a_bar_per_trial(seeded_url: str) -> Non
     (trace,) = charts.timeline_fig(running, now).data
     expected = (now - running["started"].iloc[0]).total_seconds() * 1000
     assert trace.x[0] == pytest.approx(expected)
+
+
+def test_pareto_frame_flags_the_feasible_non_dominated_trials(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    with Storage(url) as storage:
+        seed_mo_study(storage, "mo", n_trials=40, seed=2)
+        seed_study(storage, "single", n_trials=6)
+        study = storage.get_study("mo")
+        frame = q.trials_frame(storage, study)
+        assert q.objectives(storage.get_study("single")) == []
+    objectives = q.objectives(study)
+    assert objectives == [("error", "min"), ("size_mb", "min")]
+    points = q.pareto_frame(frame, objectives, q.constraints(study))
+    completed = frame[frame["state"] == "completed"]
+    assert points["number"].tolist() == completed["number"].tolist()
+    # every 5th trial reported latency 30 > 20: infeasible, and never on the front
+    assert points["feasible"].tolist() == [n % 5 != 4 for n in points["number"]]
+    assert not (points["pareto"] & ~points["feasible"]).any()
+    feasible = points[points["feasible"]]
+    values = feasible[["metrics.error", "metrics.size_mb"]].to_numpy()
+    for (_, row), v in zip(feasible.iterrows(), values, strict=True):
+        dominated = ((values <= v).all(axis=1) & (values < v).any(axis=1)).any()
+        assert row["pareto"] == (not dominated)
+    hv, ref = q.pareto_hypervolume(points, objectives)
+    assert hv["number"].iloc[-1] == feasible["number"].iloc[-1]
+    assert hv["hypervolume"].is_monotonic_increasing and hv["hypervolume"].iloc[-1] > 0
+    assert ref[0] > values[:, 0].max() and ref[1] > values[:, 1].max()
+    for fig in (charts.pareto_fig(points, objectives), charts.hypervolume_fig(hv)):
+        assert fig.data  # builds
+    three = [*objectives, ("latency_ms", "min")]
+    assert charts.pareto_fig(q.pareto_frame(frame, three), three).data[0].type == "scatter3d"
+    four = [*three, ("error", "max")]
+    assert charts.pareto_fig(q.pareto_frame(frame, four), four).data[0].type == "parcoords"
+
+
+def test_a_study_where_nothing_is_feasible_has_no_front(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    with Storage(url) as storage:
+        seed_mo_study(storage, "mo", n_trials=10)
+        study = storage.get_study("mo")
+        frame = q.trials_frame(storage, study)
+    points = q.pareto_frame(frame, q.objectives(study), [{"metric": "latency_ms", "max": 1}])
+    assert len(points) == 9 and not points["feasible"].any() and not points["pareto"].any()
+    hv, ref = q.pareto_hypervolume(points, q.objectives(study))
+    assert hv.empty and ref == []
+    # an objective no trial reported: no points at all
+    assert q.pareto_frame(frame, [("nope", "min"), ("error", "min")]).empty

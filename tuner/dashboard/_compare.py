@@ -10,6 +10,7 @@ import streamlit as st
 from tuner.dashboard import _common as c
 from tuner.dashboard import charts
 from tuner.dashboard import queries as q
+from tuner.dashboard._study import pareto_points
 
 
 def render_trials() -> None:
@@ -108,7 +109,25 @@ def render_studies() -> None:
     body()
 
 
+def show_fronts(url: str, names: list[str]) -> bool:
+    """The studies' Pareto fronts on one chart, where every one has several objectives
+    and they share their first two (by metric and mode). Whether it drew them."""
+    studies = [c.load_study(url, name) for name in names]
+    objectives = [q.objectives(s) for s in studies]
+    if not all(objectives) or len({tuple(o[:2]) for o in objectives}) != 1:
+        return False
+    fronts = {s.name: pareto_points(url, s.name, c.load_fingerprint(url, s.id)) for s in studies}
+    st.plotly_chart(charts.compare_fronts_fig(fronts, objectives[0]), key="cmp_fronts")
+    st.caption(
+        "Each study's front over its first two objectives: the completed, feasible "
+        "trials that no other trial of the same study beats on both."
+    )
+    return True
+
+
 def show_studies(url: str, names: list[str]) -> None:
+    if show_fronts(url, names):
+        return
     curves = []
     bests = []
     for name in names:

@@ -39,6 +39,8 @@ CHARTS = (
     "Timeline",
 )
 """The charts the picker offers, the first drawn by default."""
+MO_CHARTS = ("Pareto front", "Hypervolume", *CHARTS)
+"""The charts of a study with several objectives: its front first."""
 
 
 def render() -> None:
@@ -62,10 +64,16 @@ def show_study(url: str, name: str) -> None:
         return
     c.heading(study.name, 1)
     counts = frame["state"].value_counts()
+    objectives = q.objectives(study)
+    goal = (
+        ", ".join(f"{mode} {metric}" for metric, mode in objectives)
+        if objectives
+        else f"{study.mode} {study.metric}"
+    )
     st.caption(
         c.md(
             f"status {study.status} · {study.algorithm} + {study.scheduler} · "
-            f"{study.mode} {study.metric} · {len(frame):,} trials ("
+            f"{goal} · {len(frame):,} trials ("
             + ", ".join(f"{counts.get(s, 0):,} {s}" for s in q.TRIAL_STATES if counts.get(s, 0))
             + ")"
         )
@@ -152,14 +160,17 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
 def charts_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
     """The chart picker and the one chart it names (none when the user unpicks it)."""
     st.subheader("Charts")
+    offered = MO_CHARTS if q.objectives(study) else CHARTS
     chart = st.segmented_control(
-        "Chart (one at a time, drawn when picked)", CHARTS, default=CHARTS[0], key="chart"
+        "Chart (one at a time, drawn when picked)", offered, default=offered[0], key="chart"
     )
     if chart is None:
         st.info("Pick a chart above to draw it.", icon=":material/info:")
         return
     params = q.param_columns(frame)
-    if chart == "Optimization history":
+    if chart in ("Pareto front", "Hypervolume"):
+        pareto_chart(url, study, fp, chart)
+    elif chart == "Optimization history":
         history_chart(url, study, frame, fp)
     elif chart == "Timeline":
         st.plotly_chart(timeline_figure(url, study.name, fp), key="timeline")
@@ -194,6 +205,44 @@ def charts_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tupl
         st.plotly_chart(slice_figure(url, study.name, fp), key="slice")
     else:
         contour_chart(url, study, params, fp)
+
+
+def pareto_chart(url: str, study: c.StudyRecord, fp: tuple, chart: str) -> None:
+    objectives = q.objectives(study)
+    points = pareto_points(url, study.name, fp)
+    if points.empty:
+        st.info("No completed trial has reported every objective yet.", icon=":material/info:")
+        return
+    n_feasible = int(points["feasible"].sum())
+    if n_feasible == 0:
+        st.warning(
+            f"No trial is feasible: none of the {len(points):,} completed trials meets "
+            "every constraint, so the study has no Pareto front yet.",
+            icon=":material/warning:",
+        )
+    if chart == "Pareto front":
+        st.plotly_chart(charts.pareto_fig(points, objectives), key="pareto")
+        infeasible = len(points) - n_feasible
+        st.caption(
+            "The front: completed, feasible trials that no other feasible trial beats on "
+            "every objective."
+            + (
+                f" {infeasible:,} infeasible trials (grey crosses) break a constraint."
+                if infeasible
+                else ""
+            )
+        )
+        return
+    hv, ref = hypervolume_curve(url, study.name, fp)
+    if hv.empty:
+        return
+    st.plotly_chart(charts.hypervolume_fig(hv), key="hypervolume")
+    shown = ", ".join(f"{m} {v:.4g}" for (m, _), v in zip(objectives, ref, strict=True))
+    st.caption(
+        f"The volume of objective space the feasible front dominates, up to the "
+        f"reference point ({shown}: each objective's worst feasible value plus a tenth of "
+        "its range). It grows each time a trial extends the front."
+    )
 
 
 def history_chart(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
@@ -271,6 +320,20 @@ def history_figure(url: str, name: str, fp: tuple, x: str) -> tuple[Any, int]:
     if points.empty:
         return None, 0
     return charts.history_fig(points, best, study.metric, x), len(points)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def pareto_points(url: str, name: str, fp: tuple) -> pd.DataFrame:
+    """The completed trials in objective space, with feasible and pareto flags."""
+    study = c.load_study(url, name)
+    frame = c.load_trials(url, name, fp)
+    return q.pareto_frame(frame, q.objectives(study), q.constraints(study))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def hypervolume_curve(url: str, name: str, fp: tuple) -> tuple[pd.DataFrame, list[float]]:
+    study = c.load_study(url, name)
+    return q.pareto_hypervolume(pareto_points(url, name, fp), q.objectives(study))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -21,14 +21,17 @@ from tuner.dashboard.queries import is_numeric
 __all__ = [
     "STATE_COLORS",
     "compare_curves_fig",
+    "compare_fronts_fig",
     "compare_studies_fig",
     "contour_fig",
     "curves_fig",
     "esc",
     "history_fig",
+    "hypervolume_fig",
     "importance_fig",
     "parallel_fig",
     "parallel_svg_fig",
+    "pareto_fig",
     "slice_fig",
     "steps_reached_fig",
     "timeline_fig",
@@ -452,5 +455,122 @@ def compare_studies_fig(curves: pd.DataFrame, x: str = "number") -> go.Figure:
         title="Best so far", yaxis_title="best value",
         xaxis_title="trial number" if x == "number" else "seconds since the first trial started",
         **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+# ---------------------------------------------------------------- several objectives
+
+INFEASIBLE_COLOR = "#bbbbbb"
+
+
+def _front_line(front: pd.DataFrame, x: str, y: str, x_mode: str, y_mode: str) -> pd.DataFrame:
+    """The front's points in order along ``x``, for a staircase between them."""
+    return front.sort_values([x, y], ascending=[x_mode == "min", y_mode == "min"])
+
+
+def pareto_fig(points: pd.DataFrame, objectives: Sequence[tuple[str, str]]) -> go.Figure:
+    """The trials in objective space: the Pareto front drawn, dominated feasible trials
+    faint, infeasible ones apart (grey crosses). Two objectives: a scatter with the
+    front as a staircase; three: a 3-D scatter; more: parallel coordinates."""
+    cols = [f"metrics.{m}" for m, _ in objectives]
+    names = [esc(m) + (" (max)" if mode == "max" else " (min)") for m, mode in objectives]
+    front = points[points["pareto"]]
+    rest = points[points["feasible"] & ~points["pareto"]]
+    infeasible = points[~points["feasible"]]
+    fig = go.Figure()
+    if len(objectives) > 3:
+        dims = [
+            {"label": name, "values": points[col].to_numpy(float)}
+            for name, col in zip(names, cols, strict=True)
+        ]
+        color = np.where(points["pareto"], 2, np.where(points["feasible"], 1, 0))
+        fig.add_trace(
+            go.Parcoords(
+                dimensions=dims,
+                line={"color": color, "cmin": 0, "cmax": 2, "colorscale": [
+                    [0, INFEASIBLE_COLOR], [0.5, "#9ecae1"], [1, BEST_COLOR]]},
+            )
+        )  # fmt: skip
+        fig.update_layout(title="Trials over the objectives (orange: the Pareto front)", **_LAYOUT)
+        return fig
+    groups = (
+        (rest, "dominated", {"color": STATE_COLORS["completed"], "opacity": 0.35, "size": 6}),
+        (infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 6}),
+        (front, "Pareto front", {"color": BEST_COLOR, "size": 9,
+                                 "line": {"color": "#000000", "width": 1}}),
+    )  # fmt: skip
+    hover = "trial %{customdata}<extra></extra>"
+    for frame, label, marker in groups:
+        if frame.empty:
+            continue
+        if len(objectives) == 3:
+            fig.add_trace(
+                go.Scatter3d(
+                    x=frame[cols[0]], y=frame[cols[1]], z=frame[cols[2]], mode="markers",
+                    name=label, marker={**marker, "size": marker["size"] - 2},
+                    customdata=frame["number"], hovertemplate=hover,
+                )
+            )  # fmt: skip
+        else:
+            fig.add_trace(
+                go.Scatter(
+                    x=frame[cols[0]], y=frame[cols[1]], mode="markers", name=label,
+                    marker=marker, customdata=frame["number"], hovertemplate=hover,
+                )
+            )  # fmt: skip
+    if len(objectives) == 2 and len(front) > 1:
+        line = _front_line(front, cols[0], cols[1], objectives[0][1], objectives[1][1])
+        fig.add_trace(
+            go.Scatter(
+                x=line[cols[0]], y=line[cols[1]], mode="lines", name="front",
+                line={"shape": "hv", "color": BEST_COLOR, "width": 1.5}, hoverinfo="skip",
+            )
+        )  # fmt: skip
+    title = f"Pareto front: {len(front):,} of {len(points):,} completed trials"
+    if len(objectives) == 3:
+        scene = {"xaxis_title": names[0], "yaxis_title": names[1], "zaxis_title": names[2]}
+        fig.update_layout(title=title, scene=scene, **{**_LAYOUT, "height": 480})
+    else:
+        fig.update_layout(title=title, xaxis_title=names[0], yaxis_title=names[1], **_LAYOUT)
+    return fig
+
+
+def hypervolume_fig(hv: pd.DataFrame) -> go.Figure:
+    """The hypervolume of the feasible front after each trial."""
+    fig = go.Figure(
+        go.Scatter(
+            x=hv["number"], y=hv["hypervolume"], mode="lines", name="hypervolume",
+            line={"shape": "hv", "color": BEST_COLOR, "width": 2},
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title="Hypervolume of the front over trials", xaxis_title="trial number",
+        yaxis_title="hypervolume", **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+def compare_fronts_fig(
+    fronts: dict[str, pd.DataFrame], objectives: Sequence[tuple[str, str]]
+) -> go.Figure:
+    """The Pareto fronts of several studies over their first two shared objectives."""
+    cols = [f"metrics.{m}" for m, _ in objectives[:2]]
+    fig = go.Figure()
+    for i, (study, points) in enumerate(fronts.items()):
+        color = PALETTE[i % len(PALETTE)]
+        front = _front_line(
+            points[points["pareto"]], cols[0], cols[1], objectives[0][1], objectives[1][1]
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=front[cols[0]], y=front[cols[1]], mode="lines+markers", name=esc(study),
+                line={"shape": "hv", "color": color}, marker={"size": 6, "color": color},
+                customdata=front["number"], hovertemplate="trial %{customdata}<extra></extra>",
+            )
+        )  # fmt: skip
+    fig.update_layout(
+        title="Pareto fronts", xaxis_title=esc(objectives[0][0]),
+        yaxis_title=esc(objectives[1][0]), **_LAYOUT,
     )  # fmt: skip
     return fig

@@ -39,6 +39,7 @@ __all__ = [
     "best_curve",
     "best_so_far",
     "compare_params",
+    "constraints",
     "contour_grid",
     "curve_sample",
     "downsample",
@@ -50,9 +51,12 @@ __all__ = [
     "learning_curves",
     "log_params",
     "metric_columns",
+    "objectives",
     "open_storage",
     "parallel_frame",
     "param_columns",
+    "pareto_frame",
+    "pareto_hypervolume",
     "sample_rows",
     "steps_reached",
     "studies_frame",
@@ -516,3 +520,82 @@ def best_curve(storage: Storage, study: StudyRecord) -> pd.DataFrame:
     out = values.loc[changed, ["number", "elapsed_s"]].assign(best=best[changed])
     out.insert(0, "study", study.name)
     return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- several objectives
+
+
+def objectives(study: StudyRecord) -> list[tuple[str, str]]:
+    """The study's objectives as ``(metric, mode)`` in spec order when it has two or
+    more (``objectives:`` in its spec), else ``[]``: a single-objective study."""
+    raw = study.spec.get("objectives") or []
+    if len(raw) < 2:
+        return []
+    return [(str(o["metric"]), str(o.get("mode", "min"))) for o in raw]
+
+
+def constraints(study: StudyRecord) -> list[dict[str, Any]]:
+    """The study's constraints (``{metric, min?, max?}``), in spec order."""
+    return [dict(c) for c in study.spec.get("constraints") or []]
+
+
+def pareto_frame(
+    frame: pd.DataFrame,
+    objectives_: Sequence[tuple[str, str]],
+    constraints_: Sequence[dict[str, Any]] = (),
+) -> pd.DataFrame:
+    """The completed trials that reported every objective, in trial order.
+
+    Columns: ``number``, one ``metrics.NAME`` column per objective (in objective order),
+    the constraint metrics, ``feasible`` (every bound holds; a constraint metric the
+    trial never reported fails it) and ``pareto`` (feasible and dominated by no other
+    feasible trial: the front the study found).
+    """
+    from tuner import _pareto
+
+    cols = [f"metrics.{m}" for m, _ in objectives_]
+    extra = [f"metrics.{c['metric']}" for c in constraints_]
+    keep = list(dict.fromkeys(["number", *cols, *extra]))
+    if any(col not in frame for col in cols):
+        return pd.DataFrame(columns=[*keep, "feasible", "pareto"])
+    done = frame[frame["state"] == TrialState.COMPLETED].reindex(columns=keep)
+    finite = np.isfinite(done[cols].to_numpy(dtype=float)).all(axis=1)
+    done = done[finite].reset_index(drop=True)
+    feasible = np.ones(len(done), dtype=bool)
+    for c in constraints_:
+        v = done[f"metrics.{c['metric']}"].to_numpy(dtype=float)
+        ok = np.isfinite(v)
+        if c.get("min") is not None:
+            ok &= v >= float(c["min"])
+        if c.get("max") is not None:
+            ok &= v <= float(c["max"])
+        feasible &= ok
+    pareto = np.zeros(len(done), dtype=bool)
+    if feasible.any():
+        modes = [mode for _, mode in objectives_]
+        pareto[feasible] = _pareto.pareto_mask(done.loc[feasible, cols].to_numpy(float), modes)
+    return done.assign(feasible=feasible, pareto=pareto)
+
+
+def pareto_hypervolume(
+    points: pd.DataFrame, objectives_: Sequence[tuple[str, str]], max_points: int = 200
+) -> tuple[pd.DataFrame, list[float]]:
+    """The hypervolume of the feasible front after each completed trial (at up to
+    ``max_points`` trials), and its reference point in the objectives' own units.
+
+    The reference point is each objective's worst feasible value, a tenth of its range
+    beyond it; the hypervolume is in the objectives' units multiplied together.
+    """
+    from tuner import _pareto
+
+    cols = [f"metrics.{m}" for m, _ in objectives_]
+    modes = [mode for _, mode in objectives_]
+    feasible = points[points["feasible"]]
+    if feasible.empty:
+        return pd.DataFrame(columns=["number", "hypervolume"]), []
+    values = feasible[cols].to_numpy(dtype=float)
+    ref = _pareto.reference_point(values, modes)
+    at, hv = _pareto.hypervolume_history(values, modes, ref, max_points)
+    numbers = feasible["number"].to_numpy()[at - 1]
+    signs = np.array([-1.0 if m == "max" else 1.0 for m in modes])
+    return pd.DataFrame({"number": numbers, "hypervolume": hv}), list(ref * signs)
