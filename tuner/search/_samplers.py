@@ -92,7 +92,5 @@ def nsga2(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
 
 def nsga3(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
     """NSGA-III, for three or more objectives (Optuna's defaults)."""
-    sampler = _sampler(
-        optuna.samplers.NSGAIIISampler, seed=spec.search.seed, **_constraints(spec)
-    )
+    sampler = _sampler(optuna.samplers.NSGAIIISampler, seed=spec.search.seed, **_constraints(spec))
     return OptunaSearcher(spec, history, sampler)

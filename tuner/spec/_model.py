@@ -731,8 +731,7 @@ def _check_objectives(spec: StudySpec) -> None:
         several = ", ".join(n for n, a in REGISTRY.items() if a.multi_objective)
         raise _PathError(
             ("search", "algorithm"),
-            f"{algorithm.name} optimises one metric; with several objectives use one of "
-            f"{several}",
+            f"{algorithm.name} optimises one metric; with several objectives use one of {several}",
         )
     if es.scheduler in _SINGLE_OBJECTIVE_SCHEDULERS:
         raise _PathError(
@@ -749,8 +748,7 @@ def _check_objectives(spec: StudySpec) -> None:
         if len(es.weights) != len(spec.objectives):
             raise _PathError(
                 ("early_stopping", "weights"),
-                f"needs one weight per objective ({len(spec.objectives)}, got "
-                f"{len(es.weights)})",
+                f"needs one weight per objective ({len(spec.objectives)}, got {len(es.weights)})",
             )
 
 
@@ -771,11 +769,14 @@ def _check_initial_points(spec: StudySpec) -> None:
             if not p.is_active(assigned):
                 if name in point:
                     raise _PathError(
-                        (*where, name), "is not active for this point (its `when` does not hold); remove it"
+                        (*where, name),
+                        "is not active for this point (its `when` does not hold); remove it",
                     )
                 continue
             if name not in point:
-                raise _PathError(where, f"is missing parameter {name!r}; give every active parameter a value")
+                raise _PathError(
+                    where, f"is missing parameter {name!r}; give every active parameter a value"
+                )
             problem = _outside(p, point[name])
             if problem:
                 raise _PathError((*where, name), problem)

@@ -24,11 +24,11 @@ __all__ = [
     "IN_CHUNK",
     "best_trial",
     "best_trials",
-    "pareto_candidate",
     "get_intermediate",
     "get_trial",
     "get_trials",
     "next_trial_number",
+    "pareto_candidate",
 ]
 
 # Bound parameters a single IN (...) may carry; SQLite allows 32766, keep well below.
