@@ -6,7 +6,7 @@ conditional spaces are deliberate.
 
 Several objectives: nsga2, nsga3, tpe and gp are Optuna's multi-objective samplers
 (random and qmc do not depend on the values). Constraints reach nsga2, nsga3, tpe and
-gp as Optuna's ``constraints_func``; random, qmc and cmaes ignore them (the storage
+gp as each trial's Optuna constraint values; random, qmc and cmaes ignore them (the storage
 still marks infeasible trials, and only feasible ones are best).
 """
 
@@ -18,14 +18,10 @@ from typing import Any
 
 import optuna
 
-from tuner.search._searchers import OptunaSearcher, PastTrial, constraints_func
+from tuner.search._searchers import OptunaSearcher, PastTrial
 from tuner.spec import StudySpec
 
 __all__ = ["cmaes", "gp", "nsga2", "nsga3", "qmc", "random", "tpe"]
-
-
-def _constraints(spec: StudySpec) -> dict[str, Any]:
-    return {"constraints_func": constraints_func} if spec.constraints else {}
 
 
 def _sampler(cls: Callable[..., optuna.samplers.BaseSampler], **kwargs: Any) -> Any:
@@ -43,7 +39,6 @@ def tpe(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
         multivariate=True,
         group=True,
         constant_liar=True,
-        **_constraints(spec),
     )
     return OptunaSearcher(spec, history, sampler)
 
@@ -54,9 +49,7 @@ def gp(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
     from tuner.search._gp import BelieverGPSampler
 
     cls = optuna.samplers.GPSampler if spec.is_multi_objective else BelieverGPSampler
-    sampler = _sampler(
-        cls, seed=spec.search.seed, warn_independent_sampling=False, **_constraints(spec)
-    )
+    sampler = _sampler(cls, seed=spec.search.seed, warn_independent_sampling=False)
     # GP learns from completed trials only: give it pruned trials as completed.
     return OptunaSearcher(spec, history, sampler, pruned_as_complete=True)
 
@@ -86,11 +79,11 @@ def random(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher
 
 def nsga2(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
     """NSGA-II (Optuna's defaults: generations of 50 trials)."""
-    sampler = _sampler(optuna.samplers.NSGAIISampler, seed=spec.search.seed, **_constraints(spec))
+    sampler = _sampler(optuna.samplers.NSGAIISampler, seed=spec.search.seed)
     return OptunaSearcher(spec, history, sampler)
 
 
 def nsga3(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
     """NSGA-III, for three or more objectives (Optuna's defaults)."""
-    sampler = _sampler(optuna.samplers.NSGAIIISampler, seed=spec.search.seed, **_constraints(spec))
+    sampler = _sampler(optuna.samplers.NSGAIIISampler, seed=spec.search.seed)
     return OptunaSearcher(spec, history, sampler)

@@ -15,10 +15,11 @@ several objectives, so none are reported to it, and a pruned trial is told as co
 with its last values (NSGA-II and NSGA-III ignore pruned trials otherwise). TPE's
 constant liar and GP's own handling of running trials apply to several objectives too.
 
-Constraints: each trial's violations (``ConstraintSpec.violation``: <= 0 holds) are
-kept as a user attribute before it is told, and the sampler's ``constraints_func``
-(:func:`constraints_func`) reads them back; trials of history get Optuna's constraints
-attribute directly.
+Constraints: each trial's violations (``ConstraintSpec.violation``: <= 0 holds) are set
+with Optuna 5's ``Trial.set_constraint`` (keys ``"0"``, ``"1"``, ... in the spec's order)
+before it is told; trials of history get the same system attributes. TPE, NSGA-II,
+NSGA-III and GP read them from every trial (``FrozenTrial.constraints``), so no
+``constraints_func`` (deprecated in Optuna 5) is needed.
 
 Every trial in flight is a RUNNING trial of the one Optuna study (``_Live``), with all
 its params suggested at ``suggest``, so the samplers see them with no extra plumbing;
@@ -66,16 +67,9 @@ class PastTrial(Protocol):
     def metrics(self) -> dict[str, float]: ...
 
 
-# Where a trial's constraint violations are kept for the sampler's constraints_func.
-CONSTRAINTS_ATTR = "tuner_constraints"
 # The violation given for a constraint whose metric was never reported (finite: a GP
 # models violations).
 _UNREPORTED = 1.0
-
-
-def constraints_func(trial: FrozenTrial) -> list[float]:
-    """Optuna's constraints function: the violations kept on the trial (<= 0: holds)."""
-    return list(trial.user_attrs.get(CONSTRAINTS_ATTR, ()))
 
 
 def violations(spec: StudySpec, metrics: dict[str, Any]) -> list[float]:
@@ -176,8 +170,8 @@ class OptunaSearcher(TunerSearcher):
         if error or not all(_finite(v) for v in values):
             self._study.tell(live.trial, state=OptunaState.FAIL)
             return
-        if self._spec.constraints:
-            live.trial.set_user_attr(CONSTRAINTS_ATTR, violations(self._spec, metrics))
+        for i, v in enumerate(violations(self._spec, metrics)):
+            live.trial.set_constraint(str(i), v)
         if pruned and not self._pruned_as_complete:
             # TPE ranks pruned trials by their last intermediate value.
             self._study.tell(live.trial, state=OptunaState.PRUNED)
@@ -235,7 +229,7 @@ def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> Froze
     """An earlier trial as Optuna sees it (told as on_trial_complete would have), or None
     if its params do not fit the space. Parameters the space does not have are dropped
     (a warm start from a study with other parameters)."""
-    from optuna.samplers._base import _CONSTRAINTS_KEY
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 
     from tuner.search._space import distribution
 
@@ -244,10 +238,8 @@ def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> Froze
     if not spec.is_multi_objective and _finite(past.value):
         metrics.setdefault(spec.metric, cast(float, past.value))
     values = [metrics.get(m) for m in spec.objective_metrics]
-    attrs: dict[str, Any] = {}
-    system: dict[str, Any] = {}
-    if spec.constraints:
-        attrs[CONSTRAINTS_ATTR] = system[_CONSTRAINTS_KEY] = violations(spec, metrics)
+    # As Trial.set_constraint keeps them (see on_trial_complete).
+    system = {f"{_CONSTRAINTS_KEY}:{i}": v for i, v in enumerate(violations(spec, metrics))}
     try:
         dists = {name: distribution(spec.search_space[name]) for name in params}
         pruned = past.state == TrialState.PRUNED
@@ -257,7 +249,6 @@ def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> Froze
                 params=params,
                 distributions=dists,
                 values=cast(list[float], values),
-                user_attrs=attrs,
                 system_attrs=system,
             )
         if pruned and _finite(past.value) and not spec.is_multi_objective:
