@@ -234,7 +234,8 @@ def trial_record(row: Any, params: dict[str, Any]) -> TrialRecord:
 
 def _values(row: Any) -> tuple[float, ...] | None:
     if row.values_json is not None:
-        return tuple(json.loads(row.values_json))
+        values = json.loads(row.values_json)
+        return None if values is None else tuple(values)
     # Written before revision 0003, or not finished: a single objective's value.
     if row.state != TrialState.RUNNING.value and row.value is not None:
         return (row.value,)

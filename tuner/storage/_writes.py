@@ -524,7 +524,9 @@ def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
 def _derived_row(objectives: StudyObjectives, metrics: Mapping[str, Any]) -> dict[str, Any]:
     derived = objectives.derive(metrics)
     return {
-        "values_json": None if derived.values is None else dumps(derived.values),
+        # JSON null (not SQL NULL) where an objective is missing: SQL NULL marks the
+        # rows written before revision 0003.
+        "values_json": dumps(derived.values),
         "feasible": derived.feasible,
         "constraints_json": dumps(derived.constraint_values) if objectives.constraints else None,
     }

@@ -4,7 +4,8 @@
 ``objectives`` (one value for a single-objective study), ``feasible`` whether every
 constraint held, and ``constraints_json`` each constrained metric's final value. They
 are written when a trial finishes; rows written before this revision keep NULL there,
-which reads as "values: [value], feasible" (no study had constraints before).
+which reads as "values: [value], feasible" (no study had constraints before); a trial
+missing an objective gets JSON null in values_json.
 
 Revision ID: 0003
 Revises: 0002
