@@ -425,7 +425,8 @@ class SearchSpec(_Strict):
     initial_points: list[dict[str, Scalar]] = Field(default_factory=list)
     """Configs tried first, in this order, before the searcher proposes: each names
     every parameter that is active for it, with a value inside its range (not with
-    grid). They count towards num_trials."""
+    grid). They count towards num_trials. Trials are numbered as they start, so with
+    several in flight the first ones may start (and be numbered) in another order."""
 
 
 class EarlyStoppingSpec(_Strict):
