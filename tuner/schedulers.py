@@ -182,15 +182,14 @@ def _mo_asha_class() -> Any:
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             t = result.get(TIME_ATTR)
-            values = [result.get(metric) for metric, _ in self._objectives]
-            if t is None or any(
-                not isinstance(v, int | float) or not math.isfinite(v) for v in values
-            ):
+            raw = [result.get(metric) for metric, _ in self._objectives]
+            values = [float(v) for v in raw if isinstance(v, int | float)]
+            if t is None or len(values) < len(raw) or not all(map(math.isfinite, values)):
                 return TrialScheduler.CONTINUE
             if t >= self._max_t:
                 return TrialScheduler.STOP
             loss = [
-                float(v) if mode == "min" else -float(v)
+                v if mode == "min" else -v
                 for v, (_, mode) in zip(values, self._objectives, strict=True)
             ]
             for milestone, recorded in self._rungs:

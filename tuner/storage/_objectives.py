@@ -113,7 +113,8 @@ def pareto_flags(
     flags = [False] * len(candidates)
     if not index:
         return flags
-    losses = np.array([objectives.losses(candidates[i]) for i in index], dtype=float)  # type: ignore[arg-type]
+    rows = [objectives.losses(c) for c in candidates if c is not None]
+    losses = np.array(rows, dtype=np.float64)
     front = _is_pareto_front(losses, assume_unique_lexsorted=False)
     for i, on in zip(index, front, strict=True):
         flags[i] = bool(on)

@@ -35,10 +35,12 @@ def check_study_metrics(spec: Any, reported: list[str], trainer: str) -> None:
     trainer, with its own hint)."""
     from tuner.exceptions import SpecError
 
-    keys: list[tuple[list[str | int], str]] = [
-        (["objectives", i, "metric"], o.metric) for i, o in enumerate(spec.objectives or [])
-    ][1:]
-    keys += [(["constraints", i, "metric"], c.metric) for i, c in enumerate(spec.constraints)]
+    keys: list[tuple[list[str | int], str]] = []
+    for i, o in enumerate(spec.objectives or []):
+        if i > 0:
+            keys.append((["objectives", i, "metric"], o.metric))
+    for i, c in enumerate(spec.constraints):
+        keys.append((["constraints", i, "metric"], c.metric))
     for where, name in keys:
         if name not in reported:
             raise SpecError(
