@@ -191,3 +191,20 @@ def test_an_objective_the_trainer_never_reports_is_a_spec_error(sqlite_url):
         "objectives.1.metric: the sklearn trainer never reports 'model_size_mb' (it reports "
         "valid_accuracy, train_accuracy); use one of those, or a python trainer that reports it"
     )
+
+
+def test_a_python_trainer_reports_every_objective_at_every_step(monkeypatch):
+    from tuner import _report
+    from tuner.exceptions import ReportError
+
+    sent = []
+    monkeypatch.setattr(_report, "_send", sent.append)
+    with _report.trial("f1", ("f2",)):
+        _report.report(step=1, f1=1.0, f2=2.0)
+        with pytest.raises(ReportError) as info:
+            _report.report(step=2, f1=1.0, latency_ms=3.0)
+    assert str(info.value) == (
+        "tuner.report() got no value for the objective 'f2' (got f1, latency_ms); "
+        "report it at every step"
+    )
+    assert [r["f2"] for r in sent] == [2.0]

@@ -434,7 +434,9 @@ class EarlyStoppingSpec(_Strict):
 
     scheduler: SchedulerName = "none"
     """none/fifo: never; asha: successive halving, asynchronous; hyperband: ASHA over
-    several brackets; median: stop a trial below the median of others at the same step."""
+    several brackets; median: stop a trial below the median of others at the same step.
+    With several objectives: none/fifo, or asha ranking each rung as `multi_objective`
+    says (hyperband and median take one objective)."""
     grace_period: int = Field(default=1, ge=1)
     """Steps (rounds, epochs) every trial gets before it can be stopped."""
     reduction_factor: float = Field(default=3, gt=1)
