@@ -138,6 +138,7 @@ def test_warm_start_informs_the_searcher_without_copying_or_rerunning(ray_local,
     ("warm_start", "search_space", "expected"),
     [
         ({"study": "nowhere"}, SPACE, "warm_start.study: there is no study 'nowhere'"),
+        ({"study": "warm-bad"}, SPACE, "warm_start.study: names this study itself"),
         (
             {"study": "other-space"},
             {"z": {"type": "float", "low": 0.0, "high": 1.0}},

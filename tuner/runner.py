@@ -340,6 +340,12 @@ def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
     ws = spec.warm_start
     if ws is None:
         return []
+    if ws.study == spec.name and ws.storage is None:
+        raise SpecError(
+            "names this study itself; its own trials already inform a resume: name an "
+            "earlier study",
+            ["warm_start", "study"],
+        )
     other = storage if ws.storage is None else Storage(ws.storage, read_only=True)
     try:
         record = other.get_study(ws.study)
