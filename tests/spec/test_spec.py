@@ -141,6 +141,18 @@ storage: sqlite:///tuner.db
             {"early_stopping": {"scheduler": "asha", "grace_period": 500}},
             "early_stopping.grace_period: must be <= the trainer's budget 100",
         ),
+        (
+            # Found on an H200: xgboost refuses two workers on one CUDA device.
+            {
+                "trainer": {
+                    "kind": "xgboost",
+                    "num_workers": 2,
+                    "dataset": {"source": "sklearn", "name": "breast_cancer"},
+                },
+                "resources": {"gpus_per_trial": 0.5},
+            },
+            "resources.gpus_per_trial: data-parallel xgboost workers cannot share a GPU",
+        ),
     ],
 )
 def test_bad_spec_names_key_path_and_expectation(changes, expected):

@@ -194,3 +194,19 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
     assert any("worker group failed" in e for e in first.attempt_errors)
     assert first.steps == 400 and first.params == {"eta": 0.01}
     assert second.state == "completed" and second.steps == 400 and second.attempts == 1
+
+
+def test_a_failed_worker_group_says_why_not_only_that_it_failed():
+    # Ray Train's own message is "Training failed due to worker errors:" and then a
+    # traceback; the trial's error must carry the worker's exception instead.
+    from ray.train import WorkerGroupError
+
+    remote = RuntimeError(
+        "Traceback (most recent call last):\n  File 'x.py', line 1\n"
+        "xgboost.core.XGBoostError: Check failed: same CUDA device is not supported"
+    )
+    e = WorkerGroupError("[Rank 1 Error Snippet]: ...", {1: remote, 3: ValueError("later")})
+    assert _xgboost_dp._cause(e) == (
+        "worker 1: xgboost.core.XGBoostError: Check failed: same CUDA device is not supported"
+    )
+    assert _xgboost_dp._cause(RuntimeError("first line\nsecond")) == "first line"

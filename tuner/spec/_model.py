@@ -522,8 +522,9 @@ class ResourcesSpec(_Strict):
     worker's (and its threads)."""
     gpus_per_trial: float = Field(default=0, ge=0)
     """GPUs a trial reserves (fractions allowed: 0.5 puts two trials on one GPU); for
-    data-parallel xgboost, each worker's. Ray sets CUDA_VISIBLE_DEVICES in the trial, and
-    xgboost trains with device cuda when it gets one."""
+    data-parallel xgboost, each worker's, and whole (xgboost's workers cannot share a
+    GPU). Ray sets CUDA_VISIBLE_DEVICES in the trial, and xgboost trains with device
+    cuda when it gets one."""
     custom: dict[str, float] = Field(default_factory=dict)
     """Ray custom resources a trial (or data-parallel worker) reserves, e.g.
     {accelerator_type_a100: 1} or a resource your nodes declare with ray start --resources."""
@@ -669,6 +670,19 @@ class StudySpec(_Strict):
                     raise _PathError(("search_space", name), problem)
         if self.search.algorithm == "grid":
             _check_grid(self.search_space)
+        if (
+            isinstance(self.trainer, XGBoostTrainer)
+            and self.trainer.num_workers != 1
+            and 0 < self.resources.gpus_per_trial < 1
+        ):
+            # Ray packs fractional GPUs onto one device, and xgboost's collective refuses
+            # two processes on one CUDA device (seen on an H200: every trial failed).
+            raise _PathError(
+                ("resources", "gpus_per_trial"),
+                "data-parallel xgboost workers cannot share a GPU (xgboost refuses two "
+                "processes on one CUDA device); give each worker a whole GPU "
+                "(gpus_per_trial: 1) or use trainer.num_workers: 1",
+            )
         es = self.early_stopping
         if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
             raise _PathError(

@@ -455,13 +455,27 @@ def _launch_group(
             trainer.fit()
             return  # the dispatcher closed: the study is over
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = _cause(e)
             ray.get(dispatcher.group_failed.remote(group, gen, first))
             gen += 1
             time.sleep(1.0)
 
 
 GROUP_DIED = "the trial's worker group failed"
+
+
+def _cause(e: BaseException) -> str:
+    """One line that says why a worker group failed: the first failed worker's own
+    error where Ray Train gives one (its message alone is "Training failed due to worker
+    errors:"), else the exception's first line."""
+    failures = getattr(e, "worker_failures", None)
+    if failures:
+        rank, error = min(failures.items(), key=lambda kv: kv[0])
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        # A remote traceback ends with the exception itself.
+        return f"worker {rank}: {lines[-1] if lines else type(error).__name__}"
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]:
