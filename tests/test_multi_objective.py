@@ -209,3 +209,31 @@ def test_a_python_trainer_reports_every_objective_at_every_step(monkeypatch):
         "report it at every step"
     )
     assert [r["f2"] for r in sent] == [2.0]
+
+
+def test_show_lists_every_objective_and_feasibility(sqlite_url):
+    from datetime import UTC, datetime
+
+    from tuner.storage import TrialFinished, TrialStarted
+
+    data = mo_spec("mo-show", constraints=[{"metric": "latency_ms", "max": 20}])
+    study = tuner.create_study(data, storage=sqlite_url)
+    sid, now = study.storage.get_study("mo-show").id, datetime.now(UTC)
+    for n, (f1, f2, latency) in enumerate([(1.0, 1.0, 5.0), (0.5, 0.5, 50.0)]):
+        metrics = {"f1": f1, "f2": f2, "latency_ms": latency}
+        study.storage.write(
+            [
+                TrialStarted(sid, n, {"x": 0.1, "y": 0.2}, now),
+                TrialFinished(sid, n, "completed", now, 1.0, metrics, f1),
+            ]
+        )
+    result = runner.invoke(app, ["show", "mo-show", "--storage", sqlite_url])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "min f1, min f2" in lines[0]
+    assert "Pareto set: 1 trials (#0)" in result.output
+    header = next(line for line in lines if line.strip().startswith("#"))
+    assert header.split()[:5] == ["#", "state", "f1", "f2", "feasible"]
+    assert [line.split()[4] for line in lines[-2:]] == ["yes", "no"]
+    result = runner.invoke(app, ["best", "mo-show", "--storage", sqlite_url])
+    assert result.exit_code == 0 and "trial #0: f1=1  f2=1" in result.output

@@ -310,8 +310,11 @@ def show(
     counts: dict[TrialState, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
+    goals = ", ".join(
+        f"{mode} {m}" for m, mode in zip(spec.objective_metrics, spec.objective_modes, strict=True)
+    )
     out.print(
-        f"study {study.name}  status {study.status}  {spec.mode} {spec.metric}  "
+        f"study {study.name}  status {study.status}  {goals}  "
         f"search {spec.search.algorithm}  early stopping {spec.early_stopping.scheduler}",
         markup=False,
     )
@@ -331,16 +334,23 @@ def show(
     if note:
         out.print(note, markup=False)
     params = list(spec.search_space)
+    objectives = spec.objective_metrics
+    # With constraints, whether each finished trial met them.
+    feasible = ["feasible"] if spec.constraints else []
     table = Table(box=None)
-    for col in ("#", "state", spec.metric, "steps", "duration", *params, "error"):
+    for col in ("#", "state", *objectives, *feasible, "steps", "duration", *params, "error"):
         table.add_column(col, overflow="fold")
     shown = trials if limit <= 0 else trials[-limit:]
     for t in shown:
         err = (t.error or "").splitlines()[0][:80] if t.error else ""
+        values: list[Any] = [t.value]
+        if spec.is_multi_objective:
+            values = list(t.values) if t.values else [None] * len(objectives)
         table.add_row(
             str(t.number),
             t.state,
-            _fmt(t.value),
+            *[_fmt(v) for v in values],
+            *(["" if t.feasible is None else ("yes" if t.feasible else "no")] if feasible else []),
             str(t.steps),
             "-" if t.duration_s is None else f"{t.duration_s:.1f}s",
             *[_fmt(t.params[p]) if p in t.params else "" for p in params],
