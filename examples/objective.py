@@ -18,3 +18,14 @@ def train(config):
         # the loss decays towards the target, as a training curve would
         loss = target + math.exp(-step / 6)
         tuner.report(step=step, loss=loss, accuracy=1 / (1 + loss))
+
+
+def train_small(config):
+    """Two objectives that pull apart: a wider model fits better (loss) but is bigger
+    (model_size_mb) and slower (latency_ms, bounded by the spec's constraint)."""
+    width, lr = config["width"], config["lr"]
+    size_mb = width * width * 4 / 1e6
+    target = (math.log10(lr) + 2) ** 2 / 10 + 1 / width
+    for step in range(1, 21):
+        loss = target + math.exp(-step / 5)
+        tuner.report(step=step, loss=loss, model_size_mb=size_mb, latency_ms=2 + width / 64)

@@ -87,3 +87,13 @@ def steady(config):
     for step in range(1, 11):
         time.sleep(0.1)
         tuner.report(step=step, loss=(config["x"] - 0.2) ** 2 + 1 / step)
+
+
+def two_parabolas(config):
+    """Two objectives with a known Pareto front: f1 = x^2 + y^2, f2 = (x-1)^2 + y^2
+    (front: y = 0, 0 <= x <= 1), approached over the steps; `latency_ms` grows with x."""
+    x, y = config["x"], config.get("y", 0.0)
+    f1, f2 = x**2 + y**2, (x - 1) ** 2 + y**2
+    for step in range(1, config.get("steps", 6) + 1):
+        extra = math.exp(-step)
+        tuner.report(step=step, f1=f1 + extra, f2=f2 + extra, latency_ms=10 + 20 * x)

@@ -23,6 +23,7 @@ def test_every_example_is_covered():
         "python_objective.yaml",
         "sklearn_pipeline.yaml",
         "xgboost_data_parallel.yaml",
+        "multi_objective.yaml",
         "objective.py",
         "api_quickstart.py",
     }
@@ -36,6 +37,7 @@ def test_every_example_is_covered():
         "python_objective.yaml",
         "sklearn_pipeline.yaml",
         "xgboost_data_parallel.yaml",
+        "multi_objective.yaml",
     ],
 )
 def test_example_spec_runs_from_the_cli(ray_local, sqlite_url, tmp_path, monkeypatch, name):
@@ -47,6 +49,12 @@ def test_example_spec_runs_from_the_cli(ray_local, sqlite_url, tmp_path, monkeyp
     trials = study.trials()
     assert len(trials) == spec.search.num_trials
     assert {t.state for t in trials} <= {"completed", "pruned"}
+    if spec.is_multi_objective:
+        front = study.best_trials
+        assert front and all(t.feasible and t.metrics["latency_ms"] <= 12 for t in front)
+        # the initial point starts first (with 2 in flight: one of the first two to start)
+        assert {"width": 128, "lr": 0.01} in [t.params for t in trials[:2]]
+        return
     assert study.best_trial is not None
     if name == "quickstart.yaml":
         # xgboost reports every round; ASHA cut some trials short

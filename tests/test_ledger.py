@@ -219,3 +219,61 @@ def test_failures_of_earlier_runs_do_not_count_towards_max_failed_trials():
     past = [Past("failed", None)] * 3
     led = ledger(max_failed_trials=2, history=past)
     assert not led.too_many_failures
+
+
+# ------------------------------------------------------- several objectives, constraints
+
+MO = [("loss", "min"), ("size", "min")]
+
+
+def finish(led: TrialLedger, tid: str, metrics: dict[str, float], budget: int = 10):
+    led.start(tid)
+    led.result(tid, metrics, iteration=budget, done=False, stopping=False)
+    return led.complete(tid, finished=True, stopping=False)
+
+
+def test_several_objectives_keep_the_pareto_front_not_one_best():
+    led = ledger(objectives=MO)
+    for tid, loss, size in [("a", 1, 5), ("b", 2, 2), ("c", 3, 3), ("d", 5, 1), ("e", 1, 5)]:
+        assert finish(led, tid, {"loss": loss, "size": size}).state == TrialState.COMPLETED
+    # c is dominated by b; e equals a and adds nothing
+    assert sorted(led.front) == [(1, 5), (2, 2), (5, 1)]
+    assert led.best_text == "pareto 3"
+    finish(led, "f", {"loss": 0.5, "size": 0.5})  # dominates everything
+    assert led.front == [(0.5, 0.5)] and led.best_text == "pareto 1"
+
+
+def test_a_missing_or_nan_objective_fails_the_trial_and_says_which():
+    led = ledger(objectives=MO)
+    ended = finish(led, "a", {"loss": 1.0})
+    assert ended.state == TrialState.FAILED and ended.error == "objective 'size' was never reported"
+    ended = finish(led, "b", {"loss": 1.0, "size": math.nan})
+    assert ended.state == TrialState.FAILED and "'size' is nan" in ended.error
+    assert led.front == []
+
+
+def test_an_infeasible_trial_is_never_best():
+    feasible = lambda m: m.get("latency", math.inf) <= 20  # noqa: E731
+    led = ledger(feasible=feasible)
+    finish(led, "fast", {"loss": 0.5, "latency": 10})
+    ended = finish(led, "slow", {"loss": 0.1, "latency": 30})
+    assert ended.state == TrialState.COMPLETED  # infeasible is not failed
+    assert led.best == 0.5 and led.best_text == "loss=0.5"
+    mo = ledger(objectives=MO, feasible=feasible)
+    finish(mo, "slow", {"loss": 0.1, "size": 0.1, "latency": 30})
+    assert mo.front == [] and mo.best_text == "-"
+
+
+def test_history_feeds_the_front_and_skips_infeasible_trials():
+    @dataclass
+    class Old:
+        state: str
+        value: float | None
+        values: tuple[float, ...] | None
+        feasible: bool | None
+
+    led = ledger(
+        objectives=MO,
+        history=[Old("completed", 1, (1, 1), True), Old("completed", 0, (0, 0), False)],
+    )
+    assert led.front == [(1, 1)]

@@ -175,9 +175,9 @@ class ProgressBar:
         self._task = self._progress.add_task(name, total=total, running=0, best="-")
         self._progress.start()
 
-    def update(self, done: int, running: int, best: float | None) -> None:
-        shown = "-" if best is None else f"{self._metric}={best:.6g}"
-        self._progress.update(self._task, completed=done, running=running, best=shown)
+    def update(self, done: int, running: int, best: str) -> None:
+        """`best`: what the ledger says is best so far (``loss=0.12``, ``pareto 5``)."""
+        self._progress.update(self._task, completed=done, running=running, best=best)
 
     def close(self) -> None:
         self._progress.stop()
@@ -203,7 +203,7 @@ class ProgressCallback(_DriverOnly, tune.Callback):
         self.show()
 
     def show(self) -> None:
-        self._bar.update(self._ledger.done, self._ledger.running, self._ledger.best)
+        self._bar.update(self._ledger.done, self._ledger.running, self._ledger.best_text)
 
     def close(self) -> None:
         self.show()

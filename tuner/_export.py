@@ -17,12 +17,37 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "json", "parquet")
 
 
+def objective_facts(
+    trials: Sequence[TrialRecord], spec: StudySpec | None
+) -> list[dict[str, Any]] | None:
+    """Per trial, ``values`` (objective order), ``feasible`` and ``pareto`` (on the
+    computed Pareto set), for a study with several objectives or with constraints;
+    None for any other study (its files keep their columns)."""
+    if spec is None or not (spec.is_multi_objective or spec.constraints):
+        return None
+    from tuner.storage._objectives import StudyObjectives, pareto_flags
+    from tuner.storage._reads import pareto_candidate
+
+    objectives = StudyObjectives.of(spec.to_dict(), spec.metric, spec.mode)
+    flags = pareto_flags(objectives, [pareto_candidate(t) for t in trials])
+    return [
+        {
+            "values": None if t.values is None else list(t.values),
+            "feasible": t.feasible,
+            "pareto": on,
+        }
+        for t, on in zip(trials, flags, strict=True)
+    ]
+
+
 def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -> pd.DataFrame:
-    """One row a trial with `params.*` and `metrics.*` columns."""
+    """One row a trial with `params.*` and `metrics.*` columns (several objectives or
+    constraints: `values.<metric>` per objective, `feasible` and `pareto` too)."""
     import pandas as pd
 
     rows = []
-    for t in trials:
+    facts = objective_facts(trials, spec)
+    for i, t in enumerate(trials):
         # str(): the state's plain value ("completed"), as the files document it.
         row: dict[str, Any] = {"number": t.number, "state": str(t.state), "value": t.value}
         row.update({f"params.{k}": v for k, v in t.params.items()})
@@ -30,6 +55,12 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
         row.update(
             {"node": t.node, "started": t.started_at, "duration_s": t.duration_s, "error": t.error}
         )
+        if facts is not None and spec is not None:
+            values = facts[i]["values"] or [None] * len(spec.objective_metrics)
+            row.update(
+                {f"values.{m}": v for m, v in zip(spec.objective_metrics, values, strict=True)}
+            )
+            row.update(feasible=facts[i]["feasible"], pareto=facts[i]["pareto"])
         rows.append(row)
     fixed = ["number", "state", "value"]
     param_cols = [f"params.{n}" for n in (spec.search_space if spec else ())]
@@ -41,8 +72,12 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
         c for c in frame if c.startswith("params.") and c not in param_cols
     )
     metrics = sorted(c for c in frame if c.startswith("metrics."))
+    objective_cols: list[str] = []
+    if facts is not None and spec is not None:
+        objective_cols = [*(f"values.{m}" for m in spec.objective_metrics), "feasible", "pareto"]
     cols = [
         *fixed,
+        *objective_cols,
         *[c for c in params if c in frame],
         *metrics,
         "node",
@@ -60,11 +95,15 @@ def _json_number(v: float | None) -> float | str | None:
 
 
 def trials_json(
-    trials: Sequence[TrialRecord], intermediate: dict[int, dict[str, list[tuple[int, float]]]]
+    trials: Sequence[TrialRecord],
+    intermediate: dict[int, dict[str, list[tuple[int, float]]]],
+    spec: StudySpec | None = None,
 ) -> list[dict[str, Any]]:
-    """The documented JSON export: one object a trial."""
+    """The documented JSON export: one object a trial (several objectives or
+    constraints: with ``values``, ``feasible`` and ``pareto``)."""
     out = []
-    for t in trials:
+    facts = objective_facts(trials, spec)
+    for i, t in enumerate(trials):
         curves = intermediate.get(t.number, {})
         out.append(
             {
@@ -83,6 +122,8 @@ def trials_json(
                 "attempt_errors": list(t.attempt_errors),
             }
         )
+        if facts is not None:
+            out[-1].update(facts[i])
     return out
 
 
@@ -91,7 +132,7 @@ def export(study: Any, fmt: str, path: str | Path | None) -> str | None:
     the returned string when `path` is None)."""
     trials = study.trials()
     if fmt == "json":
-        text = json.dumps(trials_json(trials, study.intermediate()), indent=2)
+        text = json.dumps(trials_json(trials, study.intermediate(), study.spec), indent=2)
         if path is None:
             return text
         Path(path).write_text(text + "\n", encoding="utf-8")

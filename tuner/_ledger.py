@@ -15,18 +15,23 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
   kept (:meth:`TrialLedger.retry`);
 - any other trial that ends, one that reached its budget included, is **completed**.
 
-The ledger also keeps the counts per state and the best completed value, both including
-the trials of earlier runs (resume), and decides the study's final status: failed when
+The ledger also keeps the counts per state and the best completed, feasible value (with
+constraints, a trial whose final metrics break one is never best), both including the
+trials of earlier runs (resume), and decides the study's final status: failed when
 every trial failed, or when ``limits.max_failed_trials`` trials of this run failed.
+
+With several objectives a trial completes only with every objective's value finite
+(else it fails, naming the metric), and the ledger keeps the Pareto front of the
+completed, feasible trials instead of one best value (:attr:`TrialLedger.front`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from tuner.storage import StudyState, TrialState
 
@@ -85,6 +90,10 @@ class TrialLedger:
         max_failed_trials: failed trials of this run that fail the study; None: no
             limit.
         clock: seconds, for durations (a test passes its own).
+        objectives: ``(metric, mode)`` of each objective where there are several
+            (the first is `metric`, `mode`); None: one objective.
+        feasible: whether final metrics satisfy the study's constraints; None: no
+            constraints.
     """
 
     def __init__(
@@ -97,9 +106,14 @@ class TrialLedger:
         first_number: int = 0,
         max_failed_trials: int | None = None,
         clock: Callable[[], float] = time.time,
+        objectives: Sequence[tuple[str, str]] | None = None,
+        feasible: Callable[[Mapping[str, float]], bool] | None = None,
     ) -> None:
         self._metric = metric
         self._mode = mode
+        self._objectives = list(objectives) if objectives and len(objectives) > 1 else None
+        self._feasible = feasible
+        self.front: list[tuple[float, ...]] = []
         self._budget = budget
         self._next = first_number
         self._clock = clock
@@ -113,8 +127,8 @@ class TrialLedger:
         for past in history:
             if past.state in self.counts:
                 self.counts[TrialState(past.state)] += 1
-            if past.state == TrialState.COMPLETED:
-                self._consider(past.value)
+            if past.state == TrialState.COMPLETED and getattr(past, "feasible", True) is not False:
+                self._consider(past.value, getattr(past, "values", None))
 
     # -- what the run asks ---------------------------------------------------------
 
@@ -127,6 +141,13 @@ class TrialLedger:
     def running(self) -> int:
         """Trials started and not yet ended."""
         return len(self._open)
+
+    @property
+    def best_text(self) -> str:
+        """Best so far, for the progress bar: ``loss=0.12``, or the Pareto front's size."""
+        if self._objectives is not None:
+            return f"pareto {len(self.front)}" if self.front else "-"
+        return "-" if self.best is None else f"{self._metric}={self.best:.6g}"
 
     def number(self, trial_id: str) -> int | None:
         """The study's number for a trial still open, or None."""
@@ -260,15 +281,20 @@ class TrialLedger:
         if open_ is None:
             return None
         value = open_.metrics.get(self._metric)
+        values: tuple[float, ...] | None = None
         if state == TrialState.COMPLETED and value is not None and not math.isfinite(value):
             state, error = TrialState.FAILED, f"metric {self._metric!r} is {value}"
+        if state == TrialState.COMPLETED and self._objectives is not None:
+            state, error, values = self._objective_values(open_.metrics)
         self.counts[state] += 1
         if state == TrialState.FAILED:
             self.failed_in_run += 1
         if error and self.first_error is None:
             self.first_error = error.splitlines()[0]
-        if state == TrialState.COMPLETED:
-            self._consider(value)
+        if state == TrialState.COMPLETED and (
+            self._feasible is None or self._feasible(open_.metrics)
+        ):
+            self._consider(value, values)
         return FinishedTrial(
             trial_id,
             open_.number,
@@ -280,8 +306,40 @@ class TrialLedger:
             open_.node,
         )
 
-    def _consider(self, value: float | None) -> None:
+    def _objective_values(
+        self, metrics: Mapping[str, float]
+    ) -> tuple[TrialState, str | None, tuple[float, ...] | None]:
+        assert self._objectives is not None
+        for name, _ in self._objectives:
+            v = metrics.get(name)
+            if v is None:
+                return TrialState.FAILED, f"objective {name!r} was never reported", None
+            if not math.isfinite(v):
+                return TrialState.FAILED, f"metric {name!r} is {v}", None
+        return TrialState.COMPLETED, None, tuple(metrics[n] for n, _ in self._objectives)
+
+    def _consider(self, value: float | None, values: Sequence[float] | None = None) -> None:
+        if self._objectives is not None:
+            if values is not None and all(math.isfinite(v) for v in values):
+                self._add_to_front(tuple(values))
+            return
         if value is None or not math.isfinite(value):
             return
         better = min if self._mode == "min" else max
         self.best = value if self.best is None else better(self.best, value)
+
+    def _add_to_front(self, values: tuple[float, ...]) -> None:
+        assert self._objectives is not None
+        loss = _losses(values, self._objectives)
+        fronts = [_losses(f, self._objectives) for f in self.front]
+        if any(all(a <= b for a, b in zip(f, loss, strict=True)) for f in fronts):
+            return  # dominated by (or equal to) a trial of the front
+        self.front = [
+            f
+            for f, fl in zip(self.front, fronts, strict=True)
+            if not all(a <= b for a, b in zip(loss, fl, strict=True))
+        ] + [values]
+
+
+def _losses(values: Sequence[float], objectives: Sequence[tuple[str, Any]]) -> list[float]:
+    return [v if mode == "min" else -v for v, (_, mode) in zip(values, objectives, strict=True)]

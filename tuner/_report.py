@@ -24,6 +24,8 @@ class TrialContext:
 
     metric: str
     node: str = field(default_factory=lambda: node_label())
+    # The other objectives' metrics (several objectives): required in every report too.
+    also: tuple[str, ...] = ()
     reports: int = 0
     last_step: int | None = None
 
@@ -54,9 +56,10 @@ def activate(ctx: TrialContext | None) -> TrialContext | None:
 
 
 @contextmanager
-def trial(metric: str) -> Iterator[TrialContext]:
-    """A running trial of this process, reporting `metric`, for the `with` block."""
-    ctx = TrialContext(metric)
+def trial(metric: str, also: tuple[str, ...] = ()) -> Iterator[TrialContext]:
+    """A running trial of this process, reporting `metric` (and the other objectives'
+    metrics `also`), for the `with` block."""
+    ctx = TrialContext(metric, also=also)
     previous = activate(ctx)
     try:
         yield ctx
@@ -74,7 +77,8 @@ def report(step: int | None = None, **metrics: float) -> None:
     Args:
         step: the step these values belong to (an int that grows); defaults to the
             number of earlier reports.
-        **metrics: numeric values; the study's metric must be among them.
+        **metrics: numeric values; the study's metric (with several objectives, every
+            objective's metric) must be among them.
 
     Raises:
         ReportError: outside a trial, without the study's metric, with a value that is
@@ -97,12 +101,14 @@ def report(step: int | None = None, **metrics: float) -> None:
                 f"tuner.report({name}=...) must be a number (got {type(value).__name__} {value!r})"
             )
         values[name] = float(value)
-    if ctx.metric not in values:
-        got = ", ".join(values) or "nothing"
-        raise ReportError(
-            f"tuner.report() got no value for the study's metric {ctx.metric!r} (got {got}); "
-            "report it at every step"
-        )
+    for wanted in (ctx.metric, *ctx.also):
+        if wanted not in values:
+            got = ", ".join(values) or "nothing"
+            what = "objective" if ctx.also else "study's metric"
+            raise ReportError(
+                f"tuner.report() got no value for the {what} {wanted!r} (got {got}); "
+                "report it at every step"
+            )
     if math.isnan(values[ctx.metric]):
         raise ReportError(
             f"metric {ctx.metric!r} is NaN at step {step}: the trial is failed "

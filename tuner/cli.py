@@ -193,13 +193,24 @@ def _summary(study: Study, seconds: float) -> None:
         f"({parts or 'no trials'}) in {seconds:.1f} s",
         markup=False,
     )
-    best = study.best_trial
-    if best is not None:
-        out.print(
-            f"best trial #{best.number}: {study.spec.metric}={_fmt(best.value)}  "
-            + "  ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()),
-            markup=False,
-        )
+    if study.spec.is_multi_objective:
+        front = study.best_trials
+        if front:
+            out.print(
+                f"Pareto set: {len(front)} trials ({_numbers(front)}); tuner best {study.name}",
+                markup=False,
+            )
+    else:
+        best = study.best_trial
+        if best is not None:
+            out.print(
+                f"best trial #{best.number}: {study.spec.metric}={_fmt(best.value)}  "
+                + "  ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()),
+                markup=False,
+            )
+    note = study.feasibility_note()
+    if note:
+        out.print(note, markup=False)
     if outcome and outcome.first_error:
         out.print(f"first failure: {outcome.first_error}", markup=False)
     out.print(
@@ -299,8 +310,11 @@ def show(
     counts: dict[TrialState, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
+    goals = ", ".join(
+        f"{mode} {m}" for m, mode in zip(spec.objective_metrics, spec.objective_modes, strict=True)
+    )
     out.print(
-        f"study {study.name}  status {study.status}  {spec.mode} {spec.metric}  "
+        f"study {study.name}  status {study.status}  {goals}  "
         f"search {spec.search.algorithm}  early stopping {spec.early_stopping.scheduler}",
         markup=False,
     )
@@ -308,20 +322,35 @@ def show(
         "trials: " + (", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "none"),
         markup=False,
     )
-    best = study.best_trial
-    if best is not None:
-        out.print(f"best: trial #{best.number} {spec.metric}={_fmt(best.value)}", markup=False)
+    if spec.is_multi_objective:
+        front = study.best_trials
+        if front:
+            out.print(f"Pareto set: {len(front)} trials ({_numbers(front)})", markup=False)
+    else:
+        best = study.best_trial
+        if best is not None:
+            out.print(f"best: trial #{best.number} {spec.metric}={_fmt(best.value)}", markup=False)
+    note = study.feasibility_note()
+    if note:
+        out.print(note, markup=False)
     params = list(spec.search_space)
+    objectives = spec.objective_metrics
+    # With constraints, whether each finished trial met them.
+    feasible = ["feasible"] if spec.constraints else []
     table = Table(box=None)
-    for col in ("#", "state", spec.metric, "steps", "duration", *params, "error"):
+    for col in ("#", "state", *objectives, *feasible, "steps", "duration", *params, "error"):
         table.add_column(col, overflow="fold")
     shown = trials if limit <= 0 else trials[-limit:]
     for t in shown:
         err = (t.error or "").splitlines()[0][:80] if t.error else ""
+        values: list[Any] = [t.value]
+        if spec.is_multi_objective:
+            values = list(t.values) if t.values else [None] * len(objectives)
         table.add_row(
             str(t.number),
             t.state,
-            _fmt(t.value),
+            *[_fmt(v) for v in values],
+            *(["" if t.feasible is None else ("yes" if t.feasible else "no")] if feasible else []),
             str(t.steps),
             "-" if t.duration_s is None else f"{t.duration_s:.1f}s",
             *[_fmt(t.params[p]) if p in t.params else "" for p in params],
@@ -342,11 +371,16 @@ def best(
     storage: StorageOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Print the best completed trial of a study."""
+    """Print the best completed, feasible trial of a study (several objectives: every
+    trial of the Pareto set)."""
     study = _load(name, storage)
+    if study.spec.is_multi_objective:
+        _best_trials(study, as_json)
+        return
     trial = study.best_trial
     if trial is None:
-        _console(stderr=True).print(f"study {name} has no completed trial yet", markup=False)
+        note = study.feasibility_note() or f"study {name} has no completed trial yet"
+        _console(stderr=True).print(note, markup=False)
         raise typer.Exit(1)
     if as_json:
         payload = {
@@ -361,6 +395,42 @@ def best(
     out.print(f"trial #{trial.number}: {study.spec.metric}={_fmt(trial.value)}", markup=False)
     for k, v in trial.params.items():
         out.print(f"  {k} = {_fmt(v)}", markup=False)
+
+
+def _numbers(trials: list[Any]) -> str:
+    shown = ", ".join(f"#{t.number}" for t in trials[:10])
+    return shown + (f", ... {len(trials) - 10} more" if len(trials) > 10 else "")
+
+
+def _best_trials(study: Study, as_json: bool) -> None:
+    """`tuner best` of a study with several objectives: the whole Pareto set."""
+    front = study.best_trials
+    if not front:
+        note = study.feasibility_note() or f"study {study.name} has no completed trial yet"
+        _console(stderr=True).print(note, markup=False)
+        raise typer.Exit(1)
+    metrics = study.spec.objective_metrics
+    if as_json:
+        payload = [
+            {
+                "number": t.number,
+                "values": list(t.values or ()),
+                "params": t.params,
+                "metrics": t.metrics,
+            }
+            for t in front
+        ]
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    out = _console()
+    modes = ", ".join(
+        f"{m} {mode}" for m, mode in zip(metrics, study.spec.objective_modes, strict=True)
+    )
+    out.print(f"Pareto set of {study.name}: {len(front)} trials ({modes})", markup=False)
+    for t in front:
+        values = "  ".join(f"{m}={_fmt(v)}" for m, v in zip(metrics, t.values or (), strict=False))
+        params = "  ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        out.print(f"trial #{t.number}: {values}  |  {params}", markup=False)
 
 
 @app.command()

@@ -217,6 +217,7 @@ def run_study(
     from tuner.trainers import prepare
 
     check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
+    warm = warm_start_history(spec, storage)  # a missing study: one line, now
     prepared = prepare(spec)  # fails fast on a bad function or metric
     _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
     if prepared.resources is None:  # a data-parallel trainer checks its own workers
@@ -234,6 +235,7 @@ def run_study(
             prepared,
             progress,
             in_flight or spec.search.max_concurrent,
+            warm,
         )
         return _run(study, spec, storage, prepared, parts)
     except StudyInterrupted:
@@ -276,16 +278,19 @@ def _build(
     prepared: Prepared,
     progress: bool,
     max_concurrent: int,
+    warm: Sequence[TrialRecord] = (),
 ) -> _Parts:
     """The searcher, scheduler, ledger and callbacks of one run (Ray is up).
 
+    `warm`: a warm-start study's finished trials; the searcher learns from them after
+    this study's own history, but they count nowhere else.
     With nothing left to run, no recorder or callbacks are made.
     """
     from tuner._callbacks import ProgressBar, ProgressCallback, RecordingCallback, TrialTimeout
     from tuner.schedulers import build_scheduler
     from tuner.search import build_searcher
 
-    searcher = build_searcher(spec, history)
+    searcher = build_searcher(spec, [*history, *warm])
     finished = [t for t in history if t.state in _COUNTED]
     own = searcher.remaining  # grid search decides how many trials are left
     remaining = own if own is not None else max(0, spec.search.num_trials - len(finished))
@@ -297,6 +302,8 @@ def _build(
         history=history,
         first_number=storage.next_trial_number(study.id),
         max_failed_trials=spec.limits.max_failed_trials,
+        objectives=list(zip(spec.objective_metrics, spec.objective_modes, strict=True)),
+        feasible=_feasibility(spec),
     )
     parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
     if remaining == 0:
@@ -310,6 +317,67 @@ def _build(
         parts.progress = ProgressCallback(ledger, bar)
         parts.progress.show()
     return parts
+
+
+def _feasibility(spec: StudySpec) -> Callable[[Any], bool] | None:
+    """Whether final metrics satisfy the spec's constraints (None: it has none)."""
+    if not spec.constraints:
+        return None
+    constraints = spec.constraints
+    return lambda metrics: all(c.violation(metrics.get(c.metric)) <= 0 for c in constraints)
+
+
+def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
+    """The finished trials of the spec's warm-start study (none without one).
+
+    Parameters that this search space does not have are dropped (logged once).
+
+    Raises:
+        SpecError: the study does not exist, or shares no parameter with the space.
+    """
+    from tuner.exceptions import SpecError, StudyNotFoundError
+
+    ws = spec.warm_start
+    if ws is None:
+        return []
+    if ws.study == spec.name and ws.storage is None:
+        raise SpecError(
+            "names this study itself; its own trials already inform a resume: name an "
+            "earlier study",
+            ["warm_start", "study"],
+        )
+    other = storage if ws.storage is None else Storage(ws.storage, read_only=True)
+    try:
+        record = other.get_study(ws.study)
+        trials = other.get_trials(record.id, list(_COUNTED))
+    except StudyNotFoundError:
+        raise SpecError(
+            f"there is no study {ws.study!r} in {other.url}; name a study that `tuner list` "
+            "shows there, or set warm_start.storage to its database",
+            ["warm_start", "study"],
+        ) from None
+    finally:
+        if other is not storage:
+            other.close()
+    names = {name for t in trials for name in t.params}
+    shared = names & set(spec.search_space)
+    if trials and not shared:
+        raise SpecError(
+            f"study {ws.study!r} shares no parameter with this search space (its parameters: "
+            f"{', '.join(sorted(names))}); warm-start from a study over the same parameters",
+            ["warm_start", "study"],
+        )
+    dropped = sorted(names - shared)
+    if dropped:
+        log.warning(
+            "tuner: warm_start: parameters %s of study %r are not in this search space; dropped",
+            ", ".join(dropped),
+            ws.study,
+        )
+    log.info(
+        "tuner: warm_start: %d finished trials of %r inform the searcher", len(trials), ws.study
+    )
+    return trials
 
 
 # Trials of earlier runs that count towards num_trials (a stopped one runs again).

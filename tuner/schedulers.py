@@ -9,13 +9,29 @@ trainer. ``grace_period`` and the trainer's budget (``max_rounds``, ``max_epochs
 2020): Ray's synchronous HyperBandScheduler pauses trials at each rung and needs them to
 checkpoint and resume, which a function trainer cannot do without restarting; the
 asynchronous form never pauses and reaches the same budget allocation.
+
+Several objectives (``objectives:``): ``none``/``fifo`` never stop a trial. ``asha``
+is :class:`MultiObjectiveASHA`: the same rungs (``grace_period`` x
+``reduction_factor``^k reports) and the same asynchronous rule, with trials at a rung
+ranked on every objective, by ``early_stopping.multi_objective``:
+
+- ``nondominated`` (default; MO-ASHA, Schmucker et al. 2021): non-dominated sorting of
+  the objective vectors recorded at the rung, ties within a front broken by crowding
+  distance (NSGA-II's; the extremes of a front first);
+- ``scalarized``: the weighted sum of the objectives (``weights``, default all 1), each
+  signed so that lower is better.
+
+A trial reaching a rung goes on when it ranks among the top ceil(n / reduction_factor)
+of the n trials recorded there (itself included), and stops otherwise. ``hyperband``
+and ``median`` take one objective; the spec refuses them with several.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuner.spec import StudySpec
 
@@ -32,7 +48,165 @@ def budget(spec: StudySpec) -> int:
 
 def build_scheduler(spec: StudySpec) -> TrialScheduler:
     """The Ray Tune scheduler for a spec's early_stopping block."""
+    if spec.is_multi_objective and spec.early_stopping.scheduler == "asha":
+        return _mo_asha(spec)
     return SCHEDULERS[spec.early_stopping.scheduler](spec)
+
+
+def _mo_asha(spec: StudySpec) -> TrialScheduler:
+    es = spec.early_stopping
+    return _mo_asha_class()(
+        list(zip(spec.objective_metrics, spec.objective_modes, strict=True)),
+        max_t=budget(spec),
+        grace_period=es.grace_period,
+        reduction_factor=es.reduction_factor,
+        rank=es.multi_objective,
+        weights=es.weights,
+    )
+
+
+def rungs(max_t: int, grace_period: int, reduction_factor: float) -> list[int]:
+    """The rungs' milestones, in reports, lowest first (as Ray's ASHA puts them)."""
+    out = []
+    k = 0
+    while (milestone := grace_period * reduction_factor**k) < max_t:
+        out.append(int(milestone))
+        k += 1
+    return out
+
+
+def promoted(
+    losses: dict[str, list[float]],
+    trial_id: str,
+    keep: int,
+    rank: str,
+    weights: list[float] | None = None,
+) -> bool:
+    """Whether `trial_id` is among the `keep` best of the loss vectors at a rung.
+
+    Args:
+        losses: trial id -> its objectives at the rung, each to be minimised.
+        rank: ``nondominated`` (non-dominated sorting, then crowding distance) or
+            ``scalarized`` (weighted sum).
+    """
+    import numpy as np
+
+    ids = list(losses)
+    values = np.array([losses[i] for i in ids], dtype=float)
+    if rank == "scalarized":
+        w = np.array(weights if weights is not None else [1.0] * values.shape[1])
+        order = sorted(range(len(ids)), key=lambda i: (float(values[i] @ w), i))
+    else:
+        order = _nondominated_order(values)
+    return ids.index(trial_id) in order[:keep]
+
+
+def _nondominated_order(values: Any) -> list[int]:
+    """Indices best first: by non-dominated front, then by crowding distance within it."""
+    from optuna.study._multi_objective import _fast_non_domination_rank
+
+    ranks = _fast_non_domination_rank(values)
+    order: list[int] = []
+    for r in sorted(set(ranks.tolist())):
+        members = [i for i in range(len(values)) if ranks[i] == r]
+        crowd = _crowding(values[members])
+        order += [m for _, m in sorted(zip(-crowd, members, strict=True))]
+    return order
+
+
+def _crowding(front: Any) -> Any:
+    """NSGA-II's crowding distance of each point of one front (extremes: inf)."""
+    import numpy as np
+
+    n, m = front.shape
+    distance = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for j in range(m):
+        order = np.argsort(front[:, j], kind="stable")
+        span = front[order[-1], j] - front[order[0], j]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if span == 0:
+            continue
+        gaps = (front[order[2:], j] - front[order[:-2], j]) / span
+        distance[order[1:-1]] += gaps
+    return distance
+
+
+def __getattr__(name: str) -> Any:
+    # MultiObjectiveASHA subclasses Ray's FIFOScheduler: made on first use, so that
+    # importing this module does not import Ray.
+    if name == "MultiObjectiveASHA":
+        cls = _mo_asha_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
+
+
+@functools.cache
+def _mo_asha_class() -> Any:
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    class MultiObjectiveASHA(FIFOScheduler):
+        """Asynchronous successive halving on several objectives (see the module).
+
+        Args:
+            objectives: ``(metric, mode)`` of each objective.
+            max_t: the reports a trial makes when it runs to its end.
+            grace_period: reports before the first rung.
+            reduction_factor: 1/reduction_factor of the trials go on at each rung.
+            rank: ``nondominated`` or ``scalarized``.
+            weights: scalarized: one weight per objective (default all 1).
+        """
+
+        def __init__(
+            self,
+            objectives: list[tuple[str, str]],
+            *,
+            max_t: int,
+            grace_period: int,
+            reduction_factor: float,
+            rank: str = "nondominated",
+            weights: list[float] | None = None,
+        ) -> None:
+            super().__init__()
+            self._objectives = objectives
+            self._max_t = max_t
+            self._rf = reduction_factor
+            self._rank = rank
+            self._weights = weights
+            # Highest rung first: a trial is judged at the highest rung it has reached.
+            self._rungs: list[tuple[int, dict[str, list[float]]]] = [
+                (m, {}) for m in reversed(rungs(max_t, grace_period, reduction_factor))
+            ]
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            t = result.get(TIME_ATTR)
+            raw = [result.get(metric) for metric, _ in self._objectives]
+            values = [float(v) for v in raw if isinstance(v, int | float)]
+            if t is None or len(values) < len(raw) or not all(map(math.isfinite, values)):
+                return TrialScheduler.CONTINUE
+            if t >= self._max_t:
+                return TrialScheduler.STOP
+            loss = [
+                v if mode == "min" else -v
+                for v, (_, mode) in zip(values, self._objectives, strict=True)
+            ]
+            for milestone, recorded in self._rungs:
+                if t < milestone or trial.trial_id in recorded:
+                    continue
+                recorded[trial.trial_id] = loss
+                keep = math.ceil(len(recorded) / self._rf)
+                if not promoted(recorded, trial.trial_id, keep, self._rank, self._weights):
+                    return TrialScheduler.STOP
+                break
+            return TrialScheduler.CONTINUE
+
+        def debug_string(self) -> str:
+            sizes = ", ".join(f"{m}: {len(r)}" for m, r in self._rungs)
+            return f"MultiObjectiveASHA({self._rank}; rungs {sizes})"
+
+    return MultiObjectiveASHA
 
 
 def _fifo(spec: StudySpec) -> TrialScheduler:

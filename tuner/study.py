@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
     from tuner.runner import RunOutcome
 
+log = logging.getLogger(__name__)
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 Trial = TrialRecord
 _BASE_DIR_KEY = "_base_dir"
@@ -154,8 +156,52 @@ class Study:
 
     @property
     def best_trial(self) -> Trial | None:
-        """The completed trial with the best value of the study's metric, or None."""
-        return self._storage.best_trial(self._record.id)
+        """The completed, feasible trial with the best value of the study's metric, or
+        None (when nothing completed, or no completed trial meets the constraints: a
+        warning then says so, see :meth:`feasibility_note`).
+
+        Raises:
+            TunerError: the study has several objectives; use :attr:`best_trials`.
+        """
+        if self._spec.is_multi_objective:
+            raise TunerError(
+                f"study {self.name!r} has several objectives, so no single best trial; "
+                "use study.best_trials (the Pareto set)"
+            )
+        best = self._storage.best_trial(self._record.id)
+        if best is None:
+            self._warn_infeasible()
+        return best
+
+    @property
+    def best_trials(self) -> list[Trial]:
+        """The Pareto set: the completed, feasible trials that no other such trial
+        dominates (no worse on every objective and better on one), by number; with one
+        objective, the trials with the best value. Empty when nothing completed or
+        nothing is feasible (a warning then says so, see :meth:`feasibility_note`)."""
+        trials = self._storage.best_trials(self._record.id)
+        if not trials:
+            self._warn_infeasible()
+        return trials
+
+    def feasibility_note(self) -> str | None:
+        """Why nothing is best although trials completed (every one broke a constraint),
+        or None when that is not the case."""
+        if not self._spec.constraints:
+            return None
+        completed = self._storage.get_trials(self._record.id, ["completed"])
+        if not completed or any(t.feasible is not False for t in completed):
+            return None
+        bounds = "; ".join(_bound_text(c) for c in self._spec.constraints)
+        return (
+            f"none of the {len(completed)} completed trials of study {self.name!r} is "
+            f"feasible (constraints: {bounds}), so no trial is best"
+        )
+
+    def _warn_infeasible(self) -> None:
+        note = self.feasibility_note()
+        if note is not None:
+            log.warning("tuner: %s", note)
 
     def intermediate(
         self, numbers: Sequence[int] | None = None
@@ -169,6 +215,13 @@ class Study:
         from tuner._export import trials_frame
 
         return trials_frame(self.trials(), self._spec)
+
+
+def _bound_text(c: Any) -> str:
+    parts = ([f"{c.metric} >= {c.min:g}"] if c.min is not None else []) + (
+        [f"{c.metric} <= {c.max:g}"] if c.max is not None else []
+    )
+    return ", ".join(parts)
 
 
 def _stored_spec(spec: StudySpec) -> dict[str, Any]:

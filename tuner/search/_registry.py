@@ -23,12 +23,14 @@ class Algorithm:
         factory: ``"module:function"``, a function ``(spec, history) -> TunerSearcher``.
         requires: modules it imports that are not installed with tuner itself.
         extra: the ``pip install 'tuner[extra]'`` that brings them.
+        multi_objective: whether it takes a spec with several ``objectives``.
     """
 
     name: str
     factory: str
     requires: tuple[str, ...] = ()
     extra: str | None = None
+    multi_objective: bool = True
 
     def load(self) -> Any:
         """The factory function (imports its module)."""
@@ -43,8 +45,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("random", "tuner.search._samplers:random"),
         Algorithm("tpe", "tuner.search._samplers:tpe"),
         Algorithm("gp", "tuner.search._samplers:gp", requires=("torch",), extra="gp"),
-        Algorithm("cmaes", "tuner.search._samplers:cmaes"),
+        Algorithm("cmaes", "tuner.search._samplers:cmaes", multi_objective=False),
         Algorithm("qmc", "tuner.search._samplers:qmc"),
+        Algorithm("nsga2", "tuner.search._samplers:nsga2"),
+        Algorithm("nsga3", "tuner.search._samplers:nsga3"),
     )
 }
 ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)

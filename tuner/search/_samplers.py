@@ -3,6 +3,11 @@
 Registered by name in :mod:`tuner.search._registry`. Samplers that would warn about
 falling back to independent sampling for conditional spaces are told not to: tuner's
 conditional spaces are deliberate.
+
+Several objectives: nsga2, nsga3, tpe and gp are Optuna's multi-objective samplers
+(random and qmc do not depend on the values). Constraints reach nsga2, nsga3, tpe and
+gp as each trial's Optuna constraint values; random, qmc and cmaes ignore them (the storage
+still marks infeasible trials, and only feasible ones are best).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import optuna
 from tuner.search._searchers import OptunaSearcher, PastTrial
 from tuner.spec import StudySpec
 
-__all__ = ["cmaes", "gp", "qmc", "random", "tpe"]
+__all__ = ["cmaes", "gp", "nsga2", "nsga3", "qmc", "random", "tpe"]
 
 
 def _sampler(cls: Callable[..., optuna.samplers.BaseSampler], **kwargs: Any) -> Any:
@@ -39,10 +44,12 @@ def tpe(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
 
 
 def gp(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
-    """GP with a kriging believer for trials in flight (needs torch: tuner[gp])."""
+    """GP with a kriging believer for trials in flight (needs torch: tuner[gp]); with
+    several objectives, Optuna's GPSampler (LogEHVI, which accounts for running trials)."""
     from tuner.search._gp import BelieverGPSampler
 
-    sampler = _sampler(BelieverGPSampler, seed=spec.search.seed, warn_independent_sampling=False)
+    cls = optuna.samplers.GPSampler if spec.is_multi_objective else BelieverGPSampler
+    sampler = _sampler(cls, seed=spec.search.seed, warn_independent_sampling=False)
     # GP learns from completed trials only: give it pruned trials as completed.
     return OptunaSearcher(spec, history, sampler, pruned_as_complete=True)
 
@@ -68,3 +75,15 @@ def random(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher
     return OptunaSearcher(
         spec, history, _sampler(optuna.samplers.RandomSampler, seed=spec.search.seed)
     )
+
+
+def nsga2(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+    """NSGA-II (Optuna's defaults: generations of 50 trials)."""
+    sampler = _sampler(optuna.samplers.NSGAIISampler, seed=spec.search.seed)
+    return OptunaSearcher(spec, history, sampler)
+
+
+def nsga3(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+    """NSGA-III, for three or more objectives (Optuna's defaults)."""
+    sampler = _sampler(optuna.samplers.NSGAIIISampler, seed=spec.search.seed)
+    return OptunaSearcher(spec, history, sampler)

@@ -7,6 +7,20 @@ trials is conditioned on its own posterior mean at the running trials' params, k
 not refitted, and EI's incumbent includes those believed values. CMA-ES, QMC and random
 do not depend on pending results.
 
+Several objectives: the Optuna study has one direction per objective, and a trial is
+told with every objective's last reported value (Ray Tune's searcher API carries one
+metric, but ``on_trial_complete`` gets the whole last result, and ``on_trial_result``
+every report, which this searcher keeps). Optuna takes no intermediate values for
+several objectives, so none are reported to it, and a pruned trial is told as completed
+with its last values (NSGA-II and NSGA-III ignore pruned trials otherwise). TPE's
+constant liar and GP's own handling of running trials apply to several objectives too.
+
+Constraints: each trial's violations (``ConstraintSpec.violation``: <= 0 holds) are set
+with Optuna 5's ``Trial.set_constraint`` (keys ``"0"``, ``"1"``, ... in the spec's order)
+before it is told; trials of history get the same system attributes. TPE, NSGA-II,
+NSGA-III and GP read them from every trial (``FrozenTrial.constraints``), so no
+``constraints_func`` (deprecated in Optuna 5) is needed.
+
 Every trial in flight is a RUNNING trial of the one Optuna study (``_Live``), with all
 its params suggested at ``suggest``, so the samplers see them with no extra plumbing;
 the trial being sampled has no params yet and is not among them. On resume nothing is
@@ -22,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, cast
 
 import optuna
@@ -49,6 +63,22 @@ class PastTrial(Protocol):
     def value(self) -> float | None: ...
     @property
     def steps(self) -> int: ...
+    @property
+    def metrics(self) -> dict[str, float]: ...
+
+
+# The violation given for a constraint whose metric was never reported (finite: a GP
+# models violations).
+_UNREPORTED = 1.0
+
+
+def violations(spec: StudySpec, metrics: dict[str, Any]) -> list[float]:
+    """Each constraint's violation for a trial's final metrics (<= 0: it holds)."""
+    out = []
+    for c in spec.constraints:
+        v = c.violation(metrics.get(c.metric) if _finite(metrics.get(c.metric)) else None)
+        out.append(v if math.isfinite(v) else _UNREPORTED)
+    return out
 
 
 @dataclass
@@ -56,18 +86,22 @@ class _Live:
     trial: optuna.Trial
     last_step: int = 0
     last_value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class OptunaSearcher(TunerSearcher):
     """A Ray Tune searcher that asks an Optuna sampler for each trial's config.
 
     Args:
-        spec: the study spec (search space, metric, mode, seed).
-        history: trials finished in an earlier run of the same study (resume); they are
-            given to the sampler before the first suggestion.
+        spec: the study spec (search space, objectives, constraints, seed, initial
+            points).
+        history: trials finished in an earlier run of the same study (resume), then
+            those of a warm-start study; they are given to the sampler before the first
+            suggestion. Parameters outside the space are dropped first.
         sampler: the Optuna sampler (see tuner.search._samplers).
         pruned_as_complete: tell pruned trials as completed with their last value
-            (for a sampler that learns from completed trials only).
+            (for a sampler that learns from completed trials only; always so with
+            several objectives).
     """
 
     def __init__(
@@ -80,16 +114,25 @@ class OptunaSearcher(TunerSearcher):
     ) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
         self._spec = spec
-        self._direction: Literal["minimize", "maximize"] = (
-            "minimize" if spec.mode == "min" else "maximize"
-        )
+        self._directions: list[Literal["minimize", "maximize"]] = [
+            "minimize" if m == "min" else "maximize" for m in spec.objective_modes
+        ]
         self._sampler = sampler
-        self._pruned_as_complete = pruned_as_complete
+        self._multi = spec.is_multi_objective
+        self._pruned_as_complete = pruned_as_complete or self._multi
         self._live: dict[str, _Live] = {}
         self._pruned: set[str] = set()
-        self._study = optuna.create_study(direction=self._direction, sampler=self._sampler)
+        self._study = optuna.create_study(directions=self._directions, sampler=self._sampler)
         primed = (_frozen(spec, p, self._pruned_as_complete) for p in history)
         self._study.add_trials([t for t in primed if t is not None])
+        for point in spec.search.initial_points:
+            # Not again on resume: a point that history already holds was run.
+            self._study.enqueue_trial(dict(point), skip_if_exists=True)
+
+    @property
+    def optuna_study(self) -> optuna.Study:
+        """The in-memory Optuna study the sampler works on (for tests and benches)."""
+        return self._study
 
     def note_pruned(self, trial_id: str) -> None:
         """The scheduler stopped the trial early: it is told to Optuna as pruned."""
@@ -108,8 +151,10 @@ class OptunaSearcher(TunerSearcher):
         step = int(result.get("training_iteration", live.last_step + 1))
         if step <= live.last_step:
             return  # Ray repeats a trial's last result when its function returns
+        live.metrics.update({k: float(v) for k, v in result.items() if _finite(v)})
         live.last_step, live.last_value = step, float(cast(float, value))
-        live.trial.report(live.last_value, step)
+        if not self._multi:  # Optuna keeps no intermediate values for several objectives
+            live.trial.report(live.last_value, step)
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -119,16 +164,21 @@ class OptunaSearcher(TunerSearcher):
             return
         pruned = trial_id in self._pruned
         self._pruned.discard(trial_id)
-        value = (result or {}).get(self.metric, live.last_value)
-        if error or not _finite(value):
+        final = {k: float(v) for k, v in (result or {}).items() if _number(v)}
+        metrics = {**live.metrics, **final}
+        values = [metrics.get(m) for m in self._spec.objective_metrics]
+        if error or not all(_finite(v) for v in values):
             self._study.tell(live.trial, state=OptunaState.FAIL)
-        elif pruned and not self._pruned_as_complete:
+            return
+        for i, v in enumerate(violations(self._spec, metrics)):
+            live.trial.set_constraint(str(i), v)
+        if pruned and not self._pruned_as_complete:
             # TPE ranks pruned trials by their last intermediate value.
             self._study.tell(live.trial, state=OptunaState.PRUNED)
         else:
             # A pruned trial's last value still marks its region as poor for GP,
             # which is what the scheduler decided.
-            self._study.tell(live.trial, value)
+            self._study.tell(live.trial, cast(list[float], values))
 
 
 class GridSearcher(TunerSearcher):
@@ -167,31 +217,49 @@ def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(params.items()))
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> FrozenTrial | None:
     """An earlier trial as Optuna sees it (told as on_trial_complete would have), or None
-    if its params no longer fit the space."""
+    if its params do not fit the space. Parameters the space does not have are dropped
+    (a warm start from a study with other parameters)."""
+    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
+
     from tuner.search._space import distribution
 
+    params = {k: v for k, v in past.params.items() if k in spec.search_space}
+    metrics = dict(getattr(past, "metrics", None) or {})
+    if not spec.is_multi_objective and _finite(past.value):
+        metrics.setdefault(spec.metric, cast(float, past.value))
+    values = [metrics.get(m) for m in spec.objective_metrics]
+    # As Trial.set_constraint keeps them (see on_trial_complete).
+    system = {f"{_CONSTRAINTS_KEY}:{i}": v for i, v in enumerate(violations(spec, metrics))}
     try:
-        dists = {name: distribution(spec.search_space[name]) for name in past.params}
+        dists = {name: distribution(spec.search_space[name]) for name in params}
         pruned = past.state == TrialState.PRUNED
-        if (past.state == TrialState.COMPLETED or (pruned and pruned_as_complete)) and (
-            _finite(past.value)
-        ):
-            return create_trial(params=past.params, distributions=dists, value=past.value)
-        if pruned and _finite(past.value):
+        known = all(_finite(v) for v in values)
+        if (past.state == TrialState.COMPLETED or (pruned and pruned_as_complete)) and known:
             return create_trial(
-                params=past.params,
+                params=params,
+                distributions=dists,
+                values=cast(list[float], values),
+                system_attrs=system,
+            )
+        if pruned and _finite(past.value) and not spec.is_multi_objective:
+            return create_trial(
+                params=params,
                 distributions=dists,
                 state=OptunaState.PRUNED,
                 intermediate_values={max(past.steps, 1): float(past.value)},  # type: ignore[arg-type]
             )
         if past.state == TrialState.FAILED:
-            return create_trial(params=past.params, distributions=dists, state=OptunaState.FAIL)
+            return create_trial(params=params, distributions=dists, state=OptunaState.FAIL)
     except (KeyError, ValueError):
         log.warning("trial with params %s does not fit the search space; skipped", past.params)
     return None

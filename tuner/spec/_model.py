@@ -413,14 +413,20 @@ class SearchSpec(_Strict):
     """How new trials are proposed."""
 
     algorithm: AlgorithmName = "tpe"
-    """grid: every combination of `values`; random; tpe, gp, cmaes, qmc: Optuna's samplers
-    (gp needs `pip install 'tuner[gp]'`)."""
+    """grid: every combination of `values`; random; tpe, gp, cmaes, qmc, nsga2, nsga3:
+    Optuna's samplers (gp needs `pip install 'tuner[gp]'`). With several `objectives`:
+    nsga2, nsga3, tpe, gp, random, qmc (or grid)."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
     """How many trials to run (grid: ignored, its size is the product of the values)."""
     max_concurrent: int = Field(default=2, ge=1, le=10_000)
     """Trials in flight at once (also bounded by the cluster's CPUs)."""
     seed: int | None = 0
     """Seed of the sampler, for reproducible suggestions; null: a random seed."""
+    initial_points: list[dict[str, Scalar]] = Field(default_factory=list)
+    """Configs tried first, in this order, before the searcher proposes: each names
+    every parameter that is active for it, with a value inside its range (not with
+    grid). They count towards num_trials. Trials are numbered as they start, so with
+    several in flight the first ones may start (and be numbered) in another order."""
 
 
 class EarlyStoppingSpec(_Strict):
@@ -428,7 +434,9 @@ class EarlyStoppingSpec(_Strict):
 
     scheduler: SchedulerName = "none"
     """none/fifo: never; asha: successive halving, asynchronous; hyperband: ASHA over
-    several brackets; median: stop a trial below the median of others at the same step."""
+    several brackets; median: stop a trial below the median of others at the same step.
+    With several objectives: none/fifo, or asha ranking each rung as `multi_objective`
+    says (hyperband and median take one objective)."""
     grace_period: int = Field(default=1, ge=1)
     """Steps (rounds, epochs) every trial gets before it can be stopped."""
     reduction_factor: float = Field(default=3, gt=1)
@@ -436,6 +444,74 @@ class EarlyStoppingSpec(_Strict):
     min_samples: int = Field(
         default=3, ge=1, description="median: trials needed at a step before it compares"
     )
+    multi_objective: Literal["nondominated", "scalarized"] = "nondominated"
+    """asha with several objectives: how a rung ranks trials. nondominated: by
+    non-dominated sorting, ties broken by crowding distance (MO-ASHA, Schmucker et al.
+    2021); scalarized: by the weighted sum of the objectives (each signed so that lower
+    is better). none/fifo need nothing; hyperband and median take one objective only."""
+    weights: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=2)
+    """multi_objective scalarized: one positive weight per objective, in the order of
+    `objectives` (default: all 1)."""
+
+
+class ObjectiveSpec(_Strict):
+    """One objective of a multi-objective study."""
+
+    metric: str = Field(min_length=1)
+    """A reported metric, e.g. valid_logloss or model_size_mb."""
+    mode: Literal["min", "max"] = "min"
+    """Whether it is minimised or maximised."""
+
+
+class ConstraintSpec(_Strict):
+    """A bound on a reported metric: a trial is feasible when every constraint holds."""
+
+    metric: str = Field(min_length=1)
+    """The reported metric the bound applies to (its last reported value)."""
+    min: float | None = None
+    """The metric must be >= min."""
+    max: float | None = None
+    """The metric must be <= max."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ConstraintSpec:
+        if self.min is None and self.max is None:
+            raise ValueError(
+                f"needs a bound: max and/or min (e.g. {{metric: {self.metric}, max: 20}})"
+            )
+        for v in (self.min, self.max):
+            if v is not None and not math.isfinite(v):
+                raise ValueError(f"bounds must be finite numbers (got {v})")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min must be <= max (got min={self.min}, max={self.max})")
+        return self
+
+    def violation(self, value: float | None) -> float:
+        """How far `value` is outside the bounds (<= 0: it holds; inf: not reported)."""
+        if value is None or not math.isfinite(value):
+            return math.inf
+        out = -math.inf
+        if self.max is not None:
+            out = max(out, value - self.max)
+        if self.min is not None:
+            out = max(out, self.min - value)
+        return out
+
+
+class WarmStartSpec(_Strict):
+    """An earlier study whose finished trials inform the searcher (not re-run)."""
+
+    study: str
+    """The earlier study's name."""
+    storage: str | None = None
+    """Its storage URL; null: the same storage as this study."""
+
+    @field_validator("study")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, v):
+            raise ValueError(f"must be a study name (got {v!r})")
+        return v
 
 
 class ResourcesSpec(_Strict):
@@ -511,9 +587,20 @@ class StudySpec(_Strict):
         return v
 
     metric: str = Field(min_length=1)
-    """The reported metric that search and early stopping use, e.g. valid_logloss."""
+    """The reported metric that search and early stopping use, e.g. valid_logloss. With
+    `objectives`, the first objective's (set for you)."""
     mode: Literal["min", "max"] = "min"
     """Whether `metric` is minimised or maximised."""
+    objectives: list[ObjectiveSpec] | None = Field(default=None, min_length=2)
+    """Two or more objectives, instead of metric/mode: the study searches for the Pareto
+    set (trials no other feasible trial beats on every objective)."""
+    constraints: list[ConstraintSpec] = Field(default_factory=list)
+    """Bounds on reported metrics; a trial is feasible when every bound holds, and only
+    feasible trials can be best (or on the Pareto set)."""
+    warm_start: WarmStartSpec | None = None
+    """An earlier study whose finished trials the searcher learns from before the first
+    suggestion; they are not copied or run again. Parameters outside this space are
+    dropped (with a note)."""
     trainer: TrainerSpec
     """What each trial trains, on which data (see trainer, by kind)."""
     search_space: dict[str, ParamSpec] = Field(min_length=1)
@@ -542,8 +629,39 @@ class StudySpec(_Strict):
         """The spec as plain JSON-able data (a callable becomes 'module:qualname')."""
         return self.model_dump(mode="json")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _objectives_set_metric(cls, data: Any) -> Any:
+        # With objectives, metric/mode are the first objective's: what storage, the
+        # progress bar and single-metric code use. They may be given only if they agree
+        # (a stored spec carries both).
+        if not isinstance(data, dict):
+            return data
+        objectives = data.get("objectives")
+        if objectives is None:
+            if data.get("metric") is None:
+                raise _PathError(
+                    ("metric",),
+                    "is required: the metric to optimise (or objectives: [...] for two or more)",
+                )
+            return data
+        if not (isinstance(objectives, list) and objectives and isinstance(objectives[0], dict)):
+            return data  # the field's own validation explains
+        first = objectives[0]
+        metric, mode = first.get("metric"), first.get("mode", "min")
+        for key, wanted in (("metric", metric), ("mode", mode)):
+            if key in data and data[key] != wanted:
+                raise _PathError(
+                    (key,),
+                    f"give either metric/mode or objectives, not both (got {key}: {data[key]!r} "
+                    "and objectives); remove it",
+                )
+        return {**data, "metric": metric, "mode": mode}
+
     @model_validator(mode="after")
     def _check(self) -> StudySpec:
+        _check_objectives(self)
+        _check_initial_points(self)
         _check_conditions(self.search_space)
         if isinstance(self.trainer, SklearnTrainer):
             for name in self.search_space:
@@ -574,6 +692,21 @@ class StudySpec(_Strict):
         return self
 
     @property
+    def is_multi_objective(self) -> bool:
+        """Whether the study has two or more objectives."""
+        return self.objectives is not None
+
+    @property
+    def objective_metrics(self) -> list[str]:
+        """The objectives' metrics in order (one: the study's metric)."""
+        return [o.metric for o in self.objectives] if self.objectives else [self.metric]
+
+    @property
+    def objective_modes(self) -> list[Literal["min", "max"]]:
+        """The objectives' modes in order (one: the study's mode)."""
+        return [o.mode for o in self.objectives] if self.objectives else [self.mode]
+
+    @property
     def ordered_params(self) -> list[tuple[str, FloatParam | IntParam | CategoricalParam]]:
         """Parameters in an order where every `when` condition refers to an earlier one."""
         return _topological(self.search_space)
@@ -586,6 +719,108 @@ class _PathError(ValueError):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+# Schedulers that rank trials on one metric only.
+_SINGLE_OBJECTIVE_SCHEDULERS = ("hyperband", "median")
+
+
+def _check_objectives(spec: StudySpec) -> None:
+    from tuner.search._registry import ALGORITHMS as REGISTRY
+
+    es = spec.early_stopping
+    if spec.objectives is None:
+        changed = {"multi_objective": es.multi_objective != "nondominated", "weights": es.weights}
+        for key, set_ in changed.items():
+            if set_:
+                raise _PathError(
+                    ("early_stopping", key),
+                    "is for several objectives; remove it (the study has one metric)",
+                )
+        return
+    seen: list[str] = []
+    for i, o in enumerate(spec.objectives):
+        if o.metric in seen:
+            raise _PathError(("objectives", i, "metric"), f"{o.metric!r} is listed twice")
+        seen.append(o.metric)
+    algorithm = REGISTRY[spec.search.algorithm]
+    if not algorithm.multi_objective:
+        several = ", ".join(n for n, a in REGISTRY.items() if a.multi_objective)
+        raise _PathError(
+            ("search", "algorithm"),
+            f"{algorithm.name} optimises one metric; with several objectives use one of {several}",
+        )
+    if es.scheduler in _SINGLE_OBJECTIVE_SCHEDULERS:
+        raise _PathError(
+            ("early_stopping", "scheduler"),
+            f"{es.scheduler} ranks trials on one metric; with several objectives use asha "
+            "(multi_objective: nondominated or scalarized) or none",
+        )
+    if es.weights is not None:
+        if es.multi_objective != "scalarized":
+            raise _PathError(
+                ("early_stopping", "weights"),
+                "is for multi_objective: scalarized; set it, or remove weights",
+            )
+        if len(es.weights) != len(spec.objectives):
+            raise _PathError(
+                ("early_stopping", "weights"),
+                f"needs one weight per objective ({len(spec.objectives)}, got {len(es.weights)})",
+            )
+
+
+def _check_initial_points(spec: StudySpec) -> None:
+    points = spec.search.initial_points
+    if not points:
+        return
+    if spec.search.algorithm == "grid":
+        raise _PathError(
+            ("search", "initial_points"),
+            "grid search runs every point of the grid; remove initial_points or use another "
+            "algorithm",
+        )
+    for i, point in enumerate(points):
+        where: tuple[str | int, ...] = ("search", "initial_points", i)
+        assigned: dict[str, Any] = {}
+        for name, p in spec.ordered_params:
+            if not p.is_active(assigned):
+                if name in point:
+                    raise _PathError(
+                        (*where, name),
+                        "is not active for this point (its `when` does not hold); remove it",
+                    )
+                continue
+            if name not in point:
+                raise _PathError(
+                    where, f"is missing parameter {name!r}; give every active parameter a value"
+                )
+            problem = _outside(p, point[name])
+            if problem:
+                raise _PathError((*where, name), problem)
+            assigned[name] = point[name]
+        unknown = sorted(set(point) - set(spec.search_space))
+        if unknown:
+            known = ", ".join(spec.search_space)
+            raise _PathError(
+                (*where, unknown[0]), f"is not a parameter of the search space ({known}); remove it"
+            )
+
+
+def _outside(p: FloatParam | IntParam | CategoricalParam, value: Any) -> str | None:
+    """Why `value` is not a value of parameter `p` (None: it is one)."""
+    if isinstance(p, CategoricalParam):
+        return None if value in p.choices else f"must be one of {p.choices} (got {value!r})"
+    if p.values is not None:
+        return None if value in p.values else f"must be one of {p.values} (got {value!r})"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(p, IntParam) and not (number and float(value).is_integer()):
+        return f"must be an int (got {value!r})"
+    if not number:
+        return f"must be a number (got {value!r})"
+    assert p.low is not None and p.high is not None
+    if not p.low <= value <= p.high:
+        return f"must be within [{p.low}, {p.high}] (got {value!r})"
+    return None
 
 
 def _check_conditions(space: dict[str, Any]) -> None:

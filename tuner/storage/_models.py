@@ -133,6 +133,9 @@ class Trial(Base):
     steps: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     attempt_errors_json: Mapped[str] = mapped_column(Text, server_default=text("'[]'"))
+    values_json: Mapped[str | None] = mapped_column(Text)
+    feasible: Mapped[bool | None] = mapped_column(Boolean)
+    constraints_json: Mapped[str | None] = mapped_column(Text)
 
 
 class TrialParam(Base):

@@ -266,6 +266,66 @@ class DashboardReads:
         values["elapsed_s"] = (values["finished"] - start).dt.total_seconds()
         return values
 
+    def objective_frame(self, study: StudyRecord) -> pd.DataFrame:
+        """Every trial of ``study`` by number, with its objectives and where it stands.
+
+        Columns: ``number``, ``state``, one float64 column per objective named by its
+        metric (in the spec's order; NaN where not reported), ``feasible`` (bool; True
+        for a study without constraints; NaN while running), ``pareto`` (on the
+        computed Pareto set of the completed, feasible trials) and ``hypervolume``
+        (float64: the hypervolume of the Pareto set after this trial, over trials in
+        number order; NaN for one objective). The hypervolume's reference point is the
+        worst value of each objective among those trials, pushed out by a tenth of its
+        range (:func:`~tuner.storage._objectives.reference_point`); every objective is
+        turned to be minimised first, so it grows as the front improves.
+
+        Raises:
+            StorageError: the database fails.
+        """
+        import pandas as pd
+
+        from tuner.storage._objectives import StudyObjectives, hypervolume_history, pareto_flags
+
+        objectives = StudyObjectives.of(study.spec, study.metric, study.mode)
+        with self._db.session(f"read the objectives of study {study.name!r}") as session:
+            rows = session.execute(
+                select(
+                    TRIALS.c.number,
+                    TRIALS.c.state,
+                    TRIALS.c.value,
+                    TRIALS.c.values_json,
+                    TRIALS.c.feasible,
+                )
+                .where(TRIALS.c.study_id == study.id)
+                .order_by(TRIALS.c.number)
+            ).all()
+        records = []
+        candidates: list[list[float] | None] = []
+        for number, state, value, values_json, feasible in rows:
+            finished = state != TrialState.RUNNING.value
+            if values_json is not None:
+                values = json.loads(values_json)
+            elif finished and value is not None and not objectives.multi:
+                values = [value]  # written before revision 0003
+            else:
+                values = None
+            ok = (feasible if feasible is not None else True) if finished else None
+            candidates.append(
+                values if state == TrialState.COMPLETED.value and ok and values else None
+            )
+            shown = values or [None] * len(objectives.metrics)
+            records.append((number, state, *shown, ok))
+        columns = ["number", "state", *objectives.metrics, "feasible"]
+        frame = pd.DataFrame(records, columns=columns)
+        for metric in objectives.metrics:
+            frame[metric] = frame[metric].astype("float64")
+        frame["pareto"] = pareto_flags(objectives, candidates)
+        frame["hypervolume"] = (
+            hypervolume_history(objectives, candidates) if objectives.multi else float("nan")
+        )
+        frame["hypervolume"] = frame["hypervolume"].astype("float64")
+        return frame
+
     def _param_kinds(self, study: StudyRecord) -> dict[str, str]:
         """Parameter name -> "num" (read value_float) or "json" (read value_json)."""
         space = study.spec.get("search_space")

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from tuner.exceptions import StorageError
@@ -23,10 +23,12 @@ from tuner.storage._records import TRIAL_STATES, TrialRecord, TrialState
 __all__ = [
     "IN_CHUNK",
     "best_trial",
+    "best_trials",
     "get_intermediate",
     "get_trial",
     "get_trials",
     "next_trial_number",
+    "pareto_candidate",
 ]
 
 # Bound parameters a single IN (...) may carry; SQLite allows 32766, keep well below.
@@ -47,7 +49,12 @@ TRIAL_COLUMNS = (
     TRIALS.c.steps,
     TRIALS.c.attempts,
     TRIALS.c.attempt_errors_json,
+    TRIALS.c.values_json,
+    TRIALS.c.feasible,
+    TRIALS.c.constraints_json,
 )
+# Where no constraint failed: NULL is a trial written before constraints existed.
+NOT_INFEASIBLE = or_(TRIALS.c.feasible.is_(None), TRIALS.c.feasible.is_(True))
 
 
 def next_trial_number(db: Database, study_id: int) -> int:
@@ -106,7 +113,7 @@ def get_trial(db: Database, study_id: int, number: int) -> TrialRecord:
 
 
 def best_trial(db: Database, study_id: int) -> TrialRecord | None:
-    """The completed trial with the lowest (mode min) or highest (max) ``value``."""
+    """The completed, feasible trial with the lowest (mode min) or highest (max) ``value``."""
     with db.session(f"read the best trial of study {study_id}") as session:
         mode = session.scalar(select(STUDIES.c.mode).where(STUDIES.c.id == study_id))
         if mode is None:
@@ -118,6 +125,7 @@ def best_trial(db: Database, study_id: int) -> TrialRecord | None:
                 TRIALS.c.study_id == study_id,
                 TRIALS.c.state == TrialState.COMPLETED.value,
                 TRIALS.c.value.is_not(None),
+                NOT_INFEASIBLE,
             )
             .order_by(order, TRIALS.c.number)
             .limit(1)
@@ -125,6 +133,32 @@ def best_trial(db: Database, study_id: int) -> TrialRecord | None:
         if row is None:
             return None
         return _with_params(session, row)
+
+
+def best_trials(db: Database, study_id: int) -> list[TrialRecord]:
+    """The Pareto set: completed, feasible trials with every objective's value that no
+    other such trial dominates, by number (one objective: those with the best value)."""
+    from tuner.storage._objectives import StudyObjectives, pareto_flags
+
+    with db.session(f"read the study {study_id}") as session:
+        study = session.execute(
+            select(STUDIES.c.spec_json, STUDIES.c.metric, STUDIES.c.mode).where(
+                STUDIES.c.id == study_id
+            )
+        ).one_or_none()
+    if study is None:
+        raise db.not_found_by_id(study_id)
+    objectives = StudyObjectives.from_json(*study)
+    trials = get_trials(db, study_id, [TrialState.COMPLETED])
+    flags = pareto_flags(objectives, [pareto_candidate(t) for t in trials])
+    return [t for t, on in zip(trials, flags, strict=True) if on]
+
+
+def pareto_candidate(trial: TrialRecord) -> tuple[float, ...] | None:
+    """A trial's values if it can be on the Pareto set (completed, feasible), else None."""
+    if trial.state != TrialState.COMPLETED or trial.feasible is False:
+        return None
+    return trial.values
 
 
 def get_intermediate(
@@ -192,4 +226,24 @@ def trial_record(row: Any, params: dict[str, Any]) -> TrialRecord:
         steps=row.steps,
         attempts=row.attempts,
         attempt_errors=tuple(json.loads(row.attempt_errors_json)),
+        values=_values(row),
+        feasible=_feasible(row),
+        constraint_values=json.loads(row.constraints_json) if row.constraints_json else {},
     )
+
+
+def _values(row: Any) -> tuple[float, ...] | None:
+    if row.values_json is not None:
+        values = json.loads(row.values_json)
+        return None if values is None else tuple(values)
+    # Written before revision 0003, or not finished: a single objective's value.
+    if row.state != TrialState.RUNNING.value and row.value is not None:
+        return (row.value,)
+    return None
+
+
+def _feasible(row: Any) -> bool | None:
+    if row.feasible is not None:
+        return bool(row.feasible)
+    # Written before revision 0003 (no constraints then), or still running.
+    return None if row.state == TrialState.RUNNING.value else True

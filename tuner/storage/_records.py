@@ -147,6 +147,12 @@ class TrialRecord:
         attempts: how many times the trial ran: 1, plus one for each retry after its
             worker process or node died.
         attempt_errors: the error of each attempt that died, oldest first.
+        values: every objective's final value, in the order of the spec's
+            ``objectives`` (one-objective study: ``(value,)``), or None where one was
+            not reported or the trial has not finished.
+        feasible: whether every constraint held for its final metrics (True for a
+            study without constraints); None while the trial runs.
+        constraint_values: each constrained metric's final value (None: never reported).
     """
 
     study_id: int
@@ -163,6 +169,9 @@ class TrialRecord:
     steps: int
     attempts: int = 1
     attempt_errors: tuple[str, ...] = ()
+    values: tuple[float, ...] | None = None
+    feasible: bool | None = None
+    constraint_values: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

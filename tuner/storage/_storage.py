@@ -332,19 +332,34 @@ class Storage:
         return _reads.get_trial(self._db, study_id, number)
 
     def best_trial(self, study_id: int) -> TrialRecord | None:
-        """The completed trial with the lowest (mode min) or highest (max) ``value``.
+        """The completed, feasible trial with the lowest (mode min) or highest (max)
+        ``value`` (with several objectives: of the first objective).
 
-        Trials of other states, and completed trials without a value, do not count;
-        ties go to the lowest number.
+        Trials of other states, completed trials without a value, and infeasible ones
+        (a constraint failed) do not count; ties go to the lowest number.
 
         Returns:
-            The best trial, or None when no completed trial has a value.
+            The best trial, or None when no completed, feasible trial has a value.
 
         Raises:
             StudyNotFoundError: there is no such study.
             StorageError: the database fails.
         """
         return _reads.best_trial(self._db, study_id)
+
+    def best_trials(self, study_id: int) -> list[TrialRecord]:
+        """The Pareto set: the completed, feasible trials with every objective's value
+        that no other such trial dominates (better or equal on every objective and
+        better on one), by number. One objective: the trials with the best value.
+
+        Returns:
+            The trials, or an empty list when no completed trial is feasible.
+
+        Raises:
+            StudyNotFoundError: there is no such study.
+            StorageError: the database fails.
+        """
+        return _reads.best_trials(self._db, study_id)
 
     def get_intermediate(
         self, study_id: int, numbers: Sequence[int] | None = None

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy import exc as sa_exc
 
 from tuner.exceptions import StorageError, StudyExistsError
@@ -111,6 +111,9 @@ def get_study_by_id(db: Database, study_id: int) -> StudyRecord:
         return study_record(study)
 
 
+_feasible_value = case((TRIALS.c.feasible.is_(False), None), else_=TRIALS.c.value)
+
+
 def list_studies(db: Database) -> list[StudySummary]:
     """Every study, oldest first, with counts per state and the best value (in SQL)."""
     with db.session("list studies") as session:
@@ -120,8 +123,9 @@ def list_studies(db: Database) -> list[StudySummary]:
                 TRIALS.c.study_id,
                 TRIALS.c.state,
                 func.count(),
-                func.min(TRIALS.c.value),
-                func.max(TRIALS.c.value),
+                # An infeasible trial (constraints) is never best.
+                func.min(_feasible_value),
+                func.max(_feasible_value),
             ).group_by(TRIALS.c.study_id, TRIALS.c.state)
         ).all()
         records = [study_record(s) for s in studies]

@@ -34,7 +34,8 @@ from tuner.storage._checks import (
     now,
 )
 from tuner.storage._engine import Database, reason
-from tuner.storage._models import PARAMS, TRIALS, VALUES, Study
+from tuner.storage._models import PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._objectives import StudyObjectives
 from tuner.storage._reads import IN_CHUNK
 from tuner.storage._records import (
     TERMINAL_TRIAL_STATES,
@@ -67,11 +68,27 @@ class TrialWriter:
         # (study_id, number) -> what write() needs about a running trial, so that a
         # batch usually writes without reading first. Finished trials are dropped.
         self._running: dict[_Key, _RunningTrial] = {}
+        # study_id -> its objectives and constraints (a study's spec never changes).
+        self._objectives: dict[int, StudyObjectives] = {}
 
     def forget_study(self, study_id: int) -> None:
         """Drop the cached running trials of a study (deleted, or its trials closed)."""
         for key in [k for k in self._running if k[0] == study_id]:
             del self._running[key]
+        self._objectives.pop(study_id, None)
+
+    def _objectives_of(self, session: Session, study_ids: set[int]) -> dict[int, StudyObjectives]:
+        """The objectives of each study in `study_ids` (read once per study)."""
+        missing = sorted(study_ids - set(self._objectives))
+        for i in range(0, len(missing), IN_CHUNK):
+            rows = session.execute(
+                select(STUDIES.c.id, STUDIES.c.spec_json, STUDIES.c.metric, STUDIES.c.mode).where(
+                    STUDIES.c.id.in_(missing[i : i + IN_CHUNK])
+                )
+            )
+            for study_id, spec_json, metric, mode in rows:
+                self._objectives[study_id] = StudyObjectives.from_json(spec_json, metric, mode)
+        return self._objectives
 
     def write(self, events: Sequence[TrialEvent]) -> None:
         """Record a batch of trial events in one transaction (see :meth:`Storage.write`)."""
@@ -238,6 +255,12 @@ class TrialWriter:
         return batch
 
     def _apply(self, session: Session, batch: dict[_Key, _Pending]) -> None:
+        finishing = {key[0] for key, p in batch.items() if p.finish is not None}
+        if finishing:
+            objectives = self._objectives_of(session, finishing)
+            for (study_id, _), p in batch.items():
+                if p.finish is not None and study_id in objectives:
+                    p.derived = _derived_row(objectives[study_id], p.metrics)
         new = [(key, p) for key, p in batch.items() if p.trial_id is None]
         if new:
             rows = [_new_trial_row(key, p) for key, p in new]
@@ -299,6 +322,11 @@ class TrialWriter:
                     finished_at=bindparam("b_finished_at", type_=TRIALS.c.finished_at.type),
                     duration_s=bindparam("b_duration_s", type_=TRIALS.c.duration_s.type),
                     error=bindparam("b_error", type_=TRIALS.c.error.type),
+                    values_json=bindparam("b_values_json", type_=TRIALS.c.values_json.type),
+                    feasible=bindparam("b_feasible", type_=TRIALS.c.feasible.type),
+                    constraints_json=bindparam(
+                        "b_constraints_json", type_=TRIALS.c.constraints_json.type
+                    ),
                     node=func.coalesce(
                         bindparam("b_node", type_=TRIALS.c.node.type), TRIALS.c.node
                     ),
@@ -396,6 +424,8 @@ class _Pending:
     finish: TrialFinished | None = None
     reset: bool = False  # a retry dropped the stored results of the attempt that died
     attempt_errors: list[str] = field(default_factory=list)
+    # values_json, feasible, constraints_json of a finishing trial (from its metrics).
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_update(self) -> bool:
@@ -485,6 +515,20 @@ def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
         "steps": p.steps,
         "attempts": 1 + len(p.attempt_errors),
         "attempt_errors_json": dumps(p.attempt_errors),
+        "values_json": p.derived.get("values_json"),
+        "feasible": p.derived.get("feasible"),
+        "constraints_json": p.derived.get("constraints_json"),
+    }
+
+
+def _derived_row(objectives: StudyObjectives, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    derived = objectives.derive(metrics)
+    return {
+        # JSON null (not SQL NULL) where an objective is missing: SQL NULL marks the
+        # rows written before revision 0003.
+        "values_json": dumps(derived.values),
+        "feasible": derived.feasible,
+        "constraints_json": dumps(derived.constraint_values) if objectives.constraints else None,
     }
 
 
@@ -509,6 +553,9 @@ def _finish_row(p: _Pending) -> dict[str, Any]:
         "b_duration_s": nan_to_none(finish.duration_s),
         "b_error": finish.error,
         "b_node": finish.node,
+        "b_values_json": p.derived.get("values_json"),
+        "b_feasible": p.derived.get("feasible"),
+        "b_constraints_json": p.derived.get("constraints_json"),
     }
 
 

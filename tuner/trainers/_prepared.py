@@ -27,3 +27,24 @@ class Prepared:
     start: Callable[[], int | None] | None = None
     # Called once when the run ends, however it ends (releases shared workers).
     cleanup: Callable[[], None] | None = None
+
+
+def check_study_metrics(spec: Any, reported: list[str], trainer: str) -> None:
+    """Raise SpecError before any trial runs if an objective or a constraint names a
+    metric that the trainer never reports (the study's own metric is checked by each
+    trainer, with its own hint)."""
+    from tuner.exceptions import SpecError
+
+    keys: list[tuple[list[str | int], str]] = []
+    for i, o in enumerate(spec.objectives or []):
+        if i > 0:
+            keys.append((["objectives", i, "metric"], o.metric))
+    for i, c in enumerate(spec.constraints):
+        keys.append((["constraints", i, "metric"], c.metric))
+    for where, name in keys:
+        if name not in reported:
+            raise SpecError(
+                f"the {trainer} trainer never reports {name!r} (it reports "
+                f"{', '.join(reported)}); use one of those, or a python trainer that reports it",
+                where,
+            )

@@ -26,12 +26,13 @@ from typing import Any
 from tuner import _report
 from tuner.exceptions import SpecError
 from tuner.spec import SklearnTrainer, StudySpec
-from tuner.trainers._prepared import Prepared
+from tuner.trainers._prepared import Prepared, check_study_metrics
 from tuner.trainers._sklearn_checks import (
     check_fixed_params,
     check_metric,
     check_names,
     check_scoring,
+    reported_metrics,
     task_of,
 )
 from tuner.trainers._sklearn_pipeline import build, estimator_class
@@ -57,6 +58,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     check_fixed_params(pipe)
     check_scoring(trainer, task)
     check_metric(spec, trainer, task)
+    check_study_metrics(spec, reported_metrics(trainer, task), "sklearn")
     incremental = hasattr(pipe.steps[-1][1], "partial_fit")
     ds = trainer.dataset
     metric = spec.metric

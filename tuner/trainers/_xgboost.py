@@ -12,13 +12,14 @@ from typing import Any
 from tuner import _report
 from tuner.data import Dataset
 from tuner.spec import StudySpec, XGBoostTrainer
-from tuner.trainers._prepared import Prepared
+from tuner.trainers._prepared import Prepared, check_study_metrics
 from tuner.trainers._xgboost_common import (
     base_params,
     check_metric,
     gpu_assigned,
     matrices,
     matrix_key,
+    reported_metrics,
     round_metrics,
     train,
 )
@@ -37,6 +38,8 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     metric = spec.metric
     data = load_dataset(trainer.dataset, spec.base_dir)
     check_metric(metric, trainer, data.n_classes)
+    reported = [*reported_metrics(trainer, data.n_classes), "rounds", "workers"]
+    check_study_metrics(spec, reported, "xgboost")
     workers = trainer.num_workers
     if workers == "auto":
         from tuner.trainers._xgboost_dp import auto_workers

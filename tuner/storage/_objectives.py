@@ -1,0 +1,166 @@
+"""A study's objectives and constraints as storage sees them, and the Pareto set.
+
+The storage derives a finished trial's ``values`` (every objective's final value, in
+the spec's order), ``feasible`` (every constraint holds) and constraint values from its
+final metrics and the study's stored spec (:meth:`StudyObjectives.derive`), so the
+driver's events need not carry them.
+
+The Pareto set is computed when read, never stored: the completed, feasible trials
+with every objective's value that no other such trial dominates
+(:func:`pareto_flags`, Optuna's own non-dominated test). :func:`hypervolume_history`
+is the hypervolume of the Pareto set after each trial (Optuna's WFG routine).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Derived", "StudyObjectives", "hypervolume_history", "pareto_flags", "reference_point"]
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a finished trial's final metrics say about its objectives and constraints."""
+
+    values: list[float] | None  # None: an objective was not reported (or not finite)
+    feasible: bool
+    constraint_values: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class _Bound:
+    metric: str
+    min: float | None
+    max: float | None
+
+    def holds(self, value: float | None) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+
+@dataclass(frozen=True)
+class StudyObjectives:
+    """The objectives (metric and mode each) and constraints of one study.
+
+    Build it with :meth:`of` from the study's stored spec.
+    """
+
+    metrics: tuple[str, ...]
+    modes: tuple[str, ...]
+    constraints: tuple[_Bound, ...] = ()
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any], metric: str, mode: str) -> StudyObjectives:
+        """From a stored spec (a dict), falling back to the study's metric and mode."""
+        objectives = spec.get("objectives") or [{"metric": metric, "mode": mode}]
+        constraints = tuple(
+            _Bound(c["metric"], c.get("min"), c.get("max")) for c in spec.get("constraints") or ()
+        )
+        return cls(
+            tuple(o["metric"] for o in objectives),
+            tuple(o.get("mode", "min") for o in objectives),
+            constraints,
+        )
+
+    @classmethod
+    def from_json(cls, spec_json: str, metric: str, mode: str) -> StudyObjectives:
+        try:
+            spec = json.loads(spec_json)
+        except ValueError:
+            spec = {}
+        return cls.of(spec if isinstance(spec, dict) else {}, metric, mode)
+
+    @property
+    def multi(self) -> bool:
+        """Whether there are two or more objectives."""
+        return len(self.metrics) > 1
+
+    def derive(self, metrics: Mapping[str, Any]) -> Derived:
+        """The objective values, feasibility and constraint values of final `metrics`."""
+        values = [_number(metrics.get(m)) for m in self.metrics]
+        complete = all(v is not None and math.isfinite(v) for v in values)
+        constrained = {c.metric: _number(metrics.get(c.metric)) for c in self.constraints}
+        feasible = all(c.holds(constrained[c.metric]) for c in self.constraints)
+        return Derived(
+            [v for v in values if v is not None] if complete else None, feasible, constrained
+        )
+
+    def losses(self, values: Sequence[float]) -> list[float]:
+        """`values` turned so that lower is better on every objective."""
+        return [v if mode == "min" else -v for v, mode in zip(values, self.modes, strict=True)]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def pareto_flags(
+    objectives: StudyObjectives, candidates: Sequence[Sequence[float] | None]
+) -> list[bool]:
+    """For each candidate's values (None: not a candidate), whether no other candidate
+    dominates it. Equal values are all kept."""
+    import numpy as np
+    from optuna.study._multi_objective import _is_pareto_front
+
+    index = [i for i, v in enumerate(candidates) if v is not None]
+    flags = [False] * len(candidates)
+    if not index:
+        return flags
+    rows = [objectives.losses(c) for c in candidates if c is not None]
+    losses = np.array(rows, dtype=np.float64)
+    front = _is_pareto_front(losses, assume_unique_lexsorted=False)
+    for i, on in zip(index, front, strict=True):
+        flags[i] = bool(on)
+    return flags
+
+
+def reference_point(objectives: StudyObjectives, points: Sequence[Sequence[float]]) -> list[float]:
+    """The hypervolume's reference point (in losses): the worst of each objective, pushed
+    out by a tenth of its range (1 where the range is 0), so that every point counts."""
+    losses = [objectives.losses(p) for p in points]
+    out = []
+    for column in zip(*losses, strict=True):
+        worst, best = max(column), min(column)
+        out.append(worst + (0.1 * (worst - best) or 1.0))
+    return out
+
+
+def hypervolume_history(
+    objectives: StudyObjectives,
+    candidates: Sequence[Sequence[float] | None],
+    reference: Sequence[float] | None = None,
+) -> list[float]:
+    """The hypervolume of the Pareto set after each trial, in the order given (None: a
+    trial that is not a candidate: running, pruned, failed or infeasible).
+
+    `reference` is in losses (every objective minimised); default
+    :func:`reference_point` of the candidates. Points beyond it add nothing.
+    """
+    import numpy as np
+    from optuna._hypervolume import compute_hypervolume
+
+    points = [c for c in candidates if c is not None]
+    if not points:
+        return [0.0] * len(candidates)
+    ref = np.array(reference if reference is not None else reference_point(objectives, points))
+    front = np.empty((0, len(ref)))
+    out: list[float] = []
+    hv = 0.0
+    for c in candidates:
+        if c is not None:
+            loss = np.array(objectives.losses(c), dtype=float)
+            inside = bool(np.all(loss < ref))
+            dominated = bool(front.size) and bool(np.any(np.all(front <= loss, axis=1)))
+            if inside and not dominated:
+                keep = ~np.all(loss <= front, axis=1)
+                front = np.vstack([front[keep], loss])
+                hv = float(compute_hypervolume(front, ref, assume_pareto=True))
+        out.append(hv)
+    return out
