@@ -94,14 +94,21 @@ MO_CONSTRAINTS = [{"metric": "latency_ms", "max": 20.0}]
 
 
 def seed_mo_study(
-    storage: Storage, name: str, n_trials: int = 30, *, seed: int = 0, objectives: Any = None
+    storage: Storage,
+    name: str,
+    n_trials: int = 30,
+    *,
+    seed: int = 0,
+    objectives: Any = None,
+    constraints: Any = None,
 ) -> int:
     """A two-objective study (``error`` and ``size_mb``, both min) with a constraint
     ``latency_ms <= 20``: every 5th trial breaks it, every 9th failed. Trial metrics
     follow a known trade-off: error = 1 / (1 + size) + noise. Returns the study id."""
     objectives = objectives or MO_OBJECTIVES
     spec = {
-        "name": name, "objectives": objectives, "constraints": MO_CONSTRAINTS,
+        "name": name, "objectives": objectives,
+        "constraints": MO_CONSTRAINTS if constraints is None else constraints,
         "search_space": {"width": {"type": "float", "low": 0.0, "high": 10.0}},
     }  # fmt: skip
     study = storage.create_study(
@@ -117,6 +124,7 @@ def seed_mo_study(
             "error": 1 / (1 + width) + rng.uniform(0, 0.2),
             "size_mb": width,
             "latency_ms": 30.0 if number % 5 == 4 else 10.0,
+            "energy_j": rng.uniform(1, 2),
         }
         state = "failed" if number % 9 == 8 else "completed"
         started = t0 + timedelta(seconds=10 * number)

@@ -233,13 +233,23 @@ def test_pareto_frame_flags_the_feasible_non_dominated_trials(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     with Storage(url) as storage:
         seed_mo_study(storage, "mo", n_trials=40, seed=2)
+        seed_mo_study(storage, "mo3", n_trials=12, objectives=[
+            {"metric": "error", "mode": "min"}, {"metric": "size_mb", "mode": "min"},
+            {"metric": "latency_ms", "mode": "min"}])  # fmt: skip
+        seed_mo_study(storage, "mo4", n_trials=12, objectives=[
+            {"metric": "error", "mode": "min"}, {"metric": "size_mb", "mode": "min"},
+            {"metric": "latency_ms", "mode": "min"}, {"metric": "energy_j", "mode": "max"}])  # fmt: skip
         seed_study(storage, "single", n_trials=6)
         study = storage.get_study("mo")
         frame = q.trials_frame(storage, study)
+        points = q.pareto_frame(storage, study)
+        three = q.pareto_frame(storage, storage.get_study("mo3"))
+        four = q.pareto_frame(storage, storage.get_study("mo4"))
         assert q.objectives(storage.get_study("single")) == []
-    objectives = q.objectives(study)
+        objectives = q.objectives(study)
+        objectives3 = q.objectives(storage.get_study("mo3"))
+        objectives4 = q.objectives(storage.get_study("mo4"))
     assert objectives == [("error", "min"), ("size_mb", "min")]
-    points = q.pareto_frame(frame, objectives, q.constraints(study))
     completed = frame[frame["state"] == "completed"]
     assert points["number"].tolist() == completed["number"].tolist()
     # every 5th trial reported latency 30 > 20: infeasible, and never on the front
@@ -256,21 +266,16 @@ def test_pareto_frame_flags_the_feasible_non_dominated_trials(tmp_path: Path) ->
     assert ref[0] > values[:, 0].max() and ref[1] > values[:, 1].max()
     for fig in (charts.pareto_fig(points, objectives), charts.hypervolume_fig(hv)):
         assert fig.data  # builds
-    three = [*objectives, ("latency_ms", "min")]
-    assert charts.pareto_fig(q.pareto_frame(frame, three), three).data[0].type == "scatter3d"
-    four = [*three, ("error", "max")]
-    assert charts.pareto_fig(q.pareto_frame(frame, four), four).data[0].type == "parcoords"
+    assert charts.pareto_fig(three, objectives3).data[0].type == "scatter3d"
+    assert charts.pareto_fig(four, objectives4).data[0].type == "parcoords"
 
 
 def test_a_study_where_nothing_is_feasible_has_no_front(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'mo.db'}"
     with Storage(url) as storage:
-        seed_mo_study(storage, "mo", n_trials=10)
-        study = storage.get_study("mo")
-        frame = q.trials_frame(storage, study)
-    points = q.pareto_frame(frame, q.objectives(study), [{"metric": "latency_ms", "max": 1}])
+        seed_mo_study(storage, "mo", n_trials=10, constraints=[{"metric": "latency_ms", "max": 1}])
+        points = q.pareto_frame(storage, storage.get_study("mo"))
+        objectives = q.objectives(storage.get_study("mo"))
     assert len(points) == 9 and not points["feasible"].any() and not points["pareto"].any()
-    hv, ref = q.pareto_hypervolume(points, q.objectives(study))
+    hv, ref = q.pareto_hypervolume(points, objectives)
     assert hv.empty and ref == []
-    # an objective no trial reported: no points at all
-    assert q.pareto_frame(frame, [("nope", "min"), ("error", "min")]).empty

@@ -325,9 +325,7 @@ def history_figure(url: str, name: str, fp: tuple, x: str) -> tuple[Any, int]:
 @st.cache_data(max_entries=16, show_spinner=False)
 def pareto_points(url: str, name: str, fp: tuple) -> pd.DataFrame:
     """The completed trials in objective space, with feasible and pareto flags."""
-    study = c.load_study(url, name)
-    frame = c.load_trials(url, name, fp)
-    return q.pareto_frame(frame, q.objectives(study), q.constraints(study))
+    return q.pareto_frame(c._storage(url), c.load_study(url, name))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -39,7 +39,6 @@ __all__ = [
     "best_curve",
     "best_so_far",
     "compare_params",
-    "constraints",
     "contour_grid",
     "curve_sample",
     "downsample",
@@ -534,68 +533,43 @@ def objectives(study: StudyRecord) -> list[tuple[str, str]]:
     return [(str(o["metric"]), str(o.get("mode", "min"))) for o in raw]
 
 
-def constraints(study: StudyRecord) -> list[dict[str, Any]]:
-    """The study's constraints (``{metric, min?, max?}``), in spec order."""
-    return [dict(c) for c in study.spec.get("constraints") or []]
-
-
-def pareto_frame(
-    frame: pd.DataFrame,
-    objectives_: Sequence[tuple[str, str]],
-    constraints_: Sequence[dict[str, Any]] = (),
-) -> pd.DataFrame:
-    """The completed trials that reported every objective, in trial order.
+def pareto_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
+    """The completed trials of a study with several objectives that reported every one,
+    in trial order, as stored (:meth:`DashboardReads.objective_frame`).
 
     Columns: ``number``, one ``metrics.NAME`` column per objective (in objective order),
-    the constraint metrics, ``feasible`` (every bound holds; a constraint metric the
-    trial never reported fails it) and ``pareto`` (feasible and dominated by no other
-    feasible trial: the front the study found).
+    ``feasible`` (every constraint holds), ``pareto`` (on the study's Pareto set: feasible
+    and dominated by no other feasible trial) and ``hypervolume`` (of the Pareto set
+    after this trial).
     """
-    from tuner import _pareto
-
-    cols = [f"metrics.{m}" for m, _ in objectives_]
-    extra = [f"metrics.{c['metric']}" for c in constraints_]
-    keep = list(dict.fromkeys(["number", *cols, *extra]))
-    if any(col not in frame for col in cols):
-        return pd.DataFrame(columns=[*keep, "feasible", "pareto"])
-    done = frame[frame["state"] == TrialState.COMPLETED].reindex(columns=keep)
-    finite = np.isfinite(done[cols].to_numpy(dtype=float)).all(axis=1)
-    done = done[finite].reset_index(drop=True)
-    feasible = np.ones(len(done), dtype=bool)
-    for c in constraints_:
-        v = done[f"metrics.{c['metric']}"].to_numpy(dtype=float)
-        ok = np.isfinite(v)
-        if c.get("min") is not None:
-            ok &= v >= float(c["min"])
-        if c.get("max") is not None:
-            ok &= v <= float(c["max"])
-        feasible &= ok
-    pareto = np.zeros(len(done), dtype=bool)
-    if feasible.any():
-        modes = [mode for _, mode in objectives_]
-        pareto[feasible] = _pareto.pareto_mask(done.loc[feasible, cols].to_numpy(float), modes)
-    return done.assign(feasible=feasible, pareto=pareto)
+    metrics = [m for m, _ in objectives(study)]
+    frame = DashboardReads(storage).objective_frame(study)
+    done = frame[frame["state"] == TrialState.COMPLETED].dropna(subset=metrics)
+    done = done.rename(columns={m: f"metrics.{m}" for m in metrics})
+    columns = ["number", *(f"metrics.{m}" for m in metrics), "feasible", "pareto", "hypervolume"]
+    out = done.reindex(columns=columns).reset_index(drop=True)
+    out["feasible"] = out["feasible"].astype(bool)
+    out["pareto"] = out["pareto"].astype(bool)
+    return out
 
 
 def pareto_hypervolume(
     points: pd.DataFrame, objectives_: Sequence[tuple[str, str]], max_points: int = 200
 ) -> tuple[pd.DataFrame, list[float]]:
-    """The hypervolume of the feasible front after each completed trial (at up to
-    ``max_points`` trials), and its reference point in the objectives' own units.
-
-    The reference point is each objective's worst feasible value, a tenth of its range
-    beyond it; the hypervolume is in the objectives' units multiplied together.
-    """
-    from tuner import _pareto
+    """The hypervolume of the Pareto set after each feasible trial (at most
+    ``max_points`` of them, the last always kept), and its reference point in the
+    objectives' own units: each objective's worst feasible value, a tenth of its range
+    beyond it (:func:`tuner.storage._objectives.reference_point`)."""
+    from tuner.storage._objectives import StudyObjectives, reference_point
 
     cols = [f"metrics.{m}" for m, _ in objectives_]
-    modes = [mode for _, mode in objectives_]
     feasible = points[points["feasible"]]
     if feasible.empty:
         return pd.DataFrame(columns=["number", "hypervolume"]), []
-    values = feasible[cols].to_numpy(dtype=float)
-    ref = _pareto.reference_point(values, modes)
-    at, hv = _pareto.hypervolume_history(values, modes, ref, max_points)
-    numbers = feasible["number"].to_numpy()[at - 1]
-    signs = np.array([-1.0 if m == "max" else 1.0 for m in modes])
-    return pd.DataFrame({"number": numbers, "hypervolume": hv}), list(ref * signs)
+    spec = {"objectives": [{"metric": m, "mode": mode} for m, mode in objectives_]}
+    study_objectives = StudyObjectives.of(spec, objectives_[0][0], objectives_[0][1])
+    ref = reference_point(study_objectives, feasible[cols].to_numpy(dtype=float).tolist())
+    signs = [-1.0 if mode == "max" else 1.0 for _, mode in objectives_]
+    at = np.unique(np.linspace(0, len(feasible) - 1, num=min(max_points, len(feasible))).round())
+    hv = feasible.iloc[at.astype(int)][["number", "hypervolume"]].reset_index(drop=True)
+    return hv, [r * s for r, s in zip(ref, signs, strict=True)]
