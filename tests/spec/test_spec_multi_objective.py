@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from tuner.exceptions import SpecError
+from tests.spec.test_spec import error_of
 from tuner.spec import load_spec
 
 MO = {
@@ -38,14 +38,6 @@ def spec_with(**changes):
         else:
             data[key] = value
     return data
-
-
-def error_of(data) -> str:
-    with pytest.raises(SpecError) as info:
-        load_spec(data)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def test_a_multi_objective_spec_validates_and_round_trips():

@@ -10,29 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from tests.storage.test_faults_storage import _upgrade_to
 from tuner._export import trials_frame, trials_json
 from tuner.spec import load_spec
 from tuner.storage import DashboardReads, Storage, TrialFinished, TrialStarted
 from tuner.storage._engine import Database
-from tuner.storage._migrations import _MIGRATIONS
 from tuner.storage._objectives import StudyObjectives, pareto_flags
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SPACE = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
 TRAINER = {"kind": "python", "function": "tests.objectives:two_parabolas"}
-
-
-def _upgrade_to(url: str, revision: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    db = Database(url)
-    with db.write_engine.begin() as connection:
-        config = Config()
-        config.set_main_option("script_location", str(_MIGRATIONS))
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-    db.close()
 
 
 def test_migration_0003_upgrades_a_0002_database_and_keeps_everything(storage_url: str) -> None:
