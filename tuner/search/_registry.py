@@ -45,6 +45,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("gp", "tuner.search._samplers:gp", requires=("torch",), extra="gp"),
         Algorithm("cmaes", "tuner.search._samplers:cmaes"),
         Algorithm("qmc", "tuner.search._samplers:qmc"),
+        Algorithm("bohb", "tuner.search._bohb:bohb"),
+        Algorithm("auto", "tuner.search._auto:auto"),
     )
 }
 ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)

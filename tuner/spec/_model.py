@@ -414,7 +414,12 @@ class SearchSpec(_Strict):
 
     algorithm: AlgorithmName = "tpe"
     """grid: every combination of `values`; random; tpe, gp, cmaes, qmc: Optuna's samplers
-    (gp needs `pip install 'tuner[gp]'`)."""
+    (gp needs `pip install 'tuner[gp]'`); bohb: TPE fitted at Hyperband's rungs, so trials
+    stopped early inform the search (needs early_stopping asha or hyperband); auto: picks
+    one from the space and the budget, stored and shown as e.g. auto→gp: bohb under asha
+    or hyperband; else tpe for a conditional or categorical space; else qmc when
+    max_concurrent is over a quarter of num_trials; else gp up to 200 trials (torch
+    installed); else tpe."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
     """How many trials to run (grid: ignored, its size is the product of the values)."""
     max_concurrent: int = Field(default=2, ge=1, le=10_000)
@@ -552,6 +557,12 @@ class StudySpec(_Strict):
         if self.search.algorithm == "grid":
             _check_grid(self.search_space)
         es = self.early_stopping
+        if self.search.algorithm == "bohb" and es.scheduler not in ("asha", "hyperband"):
+            raise _PathError(
+                ("search", "algorithm"),
+                "bohb fits its model at Hyperband's rungs: set early_stopping.scheduler to "
+                f"hyperband or asha (got {es.scheduler}), or use tpe",
+            )
         if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
             raise _PathError(
                 ("early_stopping", "grace_period"),
