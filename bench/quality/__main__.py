@@ -3,13 +3,13 @@
     python -m bench.quality --quick [--out FILE]        # under 5 minutes on 2 cores
     python -m bench.quality --preset medium [--out FILE]
     python -m bench.quality --preset full [--out FILE]  # planned under an hour, not in CI
-    python -m bench.quality --quick --trials 4 --seeds 1 --sections equal   # the test
+    python -m bench.quality --quick --tiny --out FILE   # what the test runs (~1 minute)
 
 Three sections, each its peers side by side in one run (see bench/quality/__init__.py):
 equal (equal trial budgets and equal wall time), parallel (1, 4, 8 trials in flight)
 and stopping (none, asha, hyperband, median, bohb). Seed s of a BBOB problem is its
 instance s+1. Tables go to stdout and, with --out, are appended to FILE; PNG plots are
-written beside FILE (or into --plots).
+written to plots/ beside FILE (or into --plots).
 """
 
 from __future__ import annotations
@@ -44,22 +44,30 @@ SEQ = ["tuner-random", "tuner-tpe", "tuner-gp", "tuner-cmaes", "tuner-qmc", "tun
        "optuna-random", "optuna-tpe", "optuna-gp", "optuna-cmaes", "optuna-qmc",
        "raytune-random", "raytune-optuna", "hyperopt-tpe"]
 STOP = ["tuner-tpe", "tuner-tpe+asha", "tuner-tpe+hyperband", "tuner-tpe+median",
-        "tuner-bohb", "tuner-auto+hyperband"]
+        "tuner-bohb"]  # auto under hyperband is bohb
 
 PRESETS: dict[str, tuple[int, list[Section]]] = {
     "quick": (2, [
         Section("equal", ["bbob-f8-d2", "bbob-f15-d5"],
                 ["tuner-tpe", "tuner-auto", "optuna-tpe", "raytune-optuna", "hyperopt-tpe"], 20),
         Section("parallel", ["bbob-f8-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-4"], 16,
-                cost_s=0.1),
-        Section("stopping", ["xgb-breast_cancer"], ["tuner-tpe", "tuner-tpe+asha", "tuner-bohb"],
-                12),
+                cost_s=0.2),
+        Section("stopping", ["xgb-breast_cancer"],
+                ["tuner-tpe", "tuner-tpe+hyperband", "tuner-bohb"], 16),
     ]),
+    # what the test runs: every section, one problem each, a few trials
+    "tiny": (1, [
+        Section("equal", ["bbob-f1-d2"],
+                ["tuner-auto", "optuna-tpe", "raytune-random", "hyperopt-tpe"], 4),
+        Section("parallel", ["bbob-f1-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-2"], 4),
+        Section("stopping", ["xgb-breast_cancer"], ["tuner-tpe", "tuner-bohb"], 4),
+    ]),
+    # what bench/RESULTS.md records (about 25 minutes on 2 busy cores)
     "medium": (3, [
-        Section("equal", _bbob([1, 8, 15, 21], [2, 5]) + ["pipeline-digits"], SEQ, 40),
-        Section("parallel", ["bbob-f15-d5", "bbob-f21-d5"],
-                ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-4", "tuner-tpe-8",
-                 "tuner-gp-1", "tuner-gp-4", "tuner-gp-8", "tuner-auto-8"], 40, cost_s=0.2),
+        Section("equal", ["bbob-f1-d5", "bbob-f8-d2", "bbob-f15-d5", "bbob-f21-d10"], SEQ, 40),
+        Section("parallel", ["bbob-f8-d5"],
+                ["optuna-tpe", "optuna-gp", "tuner-tpe-1", "tuner-tpe-4", "tuner-tpe-8",
+                 "tuner-gp-1", "tuner-gp-4", "tuner-gp-8", "tuner-qmc-8"], 30, cost_s=0.5),
         Section("stopping", ["xgb-breast_cancer", "xgb-digits", "sgd-stream-100k"], STOP, 30),
     ]),
     "full": (10, [
@@ -83,6 +91,7 @@ def _problem(name: str, seed: int, cost_s: float) -> Problem:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the quick preset")
+    parser.add_argument("--tiny", action="store_true", help="with --quick: the test's budget")
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--trials", type=int, default=None, help="override every section's")
@@ -94,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
 
-    preset = "quick" if args.quick else (args.preset or "quick")
+    preset = "tiny" if args.tiny else "quick" if args.quick else (args.preset or "quick")
     default_seeds, sections = PRESETS[preset]
     seeds = args.seeds or default_seeds
     if args.sections:
@@ -120,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m bench.quality " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-    plot_dir = args.plots or (args.out.parent if args.out else None)
+    plot_dir = args.plots or (args.out.parent / "plots" if args.out else None)
     for section in sections:
         traces: list[Trace] = []
         optima: dict[str, float | None] = {}
@@ -150,12 +159,12 @@ def main(argv: list[str] | None = None) -> None:
                 publish(args.out, "auto picked", [", ".join(auto)])
         elif section.name == "parallel":
             publish(args.out, f"Quality with trials in flight ({section.cost_s:g} s a trial)",
-                    header + _report.table_parallel(traces, optima, section.trials, "optuna-tpe"))
+                    header + _report.table_parallel(traces, optima, section.trials))
         else:
             publish(args.out, "Early stopping: final best and compute",
                     header + _report.table_stopping(traces, section.ways[0]))
         if plot_dir is not None and not args.no_plots:
-            for path in _report.plots(traces, optima, plot_dir / "quality", f"{preset}-{section.name}"):
+            for path in _report.plots(traces, optima, plot_dir, f"quality-{preset}-{section.name}"):
                 print(f"plot: {path}")
     print(f"done in {time.monotonic() - started:.0f} s; load average {load()}")
 

@@ -41,11 +41,12 @@ def _at_time(trace: Trace, optimum: float | None, t: float) -> float:
 
 
 def _q(values: Sequence[float]) -> tuple[float, float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < len(values) / 2 or not finite:
+    """Quartiles and median; inf (no result) when more than half have none."""
+    arr = np.array([v if math.isfinite(v) else np.nan for v in values], dtype=float)
+    if not len(arr) or np.isnan(arr).sum() * 2 > len(arr):
         return math.inf, math.inf, math.inf
-    arr = np.array([v if math.isfinite(v) else np.inf for v in values], dtype=float)
-    q1, med, q3 = np.percentile(arr, [25, 50, 75], method="nearest")
+    arr = np.where(np.isnan(arr), np.nanmax(arr) if np.isfinite(arr).any() else np.inf, arr)
+    q1, med, q3 = np.percentile(arr, [25, 50, 75])
     return float(q1), float(med), float(q3)
 
 
@@ -101,13 +102,16 @@ def table_equal_trials(
 
 
 def table_equal_time(traces: Sequence[Trace], optima: dict[str, float | None]) -> list[str]:
-    """Best by the wall time the fastest way needed for its whole budget."""
+    """Best by the wall time tuner's first way took for the whole budget (median over
+    seeds). A way that ends sooner keeps its final best (it stops at its trial budget)."""
     grouped = group(traces)
     ways = list(dict.fromkeys(t.way for t in traces))
-    lines = ["| problem | time budget s | " + " | ".join(ways) + " |",
+    reference = next((w for w in ways if w.startswith("tuner-")), ways[0])
+    lines = [f"| problem | time budget s ({reference}'s) | " + " | ".join(ways) + " |",
              "|---|---|" + "---|" * len(ways)]
     for fam, by_way in grouped.items():
-        budget = min(statistics.median(t.wall_s for t in ts) for ts in by_way.values())
+        budget = statistics.median(t.wall_s for t in by_way.get(reference, []) or [
+            t for ts in by_way.values() for t in ts])
         cells = []
         for w in ways:
             vals = [_at_time(t, optima[t.problem], budget) for t in by_way.get(w, [])]
@@ -117,33 +121,42 @@ def table_equal_time(traces: Sequence[Trace], optima: dict[str, float | None]) -
 
 
 def table_parallel(
-    traces: Sequence[Trace], optima: dict[str, float | None], trials: int, reference: str
+    traces: Sequence[Trace], optima: dict[str, float | None], trials: int
 ) -> list[str]:
-    """Trials in flight: regret at equal trials, wall time, time to the reference's
-    median final regret (the target), speed-up over 1 in flight."""
+    """Trials in flight: regret at equal trials against the same sampler's sequential
+    band (optuna-ALG, else optuna-tpe), wall time, time to that reference's median final
+    regret (the target) and the speed-up over 1 in flight."""
     grouped = group(traces)
     lines = [
-        "| problem | way | in flight | regret after all trials | inside sequential band "
-        "(<= its q3) | wall s | time to target s | speed-up vs 1 in flight |",
+        "| problem | way | in flight | regret after all trials | median inside the sequential "
+        "band (<= reference q3) | wall s | time to target s | speed-up vs 1 in flight |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for fam, by_way in grouped.items():
-        ref = by_way.get(reference, [])
-        if not ref:
-            continue
-        ref_q1, target, ref_q3 = _q([_final(t, optima[t.problem], trials) for t in ref])
         one: dict[str, float] = {}
+        refs: dict[str, tuple[float, float, float]] = {}
+        for w, ts in by_way.items():
+            if w.startswith("optuna-"):
+                refs[w] = _q([_final(t, optima[t.problem], trials) for t in ts])
+                lines.append(
+                    f"| {fam} | {w} (sequential reference) | 1 | {_cell([_final(t, optima[t.problem], trials) for t in ts])} "
+                    f"| - | {statistics.median(t.wall_s for t in ts):.1f} | | |"
+                )
         for w, ts in by_way.items():
             kind, alg, k, _ = parse(w)
             if kind != "tuner":
                 continue
+            ref = refs.get(f"optuna-{alg}") or refs.get("optuna-tpe")
+            if ref is None:
+                continue
+            _, target, ref_q3 = ref
             vals = [_final(t, optima[t.problem], trials) for t in ts]
             hits = []
             for t in ts:
                 curve = best_curve(t, optima[t.problem])
-                hit = next((e for v, e in zip(curve, t.ended_s, strict=True) if v <= target),
-                           math.inf)
-                hits.append(hit)
+                hits.append(next(
+                    (e for v, e in zip(curve, t.ended_s, strict=True) if v <= target), math.inf
+                ))
             hit_med = _q(hits)[1]
             if k == 1:
                 one[alg] = hit_med
@@ -154,9 +167,6 @@ def table_parallel(
                 f"{statistics.median(t.wall_s for t in ts):.1f} | {_fmt(hit_med)} | "
                 f"{'' if math.isnan(speed) else f'{speed:.2f}x'} |"
             )
-        lines.append(f"| {fam} | {reference} (target {_fmt(target)}) | 1 | "
-                     f"{_fmt(target)} [{_fmt(ref_q1)}, {_fmt(ref_q3)}] | - | "
-                     f"{statistics.median(t.wall_s for t in ref):.1f} | | |")
     return lines
 
 

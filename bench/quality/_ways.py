@@ -6,7 +6,8 @@
   hyperband);
 - ``optuna-ALG``: the same Optuna sampler with its defaults, sequential, in memory (the
   quality reference);
-- ``raytune-random[-K]``: bare Ray Tune with its defaults (BasicVariantGenerator);
+- ``raytune-random[-K]``: bare Ray Tune with its default search (BasicVariantGenerator),
+  actors reused as in bench/overhead.py;
 - ``raytune-optuna[-K]``: bare Ray Tune with OptunaSearch (its default TPE);
 - ``hyperopt-tpe``: hyperopt's fmin with tpe.suggest, sequential.
 
@@ -219,7 +220,7 @@ def _raytune(
             param_space=_ray_space(problem.space),
             tune_config=tune.TuneConfig(
                 search_alg=search_alg, num_samples=trials, max_concurrent_trials=k,
-                metric="loss", mode="min",
+                metric="loss", mode="min", reuse_actors=True,  # as bench/overhead.py
             ),
             run_config=tune.RunConfig(storage_path=d, verbose=0),
         ).fit()
