@@ -53,8 +53,11 @@ def test_bohb_runs_through_ray_and_fits_on_pruned_trials(monkeypatch, sqlite_url
         {
             "name": "bohb",
             "metric": "loss",
-            "trainer": {"kind": "python", "function": "tests.objectives:quadratic",
-                        "max_steps": 12},
+            "trainer": {
+                "kind": "python",
+                "function": "tests.objectives:quadratic",
+                "max_steps": 12,
+            },
             "search_space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
             "search": {"algorithm": "bohb", "num_trials": 14, "max_concurrent": 2, "seed": 0},
             "early_stopping": {"scheduler": "hyperband", "grace_period": 1},

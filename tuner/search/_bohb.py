@@ -64,8 +64,9 @@ class BOHBSampler(BaseSampler):
             at the lowest budget, samples are random. Default: parameters + 2, at least 6.
     """
 
-    def __init__(self, budgets: Sequence[int], *, seed: int | None = None,
-                 min_points: int | None = None) -> None:
+    def __init__(
+        self, budgets: Sequence[int], *, seed: int | None = None, min_points: int | None = None
+    ) -> None:
         self._budgets = sorted(budgets)
         self._min_points = min_points
         self._seed = seed
@@ -96,8 +97,11 @@ class BOHBSampler(BaseSampler):
         needed = self._needed(study)
         chosen: tuple[int, dict[int, float]] | None = None
         for budget in reversed(self._budgets):
-            values = {t.number: v for t in others if (v := _value_at(t, budget, self._budgets[-1]))
-                      is not None}
+            values = {
+                t.number: v
+                for t in others
+                if (v := _value_at(t, budget, self._budgets[-1])) is not None
+            }
             if len(values) >= needed:
                 chosen = (budget, values)
                 break
@@ -114,8 +118,9 @@ class BOHBSampler(BaseSampler):
                     value = worst  # in flight, nothing at this budget yet: a constant liar
                 else:
                     continue
-                frozen.append(create_trial(params=t.params, distributions=t.distributions,
-                                           value=value))
+                frozen.append(
+                    create_trial(params=t.params, distributions=t.distributions, value=value)
+                )
             view.add_trials(frozen)
             pruned = sum(1 for t in others if t.number in values and t.state == TrialState.PRUNED)
             self.fits.append(Fit(trial.number, budget, len(values), pruned))
@@ -139,7 +144,10 @@ class BOHBSampler(BaseSampler):
         return self._tpe.sample_relative(view, trial, search_space)
 
     def sample_independent(
-        self, study: Study, trial: FrozenTrial, param_name: str,
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
         view = self._view_for(study, trial)
