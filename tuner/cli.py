@@ -301,7 +301,7 @@ def show(
         counts[t.state] = counts.get(t.state, 0) + 1
     out.print(
         f"study {study.name}  status {study.status}  {spec.mode} {spec.metric}  "
-        f"search {spec.search.algorithm}  early stopping {spec.early_stopping.scheduler}",
+        f"search {study.algorithm}  early stopping {spec.early_stopping.scheduler}",
         markup=False,
     )
     out.print(
