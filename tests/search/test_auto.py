@@ -48,9 +48,11 @@ def test_categorical_or_conditional_space_gets_tpe():
     assert pick(spec(conditional, in_flight=20))[0] == "tpe"
 
 
-def test_more_in_flight_than_a_model_can_use_gets_qmc():
-    assert pick(spec(trials=40, in_flight=11))[0] == "qmc"
-    assert pick(spec(trials=40, in_flight=10))[0] != "qmc"
+def test_many_in_flight_gets_tpe_and_all_at_once_gets_qmc():
+    assert pick(spec(trials=40, in_flight=11))[0] == "tpe"
+    assert pick(spec(trials=40, in_flight=40))[0] == "qmc"
+    if HAS_TORCH:
+        assert pick(spec(trials=40, in_flight=10))[0] == "gp"
 
 
 @pytest.mark.parametrize("scheduler", ["asha", "hyperband"])
@@ -68,8 +70,8 @@ def test_without_torch_a_numeric_space_gets_tpe(monkeypatch):
 
 
 def test_auto_builds_the_picked_searcher_and_the_study_records_the_pick(sqlite_url):
-    searcher = build_searcher(spec(trials=8, in_flight=4))  # qmc
+    searcher = build_searcher(spec(trials=4, in_flight=4))  # qmc
     assert type(searcher._sampler).__name__ == "QMCSampler"
-    study = tuner.create_study(spec(trials=8, in_flight=4).to_dict(), storage=sqlite_url)
+    study = tuner.create_study(spec(trials=4, in_flight=4).to_dict(), storage=sqlite_url)
     assert study.algorithm == "auto→qmc"
     assert tuner.load_study("a", storage=sqlite_url).algorithm == "auto→qmc"
