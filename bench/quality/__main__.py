@@ -40,45 +40,128 @@ def _bbob(functions: list[int], dims: list[int]) -> list[str]:
     return [f"bbob-f{f}-d{d}" for d in dims for f in functions]
 
 
-SEQ = ["tuner-random", "tuner-tpe", "tuner-gp", "tuner-cmaes", "tuner-qmc", "tuner-auto",
-       "optuna-random", "optuna-tpe", "optuna-gp", "optuna-cmaes", "optuna-qmc",
-       "raytune-random", "raytune-optuna", "hyperopt-tpe"]
-STOP = ["tuner-tpe", "tuner-tpe+asha", "tuner-tpe+hyperband", "tuner-tpe+median",
-        "tuner-bohb"]  # auto under hyperband is bohb
+SEQ = [
+    "tuner-random",
+    "tuner-tpe",
+    "tuner-gp",
+    "tuner-cmaes",
+    "tuner-qmc",
+    "tuner-auto",
+    "optuna-random",
+    "optuna-tpe",
+    "optuna-gp",
+    "optuna-cmaes",
+    "optuna-qmc",
+    "raytune-random",
+    "raytune-optuna",
+    "hyperopt-tpe",
+]
+# auto under hyperband is bohb; *2: twice the trials, spending the rounds stopping saves
+STOP = [
+    "tuner-tpe",
+    "tuner-tpe+asha",
+    "tuner-tpe+hyperband",
+    "tuner-tpe+median",
+    "tuner-bohb",
+    "tuner-tpe+hyperband*2",
+    "tuner-bohb*2",
+]
 
 PRESETS: dict[str, tuple[int, list[Section]]] = {
-    "quick": (2, [
-        Section("equal", ["bbob-f8-d2", "bbob-f15-d5"],
-                ["tuner-tpe", "tuner-auto", "optuna-tpe", "raytune-optuna", "hyperopt-tpe"], 20),
-        Section("parallel", ["bbob-f8-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-4"], 16,
-                cost_s=0.2),
-        Section("stopping", ["xgb-breast_cancer"],
-                ["tuner-tpe", "tuner-tpe+hyperband", "tuner-bohb"], 16),
-    ]),
+    "quick": (
+        2,
+        [
+            Section(
+                "equal",
+                ["bbob-f8-d2", "bbob-f15-d5"],
+                ["tuner-tpe", "tuner-auto", "optuna-tpe", "raytune-optuna", "hyperopt-tpe"],
+                20,
+            ),
+            Section(
+                "parallel",
+                ["bbob-f8-d2"],
+                ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-4"],
+                16,
+                cost_s=0.2,
+            ),
+            Section(
+                "stopping",
+                ["xgb-breast_cancer"],
+                ["tuner-tpe", "tuner-tpe+hyperband", "tuner-bohb"],
+                16,
+            ),
+        ],
+    ),
     # what the test runs: every section, one problem each, a few trials
-    "tiny": (1, [
-        Section("equal", ["bbob-f1-d2"],
-                ["tuner-auto", "optuna-tpe", "raytune-random", "hyperopt-tpe"], 4),
-        Section("parallel", ["bbob-f1-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-2"], 4),
-        Section("stopping", ["xgb-breast_cancer"], ["tuner-tpe", "tuner-bohb"], 4),
-    ]),
+    "tiny": (
+        1,
+        [
+            Section(
+                "equal",
+                ["bbob-f1-d2"],
+                ["tuner-auto", "optuna-tpe", "raytune-random", "hyperopt-tpe"],
+                4,
+            ),
+            Section("parallel", ["bbob-f1-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-2"], 4),
+            Section("stopping", ["xgb-breast_cancer"], ["tuner-tpe", "tuner-bohb"], 4),
+        ],
+    ),
     # what bench/RESULTS.md records (about 25 minutes on 2 busy cores)
-    "medium": (3, [
-        Section("equal", ["bbob-f1-d5", "bbob-f8-d2", "bbob-f15-d5", "bbob-f21-d10"], SEQ, 40),
-        Section("parallel", ["bbob-f8-d5"],
-                ["optuna-tpe", "optuna-gp", "tuner-tpe-1", "tuner-tpe-4", "tuner-tpe-8",
-                 "tuner-gp-1", "tuner-gp-4", "tuner-gp-8", "tuner-qmc-8"], 30, cost_s=0.5),
-        Section("stopping", ["xgb-breast_cancer", "xgb-digits", "sgd-stream-100k"], STOP, 30),
-    ]),
-    "full": (10, [
-        Section("equal", _bbob([1, 8, 15, 21], [2, 5, 10]) + ["pipeline-digits"], SEQ, 50),
-        Section("parallel", _bbob([8, 15, 21], [5]),
-                ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-4", "tuner-tpe-8", "tuner-gp-1",
-                 "tuner-gp-4", "tuner-gp-8", "tuner-qmc-8", "tuner-auto-8",
-                 "raytune-optuna-4", "raytune-optuna-8"], 50, cost_s=0.2),
-        Section("stopping", ["xgb-breast_cancer", "xgb-digits", "xgb-synthetic-200k",
-                             "sgd-stream-100k"], STOP, 40),
-    ]),
+    "medium": (
+        3,
+        [
+            Section("equal", ["bbob-f1-d5", "bbob-f8-d2", "bbob-f15-d5", "bbob-f21-d10"], SEQ, 40),
+            Section(
+                "parallel",
+                ["bbob-f8-d5"],
+                [
+                    "optuna-tpe",
+                    "optuna-gp",
+                    "tuner-tpe-1",
+                    "tuner-tpe-4",
+                    "tuner-tpe-8",
+                    "tuner-gp-1",
+                    "tuner-gp-4",
+                    "tuner-gp-8",
+                    "tuner-qmc-8",
+                ],
+                30,
+                cost_s=0.5,
+            ),
+            Section("stopping", ["xgb-breast_cancer", "xgb-digits", "sgd-stream-100k"], STOP, 30),
+        ],
+    ),
+    "full": (
+        10,
+        [
+            Section("equal", [*_bbob([1, 8, 15, 21], [2, 5, 10]), "pipeline-digits"], SEQ, 50),
+            Section(
+                "parallel",
+                _bbob([8, 15, 21], [5]),
+                [
+                    "optuna-tpe",
+                    "tuner-tpe-1",
+                    "tuner-tpe-4",
+                    "tuner-tpe-8",
+                    "tuner-gp-1",
+                    "tuner-gp-4",
+                    "tuner-gp-8",
+                    "tuner-qmc-8",
+                    "tuner-auto-8",
+                    "raytune-optuna-4",
+                    "raytune-optuna-8",
+                ],
+                50,
+                cost_s=0.2,
+            ),
+            Section(
+                "stopping",
+                ["xgb-breast_cancer", "xgb-digits", "xgb-synthetic-200k", "sgd-stream-100k"],
+                STOP,
+                40,
+            ),
+        ],
+    ),
 }
 
 
@@ -99,7 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--problems", default=None, help="comma-separated, overrides sections'")
     parser.add_argument("--ways", default=None, help="comma-separated, overrides sections'")
     parser.add_argument("--out", type=Path, default=None, help="append the tables to this file")
-    parser.add_argument("--plots", type=Path, default=None, help="PNG folder (default: beside --out)")
+    parser.add_argument(
+        "--plots", type=Path, default=None, help="PNG folder (default: beside --out)"
+    )
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
 
@@ -126,7 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     load = lambda: " ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
     started, load_before = time.monotonic(), load()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = "python -m bench.quality " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    command = "python -m bench.quality " + " ".join(
+        argv if argv is not None else __import__("sys").argv[1:]
+    )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_dir = args.plots or (args.out.parent / "plots" if args.out else None)
@@ -142,27 +229,46 @@ def main(argv: list[str] | None = None) -> None:
                     trace = run_way(way, problem, seed, section.trials)
                     traces.append(trace)
                     best = _report.best_curve(trace, problem.optimum)
-                    print(f"{section.name} {problem.name} {way} seed {seed}: "
-                          f"{best[-1] if best else float('nan'):.4g} in {trace.wall_s:.1f} s"
-                          f"{' (' + trace.note + ')' if trace.note and trace.note != way else ''}",
-                          flush=True)
-        header = [f"Command: `{command}`, {when}, {seeds} seeds, {section.trials} trials; "
-                  f"load average before: {load_before}, now: {load()}; section took "
-                  f"{time.monotonic() - t0:.0f} s.", ""]
+                    print(
+                        f"{section.name} {problem.name} {way} seed {seed}: "
+                        f"{best[-1] if best else float('nan'):.4g} in {trace.wall_s:.1f} s"
+                        f"{' (' + trace.note + ')' if trace.note and trace.note != way else ''}",
+                        flush=True,
+                    )
+        header = [
+            f"Command: `{command}`, {when}, {seeds} seeds, {section.trials} trials; "
+            f"load average before: {load_before}, now: {load()}; section took "
+            f"{time.monotonic() - t0:.0f} s.",
+            "",
+        ]
         if section.name == "equal":
-            publish(args.out, f"Quality, equal trial budgets ({section.trials} trials)",
-                    header + _report.table_equal_trials(traces, optima, section.trials))
+            publish(
+                args.out,
+                f"Quality, equal trial budgets ({section.trials} trials)",
+                header + _report.table_equal_trials(traces, optima, section.trials),
+            )
             publish(args.out, "Quality, equal wall time", _report.table_equal_time(traces, optima))
-            auto = sorted({f"{t.problem.rsplit('-i', 1)[0]}: {t.note}" for t in traces
-                           if t.way.startswith("tuner-auto") and t.note})
+            auto = sorted(
+                {
+                    f"{t.problem.rsplit('-i', 1)[0]}: {t.note}"
+                    for t in traces
+                    if t.way.startswith("tuner-auto") and t.note
+                }
+            )
             if auto:
                 publish(args.out, "auto picked", [", ".join(auto)])
         elif section.name == "parallel":
-            publish(args.out, f"Quality with trials in flight ({section.cost_s:g} s a trial)",
-                    header + _report.table_parallel(traces, optima, section.trials))
+            publish(
+                args.out,
+                f"Quality with trials in flight ({section.cost_s:g} s a trial)",
+                header + _report.table_parallel(traces, optima, section.trials),
+            )
         else:
-            publish(args.out, "Early stopping: final best and compute",
-                    header + _report.table_stopping(traces, section.ways[0]))
+            publish(
+                args.out,
+                "Early stopping: final best and compute",
+                header + _report.table_stopping(traces, section.ways[0]),
+            )
         if plot_dir is not None and not args.no_plots:
             for path in _report.plots(traces, optima, plot_dir, f"quality-{preset}-{section.name}"):
                 print(f"plot: {path}")

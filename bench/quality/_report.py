@@ -12,8 +12,14 @@ import numpy as np
 
 from bench.quality._ways import Trace, parse
 
-__all__ = ["best_curve", "plots", "table_equal_time", "table_equal_trials", "table_parallel",
-           "table_stopping"]
+__all__ = [
+    "best_curve",
+    "plots",
+    "table_equal_time",
+    "table_equal_trials",
+    "table_parallel",
+    "table_stopping",
+]
 
 
 def best_curve(trace: Trace, optimum: float | None) -> list[float]:
@@ -96,8 +102,11 @@ def table_equal_trials(
         for w in ways:
             ranks[w].append(1 + sum(meds[o] < meds[w] for o in order))
         lines.append(f"| {fam} | " + " | ".join(cells) + " |")
-    lines.append("| **mean rank** | " + " | ".join(
-        f"**{statistics.mean(ranks[w]):.2f}**" for w in ways) + " |")
+    lines.append(
+        "| **mean rank** | "
+        + " | ".join(f"**{statistics.mean(ranks[w]):.2f}**" for w in ways)
+        + " |"
+    )
     return lines
 
 
@@ -107,11 +116,14 @@ def table_equal_time(traces: Sequence[Trace], optima: dict[str, float | None]) -
     grouped = group(traces)
     ways = list(dict.fromkeys(t.way for t in traces))
     reference = next((w for w in ways if w.startswith("tuner-")), ways[0])
-    lines = [f"| problem | time budget s ({reference}'s) | " + " | ".join(ways) + " |",
-             "|---|---|" + "---|" * len(ways)]
+    lines = [
+        f"| problem | time budget s ({reference}'s) | " + " | ".join(ways) + " |",
+        "|---|---|" + "---|" * len(ways),
+    ]
     for fam, by_way in grouped.items():
-        budget = statistics.median(t.wall_s for t in by_way.get(reference, []) or [
-            t for ts in by_way.values() for t in ts])
+        budget = statistics.median(
+            t.wall_s for t in by_way.get(reference, []) or [t for ts in by_way.values() for t in ts]
+        )
         cells = []
         for w in ways:
             vals = [_at_time(t, optima[t.problem], budget) for t in by_way.get(w, [])]
@@ -154,9 +166,11 @@ def table_parallel(
             hits = []
             for t in ts:
                 curve = best_curve(t, optima[t.problem])
-                hits.append(next(
-                    (e for v, e in zip(curve, t.ended_s, strict=True) if v <= target), math.inf
-                ))
+                hits.append(
+                    next(
+                        (e for v, e in zip(curve, t.ended_s, strict=True) if v <= target), math.inf
+                    )
+                )
             hit_med = _q(hits)[1]
             if k == 1:
                 one[alg] = hit_med
@@ -174,9 +188,10 @@ def table_stopping(traces: Sequence[Trace], baseline: str) -> list[str]:
     """Early stopping: best full-budget loss and steps used, against no stopping."""
     grouped = group(traces)
     lines = [
-        "| problem | way | best loss, median [q1, q3] | vs no stopping (median of per-seed "
-        "ratios) | steps used (median) | share of no stopping's steps | goal (<=1.01, <=1/3) |",
-        "|---|---|---|---|---|---|---|",
+        "| problem | way | trials | best loss, median [q1, q3] | vs no stopping (median of "
+        "per-seed ratios) | steps used (median) | share of no stopping's steps | goal "
+        "(<=1.01, <=1/3) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for fam, by_way in grouped.items():
         base = {t.seed: t for t in by_way.get(baseline, [])}
@@ -188,15 +203,17 @@ def table_stopping(traces: Sequence[Trace], baseline: str) -> list[str]:
             share = statistics.median(shares) if shares else math.nan
             goal = "yes" if ratio <= 1.01 and share <= 1 / 3 else "no"
             lines.append(
-                f"| {fam} | {w} | {_cell(finals)} | {ratio:.3f} | "
+                f"| {fam} | {w} | {statistics.median(len(t.losses) for t in ts):.0f} | "
+                f"{_cell(finals)} | {ratio:.3f} | "
                 f"{statistics.median(sum(t.used) for t in ts):.0f} | {share:.2f} | "
                 f"{'-' if w == baseline else goal} |"
             )
     return lines
 
 
-def plots(traces: Sequence[Trace], optima: dict[str, float | None], folder: Path,
-          prefix: str) -> list[Path]:
+def plots(
+    traces: Sequence[Trace], optima: dict[str, float | None], folder: Path, prefix: str
+) -> list[Path]:
     """One PNG a problem: best so far against trials, wall time and compute (steps),
     median line and quartile band per way."""
     import matplotlib
@@ -212,8 +229,11 @@ def plots(traces: Sequence[Trace], optima: dict[str, float | None], folder: Path
             curves = [best_curve(t, optima[t.problem]) for t in ts]
             for ax, xs_of in zip(
                 axes,
-                (lambda t: np.arange(1, len(t.losses) + 1), lambda t: np.array(t.ended_s),
-                 lambda t: np.cumsum(t.used)),
+                (
+                    lambda t: np.arange(1, len(t.losses) + 1),
+                    lambda t: np.array(t.ended_s),
+                    lambda t: np.cumsum(t.used),
+                ),
                 strict=True,
             ):
                 grid_max = max(float(xs_of(t)[-1]) for t in ts if t.losses)
@@ -235,8 +255,9 @@ def plots(traces: Sequence[Trace], optima: dict[str, float | None], folder: Path
                 (line,) = ax.plot(grid, med, label=w)
                 ax.fill_between(grid, lo, hi, alpha=0.15, color=line.get_color())
         regret = any(optima[t.problem] is not None for ts in by_way.values() for t in ts)
-        for ax, xl in zip(axes, ("trials", "wall s", "compute (steps: rounds, epochs)"),
-                          strict=True):
+        for ax, xl in zip(
+            axes, ("trials", "wall s", "compute (steps: rounds, epochs)"), strict=True
+        ):
             ax.set_xlabel(xl)
             ax.set_ylabel("regret" if regret else "best valid loss")
             if regret:

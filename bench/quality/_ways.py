@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,7 @@ class Trace:
         self.full.append(full)
 
 
-def _objective_for_tuner(problem: Problem):  # noqa: ANN202 (a python trainer)
+def _objective_for_tuner(problem: Problem):
     def objective(config: dict[str, Any]) -> None:
         import tuner
 
@@ -61,22 +62,31 @@ def _objective_for_tuner(problem: Problem):  # noqa: ANN202 (a python trainer)
 
 
 def parse(way: str) -> tuple[str, str, int, str]:
-    """``tuner-tpe-4+asha`` -> ("tuner", "tpe", 4, "asha")."""
+    """``tuner-tpe-4+asha`` -> ("tuner", "tpe", 4, "asha"); a ``*N`` suffix (N times the
+    section's trials, see :func:`trial_factor`) is ignored here."""
+    way = way.split("*")[0]
     way, _, scheduler = way.partition("+")
     parts = way.split("-")
     k = 1
-    if len(parts) > 2 or (len(parts) == 2 and parts[-1].isdigit()):
-        if parts[-1].isdigit():
-            k = int(parts.pop())
+    if len(parts) >= 2 and parts[-1].isdigit():
+        k = int(parts.pop())
     kind, alg = parts[0], "-".join(parts[1:])
     if alg == "bohb" and not scheduler:
         scheduler = "hyperband"
     return kind, alg, k, scheduler or "none"
 
 
+def trial_factor(way: str) -> int:
+    """``tuner-bohb*3``: 3 times the section's trials (early stopping ways may spend
+    the rounds they save on more trials)."""
+    _, _, factor = way.partition("*")
+    return int(factor) if factor else 1
+
+
 def run_way(way: str, problem: Problem, seed: int, trials: int, cpus: float = 2.0) -> Trace:
-    """Run `way` on `problem` for `trials` trials with `seed`."""
+    """Run `way` on `problem` for `trials` trials (times its ``*N``) with `seed`."""
     kind, alg, k, scheduler = parse(way)
+    trials *= trial_factor(way)
     trace = Trace(way, problem.name, seed)
     started = time.perf_counter()
     if kind == "tuner":
@@ -98,7 +108,13 @@ def _grace(problem: Problem) -> int:
 
 
 def _tuner(
-    trace: Trace, problem: Problem, alg: str, k: int, scheduler: str, seed: int, trials: int,
+    trace: Trace,
+    problem: Problem,
+    alg: str,
+    k: int,
+    scheduler: str,
+    seed: int,
+    trials: int,
     cpus: float,
 ) -> None:
     import tuner
@@ -130,10 +146,16 @@ def _tuner(
         records = [t for t in study.trials() if t.value is not None and t.finished_at]
         records.sort(key=lambda t: t.finished_at)
         for t in records:
-            ended = t.finished_at.timestamp() - t0 if t.finished_at.tzinfo else (
-                t.finished_at.timestamp() - t0
-            )
+            ended = t.finished_at.timestamp() - t0  # stored timezone-aware (UTC)
             trace.add(float(t.value), int(t.steps), max(0.0, ended), t.steps >= problem.max_steps)
+
+
+def _last(results: Iterator[tuple[int, float]]) -> tuple[int, float]:
+    """A run's last (step, loss): what a way without early stopping is told."""
+    last = (0, float("inf"))
+    for last in results:  # noqa: B007 (only the last one matters)
+        pass
+    return last
 
 
 def _optuna_sampler(alg: str, seed: int) -> Any:
@@ -170,9 +192,7 @@ def _optuna(trace: Trace, problem: Problem, alg: str, seed: int, trials: int, t0
     study = optuna.create_study(sampler=_optuna_sampler(alg, seed))
     for _ in range(trials):
         trial = study.ask()
-        loss, used = float("inf"), 0
-        for used, loss in steps(problem, _suggest(trial, problem.space)):
-            pass
+        used, loss = _last(steps(problem, _suggest(trial, problem.space)))
         study.tell(trial, loss)
         trace.add(loss, used, time.perf_counter() - t0, True)
 
@@ -202,9 +222,8 @@ def _raytune(
             tune.report({"loss": loss, "step": step})
 
     if alg == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-
         import optuna
+        from ray.tune.search.optuna import OptunaSearch
 
         search_alg: Any = OptunaSearch(
             sampler=optuna.samplers.TPESampler(seed=seed), metric="loss", mode="min"
@@ -219,8 +238,12 @@ def _raytune(
             tune.with_resources(trainable, {"cpu": min(1.0, cpus / k)}),
             param_space=_ray_space(problem.space),
             tune_config=tune.TuneConfig(
-                search_alg=search_alg, num_samples=trials, max_concurrent_trials=k,
-                metric="loss", mode="min", reuse_actors=True,  # as bench/overhead.py
+                search_alg=search_alg,
+                num_samples=trials,
+                max_concurrent_trials=k,
+                metric="loss",
+                mode="min",
+                reuse_actors=True,  # as bench/overhead.py
             ),
             run_config=tune.RunConfig(storage_path=d, verbose=0),
         ).fit()
@@ -245,25 +268,30 @@ def _hyperopt(trace: Trace, problem: Problem, seed: int, trials: int, t0: float)
         if p["type"] == "float":
             space[name] = (
                 hp.loguniform(name, np.log(p["low"]), np.log(p["high"]))
-                if p.get("log") else hp.uniform(name, p["low"], p["high"])
+                if p.get("log")
+                else hp.uniform(name, p["low"], p["high"])
             )
         elif p["type"] == "int":
             space[name] = (
                 hp.qloguniform(name, np.log(p["low"]), np.log(p["high"]), 1)
-                if p.get("log") else hp.quniform(name, p["low"], p["high"], 1)
+                if p.get("log")
+                else hp.quniform(name, p["low"], p["high"], 1)
             )
         else:
             space[name] = hp.choice(name, p["choices"])
 
     def objective(config: dict[str, Any]) -> dict[str, Any]:
-        config = {
-            n: int(v) if problem.space[n]["type"] == "int" else v for n, v in config.items()
-        }
-        loss, used = float("inf"), 0
-        for used, loss in steps(problem, config):
-            pass
+        config = {n: int(v) if problem.space[n]["type"] == "int" else v for n, v in config.items()}
+        used, loss = _last(steps(problem, config))
         trace.add(loss, used, time.perf_counter() - t0, True)
         return {"loss": loss, "status": STATUS_OK}
 
-    fmin(objective, space, algo=tpe.suggest, max_evals=trials, trials=Trials(),
-         rstate=np.random.default_rng(seed), show_progressbar=False)
+    fmin(
+        objective,
+        space,
+        algo=tpe.suggest,
+        max_evals=trials,
+        trials=Trials(),
+        rstate=np.random.default_rng(seed),
+        show_progressbar=False,
+    )
