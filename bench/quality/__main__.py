@@ -267,6 +267,13 @@ def main(argv: list[str] | None = None) -> None:
                 "Early stopping: final best and compute",
                 header + _report.table_stopping(traces, section.ways[0]),
             )
+        if plot_dir is not None:  # the traces, for analysis the tables do not do
+            import dataclasses
+            import json
+
+            plot_dir.mkdir(parents=True, exist_ok=True)
+            dump = plot_dir / f"quality-{preset}-{section.name}.json"
+            dump.write_text(json.dumps([dataclasses.asdict(t) for t in traces]))
         if plot_dir is not None and not args.no_plots:
             for path in _report.plots(traces, optima, plot_dir, f"quality-{preset}-{section.name}"):
                 print(f"plot: {path}")
