@@ -225,6 +225,8 @@ def plots(
     written = []
     for fam, by_way in group(traces).items():
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        for ax in axes:  # up to 20 ways, each its own colour
+            ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
         for w, ts in by_way.items():
             curves = [best_curve(t, optima[t.problem]) for t in ts]
             for ax, xs_of in zip(
