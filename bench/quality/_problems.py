@@ -51,7 +51,9 @@ class Problem:
         """The same problem with `cost_s` seconds of simulated work per step."""
         from dataclasses import replace
 
-        return replace(self, cost_s=cost_s, name=f"{self.name}-{cost_s:g}s" if cost_s else self.name)
+        return replace(
+            self, cost_s=cost_s, name=f"{self.name}-{cost_s:g}s" if cost_s else self.name
+        )
 
 
 # --- BBOB --------------------------------------------------------------------------
@@ -62,7 +64,9 @@ def _coco_problem(function: int, dimension: int, instance: int) -> Any:
     import cocoex
 
     suite = cocoex.Suite(
-        "bbob", "", f"function_indices:{function} dimensions:{dimension} instance_indices:{instance}"
+        "bbob",
+        "",
+        f"function_indices:{function} dimensions:{dimension} instance_indices:{instance}",
     )
     return suite.get_problem_by_function_dimension_instance(function, dimension, instance)
 
@@ -112,8 +116,13 @@ def _data(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     elif name.startswith("synthetic"):  # synthetic-ROWS
         rows = int(name.split("-")[1])
         x, y = make_classification(
-            n_samples=rows, n_features=20, n_informative=10, n_redundant=4,
-            flip_y=0.05, class_sep=0.8, random_state=0,
+            n_samples=rows,
+            n_features=20,
+            n_informative=10,
+            n_redundant=4,
+            flip_y=0.05,
+            class_sep=0.8,
+            random_state=0,
         )
     else:
         raise ValueError(f"unknown dataset {name!r}")
@@ -135,7 +144,9 @@ XGB_SPACE: dict[str, dict[str, Any]] = {
 
 def xgb(dataset: str, rounds: int) -> Problem:
     """xgboost on `dataset`, validation log loss, boosting rounds as the resource."""
-    return Problem(f"xgb-{dataset}", "xgb", XGB_SPACE, rounds, (dataset,), tags=("mixed", "fidelity"))
+    return Problem(
+        f"xgb-{dataset}", "xgb", XGB_SPACE, rounds, (dataset,), tags=("mixed", "fidelity")
+    )
 
 
 def _xgb_steps(problem: Problem, config: dict[str, Any]) -> Iterator[tuple[int, float]]:
@@ -217,8 +228,14 @@ SGD_SPACE: dict[str, dict[str, Any]] = {
 
 def sgd(rows: int, epochs: int) -> Problem:
     """SGDClassifier (log loss) fed in mini-batches, one report per epoch."""
-    return Problem(f"sgd-stream-{rows // 1000}k", "sgd", SGD_SPACE, epochs, (f"synthetic-{rows}",),
-                   tags=("mixed", "fidelity"))
+    return Problem(
+        f"sgd-stream-{rows // 1000}k",
+        "sgd",
+        SGD_SPACE,
+        epochs,
+        (f"synthetic-{rows}",),
+        tags=("mixed", "fidelity"),
+    )
 
 
 def _sgd_steps(problem: Problem, config: dict[str, Any]) -> Iterator[tuple[int, float]]:
@@ -229,8 +246,12 @@ def _sgd_steps(problem: Problem, config: dict[str, Any]) -> Iterator[tuple[int, 
 
     x_train, x_valid, y_train, y_valid = _data(problem.args[0])
     model = SGDClassifier(
-        loss="log_loss", alpha=config["alpha"], eta0=config["eta0"],
-        learning_rate=config["learning_rate"], power_t=config["power_t"], random_state=0,
+        loss="log_loss",
+        alpha=config["alpha"],
+        eta0=config["eta0"],
+        learning_rate=config["learning_rate"],
+        power_t=config["power_t"],
+        random_state=0,
     )
     classes = np.unique(y_train)
     batch = int(config["batch_size"])
