@@ -56,9 +56,10 @@ def test_many_in_flight_gets_tpe_and_all_at_once_gets_qmc():
 
 
 @pytest.mark.parametrize("scheduler", ["asha", "hyperband"])
-def test_hyperband_like_early_stopping_gets_bohb(scheduler):
-    assert pick(spec(scheduler=scheduler))[0] == "bohb"
-    assert pick(spec(scheduler="median"))[0] != "bohb"
+def test_auto_never_picks_bohb(scheduler):
+    # bohb's gain over tpe under the same brackets was mixed (bench/RESULTS.md)
+    categorical = {**NUMERIC, "c": {"type": "categorical", "choices": ["a", "b"]}}
+    assert pick(spec(categorical, scheduler=scheduler))[0] == "tpe"
 
 
 def test_without_torch_a_numeric_space_gets_tpe(monkeypatch):

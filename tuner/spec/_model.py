@@ -416,8 +416,8 @@ class SearchSpec(_Strict):
     """grid: every combination of `values`; random; tpe, gp, cmaes, qmc: Optuna's samplers
     (gp needs `pip install 'tuner[gp]'`); bohb: TPE fitted at Hyperband's rungs, so trials
     stopped early inform the search (needs early_stopping asha or hyperband); auto: picks
-    one from the space and the budget, stored and shown as e.g. auto→gp: bohb under asha
-    or hyperband; else tpe for a conditional or categorical space; else qmc when every
+    one from the space and the budget, stored and shown as e.g. auto→gp: tpe for a
+    conditional or categorical space; else qmc when every
     trial is in flight at once; else gp up to 200 trials with at most a quarter of them
     in flight (torch installed); else tpe."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
