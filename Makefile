@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) -m bench.memory --out bench/RESULTS.md
 	$(PY) -m bench.streaming --out bench/RESULTS.md
 	$(PY) -m bench.dashboard --out bench/RESULTS.md
+	$(PY) -m bench.quality --quick --out bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tuner.egg-info

@@ -315,7 +315,7 @@ def show(
     )
     out.print(
         f"study {study.name}  status {study.status}  {goals}  "
-        f"search {spec.search.algorithm}  early stopping {spec.early_stopping.scheduler}",
+        f"search {study.algorithm}  early stopping {spec.early_stopping.scheduler}",
         markup=False,
     )
     out.print(

@@ -16,6 +16,7 @@ from tuner.exceptions import (
     StudyInterrupted,
     TunerError,
 )
+from tuner.search._auto import describe
 from tuner.spec import StudySpec, load_spec
 from tuner.storage import Storage, StudyRecord, TrialRecord
 
@@ -62,6 +63,12 @@ class Study:
     @property
     def spec(self) -> StudySpec:
         return self._spec
+
+    @property
+    def algorithm(self) -> str:
+        """The search algorithm as stored: the spec's, or for auto what it picked
+        (``auto→gp``)."""
+        return self._record.algorithm
 
     @property
     def storage(self) -> Storage:
@@ -268,7 +275,7 @@ def create_study(
             spec=_stored_spec(validated),
             metric=validated.metric,
             mode=validated.mode,
-            algorithm=validated.search.algorithm,
+            algorithm=describe(validated),  # auto shows what it picked: auto→gp
             scheduler=validated.early_stopping.scheduler,
             num_trials=_planned_trials(validated),
         )

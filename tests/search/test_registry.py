@@ -39,6 +39,8 @@ def test_every_algorithm_builds_a_tuner_searcher(name):
     data = gp_spec().to_dict()
     data["search"]["algorithm"] = name
     data["search_space"] = {"x": {"type": "float", "values": [0.1, 0.5]}}
+    if name == "bohb":  # fits at Hyperband's rungs: needs them
+        data["early_stopping"] = {"scheduler": "hyperband", "grace_period": 2}
     assert isinstance(build_searcher(load_spec(data)), TunerSearcher)
 
 

@@ -137,3 +137,19 @@ def test_gp_learns_from_pruned_trials_as_completed():
     resumed = build_searcher(spec, [past])  # the same rule after a resume
     (trial,) = resumed._study.trials
     assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)
+
+
+def test_a_pruned_trial_keeps_the_value_it_was_stopped_on():
+    # Ray gives the result a scheduler stops a trial on to on_trial_complete only.
+    searcher = build_searcher(make_spec({"x": {"type": "float", "low": 0.0, "high": 1.0}}))
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"loss": 0.9, "training_iteration": 1})
+    searcher.note_pruned("a")
+    searcher.on_trial_complete("a", {"loss": 0.7, "training_iteration": 2})
+    searcher.suggest("b")
+    searcher.note_pruned("b")  # stopped at its first report
+    searcher.on_trial_complete("b", {"loss": 0.5, "training_iteration": 1})
+    a, b = searcher._study.trials[:2]
+    assert a.state.name == b.state.name == "PRUNED"
+    assert a.intermediate_values == {1: 0.9, 2: 0.7}
+    assert b.intermediate_values == {1: 0.5}

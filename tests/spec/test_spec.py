@@ -276,3 +276,14 @@ def test_random_malformed_specs_raise_only_spec_error(edits):
 def test_any_top_level_value_is_spec_error_or_valid(value):
     with contextlib.suppress(SpecError):
         load_spec(value) if isinstance(value, dict) else load_spec({"x": value})
+
+
+def test_bohb_without_hyperband_like_early_stopping_is_one_line():
+    message = error_of(spec_with(search={"algorithm": "bohb"}))
+    assert message.startswith("search.algorithm: bohb fits its model at Hyperband's rungs")
+    assert "got none" in message
+    ok = spec_with(
+        search={"algorithm": "bohb"},
+        early_stopping={"scheduler": "hyperband", "grace_period": 1},
+    )
+    assert load_spec(ok).search.algorithm == "bohb"

@@ -49,6 +49,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("qmc", "tuner.search._samplers:qmc"),
         Algorithm("nsga2", "tuner.search._samplers:nsga2"),
         Algorithm("nsga3", "tuner.search._samplers:nsga3"),
+        # bohb ranks by one value at a rung; auto picks among tpe, gp and qmc, which all
+        # take several objectives.
+        Algorithm("bohb", "tuner.search._bohb:bohb", multi_objective=False),
+        Algorithm("auto", "tuner.search._auto:auto"),
     )
 }
 ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)

@@ -145,8 +145,12 @@ class OptunaSearcher(TunerSearcher):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         live = self._live.get(trial_id)
+        if live is not None:
+            self._report(live, result)
+
+    def _report(self, live: _Live, result: dict[str, Any]) -> None:
         value = result.get(self.metric)
-        if live is None or not _finite(value):
+        if not _finite(value):
             return
         step = int(result.get("training_iteration", live.last_step + 1))
         if step <= live.last_step:
@@ -162,6 +166,12 @@ class OptunaSearcher(TunerSearcher):
         live = self._live.pop(trial_id, None)
         if live is None:
             return
+        if result and not error:
+            # The result a scheduler stops a trial on reaches the searcher only here
+            # (Ray does not pass it to on_trial_result): without it a pruned trial's
+            # value at the rung it was judged on, or any value at all when it was
+            # stopped at its first report, is lost to the sampler.
+            self._report(live, result)
         pruned = trial_id in self._pruned
         self._pruned.discard(trial_id)
         final = {k: float(v) for k, v in (result or {}).items() if _number(v)}

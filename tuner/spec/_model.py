@@ -414,8 +414,13 @@ class SearchSpec(_Strict):
 
     algorithm: AlgorithmName = "tpe"
     """grid: every combination of `values`; random; tpe, gp, cmaes, qmc, nsga2, nsga3:
-    Optuna's samplers (gp needs `pip install 'tuner[gp]'`). With several `objectives`:
-    nsga2, nsga3, tpe, gp, random, qmc (or grid)."""
+    Optuna's samplers (gp needs `pip install 'tuner[gp]'`); bohb: TPE fitted at
+    Hyperband's rungs, so trials stopped early inform the search (needs early_stopping
+    asha or hyperband; one objective); auto: picks one from the space and the budget,
+    stored and shown as e.g. auto→gp: tpe for a conditional or categorical space; else
+    qmc when every trial is in flight at once; else gp up to 200 trials with at most a
+    quarter of them in flight (torch installed); else tpe. With several `objectives`:
+    nsga2, nsga3, tpe, gp, random, qmc, auto (or grid)."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
     """How many trials to run (grid: ignored, its size is the product of the values)."""
     max_concurrent: int = Field(default=2, ge=1, le=10_000)
@@ -684,6 +689,12 @@ class StudySpec(_Strict):
                 "(gpus_per_trial: 1) or use trainer.num_workers: 1",
             )
         es = self.early_stopping
+        if self.search.algorithm == "bohb" and es.scheduler not in ("asha", "hyperband"):
+            raise _PathError(
+                ("search", "algorithm"),
+                "bohb fits its model at Hyperband's rungs: set early_stopping.scheduler to "
+                f"hyperband or asha (got {es.scheduler}), or use tpe",
+            )
         if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
             raise _PathError(
                 ("early_stopping", "grace_period"),

@@ -1,0 +1,41 @@
+"""`python -m bench.quality --quick` on a tiny budget, so the script cannot rot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.integration
+def test_quick_quality_bench_writes_every_section_and_its_plots(tmp_path):
+    pytest.importorskip("cocoex")
+    pytest.importorskip("hyperopt")
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "RESULTS.md"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.quality", "--quick", "--tiny", "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    text = out.read_text()
+    for title in (
+        "Quality, equal trial budgets",
+        "Quality, equal wall time",
+        "Quality with trials in flight",
+        "Early stopping: final best and compute",
+    ):
+        assert f"### {title}" in text
+    assert "hyperopt-tpe" in text and "raytune-random" in text and "tuner-bohb" in text
+    assert "auto→" in text  # auto says what it picked
+    assert len(list((tmp_path / "plots").glob("quality-tiny-*.png"))) == 3
