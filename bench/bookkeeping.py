@@ -11,6 +11,7 @@ Then the write rate of the storage alone: results per second through `Storage.wr
 in the recorder's batch shape, into SQLite and PostgreSQL.
 
     python -m bench.bookkeeping [--trials 320] [--postgres URL] [--out bench/RESULTS.md]
+    python -m bench.bookkeeping --cluster [...]   # on a 3-node cluster on 127.0.0.1
 """
 
 from __future__ import annotations
@@ -31,17 +32,27 @@ def objective(config: dict) -> None:
     tuner.report(step=1, loss=config["x"] ** 2)
 
 
-def run_tuner(trials: int, in_flight: int, cpus: float) -> float:
+def run_tuner(
+    trials: int, in_flight: int, cpus: float, storage: str | None = None, address: str | None = None
+) -> float:
+    """tuner's wall time; into a throwaway SQLite file, or `storage` (on `address`)."""
+    import tuner
 
     spec = {
-        "name": f"bookkeeping-{in_flight}",
+        "name": f"bookkeeping-{in_flight}-{time.time_ns()}",
         "metric": "loss",
         "trainer": {"kind": "python", "function": objective, "max_steps": 1},
         "search_space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
         "search": {"algorithm": "random", "num_trials": trials, "max_concurrent": in_flight},
-        "resources": {"cpus_per_trial": cpus},
+        "resources": {"cpus_per_trial": cpus, "address": address},
     }
-    seconds, done = timed_study(spec)
+    if storage is None:
+        seconds, done = timed_study(spec)
+    else:
+        study = tuner.create_study(spec, storage=storage)
+        started = time.perf_counter()
+        study.run(progress=False)
+        seconds, done = time.perf_counter() - started, study.trials()
     assert sum(t.state == "completed" for t in done) == trials
     return seconds
 
@@ -100,7 +111,15 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--out", type=Path, default=None, help="append a section to this file")
+    parser.add_argument(
+        "--cluster", action="store_true",
+        help="run on a three-node Ray cluster on 127.0.0.1 (tests/cluster), tuner into "
+        "PostgreSQL (a fresh schema of --postgres)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.cluster:
+        run_on_cluster(args)
+        return
 
     import ray
 
@@ -147,6 +166,50 @@ def main() -> None:
         *[f"| {name} | {rate:,.0f} |" for name, rate in rates],
     ]
     publish(args.out, "Bookkeeping at 16 and 64 trials in flight", lines)
+
+
+def run_on_cluster(args: argparse.Namespace) -> None:
+    """The same comparison on a head (1 CPU) and two workers (1 and 2 CPUs), all on
+    127.0.0.1 with token auth; tuner records into PostgreSQL, as a cluster's study does."""
+    import os
+
+    from tests.cluster._cluster import LocalCluster, NodeSpec
+
+    cluster = LocalCluster(NodeSpec(cpus=1), [NodeSpec(cpus=1), NodeSpec(cpus=2)], dashboard=False)
+    # The driver's token, before Ray is imported (it reads it once).
+    os.environ.update({k: v for k, v in cluster.env.items() if k.startswith("RAY_AUTH")})
+
+    import ray
+
+    from tests.conftest import postgres_schema
+    from tuner._ray import ensure_ray
+
+    with cluster, postgres_schema(args.postgres, prefix="bench") as storage:
+        ensure_ray(cluster.address)
+        cpus = float(ray.cluster_resources().get("CPU", 4))
+        rows = []
+        for k in args.in_flight:
+            per_trial = cpus / k
+            run_raytune(k, k, per_trial)  # warm-up
+            tuner_s = run_tuner(args.trials, k, per_trial, storage, cluster.address)
+            print(f"cluster, {k} in flight: tuner {tuner_s:.1f} s", flush=True)
+            raytune_s = run_raytune(args.trials, k, per_trial)
+            print(f"cluster, {k} in flight: bare Ray Tune {raytune_s:.1f} s", flush=True)
+            rows.append(
+                f"| {k} | {per_trial:g} | {tuner_s:.1f} | {raytune_s:.1f} | "
+                f"{args.trials / k:.1f} | {tuner_s / raytune_s:.2f}x |"
+            )
+        ray.shutdown()
+    lines = [
+        f"{args.trials} trials that sleep 1 s and report once, random search, on a "
+        f"three-node Ray cluster on 127.0.0.1 ({cpus:g} CPUs: 1 + 1 + 2, on this machine's "
+        "cores), fractional CPUs per trial; tuner records every trial in PostgreSQL.",
+        "",
+        "| in flight | CPUs a trial | tuner s | bare Ray Tune s | ideal s | tuner / Ray Tune |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+    publish(args.out, "Bookkeeping on a three-node cluster into PostgreSQL", lines)
 
 
 if __name__ == "__main__":
