@@ -191,17 +191,23 @@ def run_on_cluster(args: argparse.Namespace) -> None:
         for k in args.in_flight:
             per_trial = cpus / k
             run_raytune(k, k, per_trial)  # warm-up
-            tuner_s = run_tuner(args.trials, k, per_trial, storage, cluster.address)
-            print(f"cluster, {k} in flight: tuner {tuner_s:.1f} s", flush=True)
-            raytune_s = run_raytune(args.trials, k, per_trial)
-            print(f"cluster, {k} in flight: bare Ray Tune {raytune_s:.1f} s", flush=True)
+            # Best of two, order alternated (tuner, Ray Tune, Ray Tune, tuner): the
+            # second run of a pair finds the worker processes the first one started.
+            t1 = run_tuner(args.trials, k, per_trial, storage, cluster.address)
+            r1 = run_raytune(args.trials, k, per_trial)
+            r2 = run_raytune(args.trials, k, per_trial)
+            t2 = run_tuner(args.trials, k, per_trial, storage, cluster.address)
+            tuner_s, raytune_s = min(t1, t2), min(r1, r2)
+            print(f"cluster, {k} in flight: tuner {t1:.1f} / {t2:.1f} s", flush=True)
+            print(f"cluster, {k} in flight: bare Ray Tune {r1:.1f} / {r2:.1f} s", flush=True)
             rows.append(
                 f"| {k} | {per_trial:g} | {tuner_s:.1f} | {raytune_s:.1f} | "
                 f"{args.trials / k:.1f} | {tuner_s / raytune_s:.2f}x |"
             )
         ray.shutdown()
     lines = [
-        f"{args.trials} trials that sleep 1 s and report once, random search, on a "
+        f"{args.trials} trials that sleep 1 s and report once, random search, best of two "
+        "runs each (order alternated), on a "
         f"three-node Ray cluster on 127.0.0.1 ({cpus:g} CPUs: 1 + 1 + 2, on this machine's "
         "cores), fractional CPUs per trial; tuner records every trial in PostgreSQL.",
         "",
