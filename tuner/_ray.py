@@ -30,9 +30,12 @@ _ENV = {
     # that state once at the end, not every few seconds while trials run.
     "TUNE_GLOBAL_CHECKPOINT_S": "1000000000",
     # SIGINT/SIGTERM are tuner's (tuner._faults.SignalStop), and a trial that does not
-    # stop when asked (a hung objective) is killed after 3 s, not 600.
+    # stop when asked (a hung objective) is killed after 10 s, not 600. Not less: Ray
+    # Tune kills no actor before 10 s anyway, and below 10 its controller spends each
+    # step from then on waiting up to 1 s for the stopping actors, starting no trial
+    # (12 of 26 s of a 48-trial study on a 3-node cluster; bench/RESULTS.md).
     "TUNE_DISABLE_SIGINT_HANDLER": "1",
-    "TUNE_FORCE_TRIAL_CLEANUP_S": "3",
+    "TUNE_FORCE_TRIAL_CLEANUP_S": "10",
 }
 
 
