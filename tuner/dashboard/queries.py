@@ -527,10 +527,10 @@ def best_curve(storage: Storage, study: StudyRecord) -> pd.DataFrame:
 def objectives(study: StudyRecord) -> list[tuple[str, str]]:
     """The study's objectives as ``(metric, mode)`` in spec order when it has two or
     more (``objectives:`` in its spec), else ``[]``: a single-objective study."""
-    raw = study.spec.get("objectives") or []
-    if len(raw) < 2:
-        return []
-    return [(str(o["metric"]), str(o.get("mode", "min"))) for o in raw]
+    from tuner.storage._objectives import StudyObjectives
+
+    objectives = StudyObjectives.of(study.spec, study.metric, study.mode)
+    return list(zip(objectives.metrics, objectives.modes, strict=True)) if objectives.multi else []
 
 
 def pareto_frame(storage: Storage, study: StudyRecord) -> pd.DataFrame:
@@ -566,8 +566,9 @@ def pareto_hypervolume(
     feasible = points[points["feasible"]]
     if feasible.empty:
         return pd.DataFrame(columns=["number", "hypervolume"]), []
-    spec = {"objectives": [{"metric": m, "mode": mode} for m, mode in objectives_]}
-    study_objectives = StudyObjectives.of(spec, objectives_[0][0], objectives_[0][1])
+    study_objectives = StudyObjectives(
+        tuple(m for m, _ in objectives_), tuple(mode for _, mode in objectives_)
+    )
     ref = reference_point(study_objectives, feasible[cols].to_numpy(dtype=float).tolist())
     signs = [-1.0 if mode == "max" else 1.0 for _, mode in objectives_]
     at = np.unique(np.linspace(0, len(feasible) - 1, num=min(max_points, len(feasible))).round())
