@@ -92,6 +92,29 @@ KILL_POINTS = {
     "mid": lambda trials: sum(t.state == "completed" for t in trials) >= 4,
 }
 
+# Loaded by the driver (first on its PYTHONPATH) for the "during a write" point: the
+# first commit of a transaction that wrote trial results holds, uncommitted, until the
+# driver is killed; the marker file says it is held.
+HOLD_WRITE = """
+import os, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+_marker = os.environ["TUNER_TEST_HOLD_WRITE"]
+_wrote = set()
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _seen(conn, cursor, statement, parameters, context, executemany):
+    if "trial_values" in statement and not statement.lstrip().upper().startswith("SELECT"):
+        _wrote.add(id(conn))
+
+@event.listens_for(Engine, "commit")
+def _hold(conn):
+    if id(conn) in _wrote and not os.path.exists(_marker):
+        open(_marker, "w").close()
+        time.sleep(600)
+"""
+
 
 def test_driver_killed_at_several_points_then_resumed_finishes_exactly_n(
     tmp_path: Path, ray_address: str
@@ -103,9 +126,17 @@ def test_driver_killed_at_several_points_then_resumed_finishes_exactly_n(
     )
     kept: dict[int, Any] = {}
     first = True
-    for point, predicate in KILL_POINTS.items():
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(HOLD_WRITE)
+    held = tmp_path / "held"
+    points = {**KILL_POINTS, "during a write": lambda trials: held.exists()}
+    for point, predicate in points.items():
         args = ("run", str(path)) if first else ("resume", "killed")
-        proc = cli(*args, "--storage", url, *(("--address", ray_address) if first else ()))
+        env = {}
+        if point == "during a write":
+            env = {"PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "TUNER_TEST_HOLD_WRITE": str(held)}
+        proc = cli(*args, "--storage", url, *(("--address", ray_address) if first else ()), **env)
         first = False
         wait_for(predicate, url, "killed")
         os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a crash would
