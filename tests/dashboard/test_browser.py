@@ -114,7 +114,12 @@ def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
     page.goto(dashboard + "/study?study=tpe-study")
     wait_until_drawn(page, 1, TIMEOUT_MS)  # by default, the optimization history only
     assert page.locator("h1").first.inner_text() == "tpe-study"
-    assert page.locator(".gtitle").all_text_contents() == ["Optimization history over trials"]
+    history = page.locator('[data-testid="stVegaLiteChart"] .role-title-text')
+    assert history.all_text_contents() == ["Optimization history over trials"]
+    assert page.locator(".js-plotly-plot").count() == 0  # Vega-Lite's, not Plotly's
+    # a marker for each completed trial (15 of 24), and the best-so-far line
+    assert page.locator(".mark-symbol.role-mark path").count() == 15
+    assert page.locator(".mark-line.role-mark path").count() == 1
     picker = page.locator('[data-testid="stButtonGroup"]')
     assert picker.get_by_role("radio").all_inner_texts() == ["Optimization history", *ON_DEMAND]
     page.locator("td", has_text="completed").first.wait_for(state="attached")  # the table

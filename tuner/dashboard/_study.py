@@ -247,13 +247,13 @@ def pareto_chart(url: str, study: c.StudyRecord, fp: tuple, chart: str) -> None:
 
 def history_chart(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
     over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
-    fig, shown = history_figure(
+    spec, shown = history_spec(
         url, study.name, fp, "number" if over == "trial number" else "elapsed_s"
     )
-    if fig is None:
+    if spec is None:
         st.info("No completed trial with a value yet.", icon=":material/info:")
         return
-    st.plotly_chart(fig, key="history")
+    st.vega_lite_chart(spec=spec, width="stretch", key="history")
     if shown < (frame["state"] == "completed").sum():
         st.caption(
             f"Downsampled to {shown:,} points (each bin's lowest and highest); "
@@ -313,13 +313,14 @@ def timeline_figure(url: str, name: str, fp: tuple) -> Any:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def history_figure(url: str, name: str, fp: tuple, x: str) -> tuple[Any, int]:
-    """The history figure (None without a completed trial) and how many points it has."""
+def history_spec(url: str, name: str, fp: tuple, x: str) -> tuple[dict[str, Any] | None, int]:
+    """The history's Vega-Lite spec (None without a completed trial) and how many trial
+    markers it has."""
     study = c.load_study(url, name)
     points, best = q.history(c.load_trials(url, name, fp), study.mode, HISTORY_POINTS)
     if points.empty:
         return None, 0
-    return charts.history_fig(points, best, study.metric, x), len(points)
+    return charts.history_spec(points, best, study.metric, x), len(points)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
