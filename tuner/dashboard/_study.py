@@ -11,7 +11,10 @@ changed.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -84,6 +87,48 @@ def show_study(url: str, name: str) -> None:
     # The chart first: on screen without scrolling, above the table's filters.
     charts_section(url, study, frame, fp)
     trial_table(study, frame)
+    prefetch_plotly()
+
+
+_PREFETCH_JS = """<script>
+(() => {
+  if (window.__tunerPlotly) return;
+  window.__tunerPlotly = true;
+  const index = document.querySelector('script[src*="/static/js/index."]');
+  if (!index) return;
+  const chunk = new URL(%s, index.src).href;
+  const idle = window.requestIdleCallback || (f => setTimeout(f, 200));
+  // Once the page's first chart is drawn, then when the browser is idle.
+  const drawn = () => document.querySelector(
+      '.js-plotly-plot .main-svg, [data-testid="stVegaLiteChart"] .role-mark');
+  const wait = () => drawn() ? idle(() => import(chunk).catch(() => {}), {timeout: 3000})
+                             : setTimeout(wait, 250);
+  wait();
+})();
+</script>"""
+
+
+@functools.cache
+def _plotly_chunk() -> str | None:
+    """The file name of Streamlit's Plotly component (its JavaScript chunk), if there is
+    exactly one."""
+    static = Path(st.__file__).parent / "static" / "static" / "js"
+    found = sorted(static.glob("PlotlyChart.*.js"))
+    return found[0].name if len(found) == 1 else None
+
+
+def prefetch_plotly() -> None:
+    """Load Streamlit's Plotly component in the browser once the page's first chart is
+    drawn, when the browser is idle.
+
+    The default chart is Vega-Lite, so a page load fetches no Plotly (4.7 MB of
+    JavaScript) before it; without this, the first Plotly chart picked would wait for
+    the browser to load it. The script is a constant (no user text in it); importing
+    the chunk by its URL gives the module Streamlit imports, so it is evaluated once.
+    """
+    chunk = _plotly_chunk()
+    if chunk is not None:
+        st.html(_PREFETCH_JS % json.dumps(chunk), unsafe_allow_javascript=True)
 
 
 def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
