@@ -87,7 +87,7 @@ def history_spec(
     y_title = str(metric)
     return {
         "title": f"Optimization history over {'trials' if x == 'number' else 'time'}",
-        "height": 300,
+        "height": _LAYOUT["height"],  # the whole chart, as the Plotly charts
         "datasets": {
             "trials": pd.DataFrame(
                 {"x": points[x], "number": points["number"], "value": points["value"]}
