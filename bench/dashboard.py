@@ -4,8 +4,8 @@ For each size, a SQLite database is seeded in bulk (one study, 100 intermediate 
 a trial; pruned trials cut short), ``tuner dashboard`` is started on it as a subprocess,
 and Debian's Chromium (driven by Playwright) opens the study page. The time measured
 is from navigation until the charts the page shows by default are drawn (the
-optimization history: a ``.js-plotly-plot`` element with its SVG); then, in the same
-page, the time from a click on each other chart in the page's chart picker until that
+optimization history: a Vega-Lite chart whose SVG has its marks; until 2026-11-28 a
+Plotly chart, ``.js-plotly-plot`` with its SVG); then, in the same page, the time from a click on each other chart in the page's chart picker until that
 chart is drawn, so the cost of the charts drawn on demand is measured too. The first
 load is cold (a fresh server: nothing cached, heavy modules imported; a fresh browser
 profile: the JavaScript downloaded); then best of 3 reloads in the same browser

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -32,7 +33,8 @@ def _texts(at: AppTest) -> str:
 
 
 def _charts(at: AppTest) -> list:
-    return at.get("plotly_chart")
+    """The page's charts: Plotly's, then Vega-Lite's."""
+    return [*at.get("plotly_chart"), *at.get("vega_lite_chart")]
 
 
 def test_studies_view_lists_every_study(monkeypatch: pytest.MonkeyPatch, seeded_url: str) -> None:
@@ -45,8 +47,18 @@ def test_studies_view_lists_every_study(monkeypatch: pytest.MonkeyPatch, seeded_
 
 
 def _titles(at: AppTest) -> list[str]:
-    """The titles of the Plotly charts the page draws."""
-    return [json.loads(chart.proto.spec)["layout"]["title"]["text"] for chart in _charts(at)]
+    """The titles of the charts the page draws (Plotly's, then Vega-Lite's)."""
+    plotly = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    return plotly + [json.loads(c.proto.spec)["title"] for c in at.get("vega_lite_chart")]
+
+
+def _vega_data(chart: Any) -> dict[str, pd.DataFrame]:
+    """A Vega-Lite chart's named datasets, as Streamlit sends them (Arrow)."""
+    import pyarrow as pa
+
+    return {
+        d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets
+    }
 
 
 def test_study_view_draws_the_picked_chart_only(seeded_url: str) -> None:
@@ -59,7 +71,9 @@ def test_study_view_draws_the_picked_chart_only(seeded_url: str) -> None:
     assert not at.exception
     picker = at.segmented_control(key="chart")
     assert picker.options == list(CHART_TITLES) and picker.value == "Optimization history"
-    assert [t.split(" over")[0] for t in _titles(at)] == ["Optimization history"]
+    assert _titles(at) == ["Optimization history over trials"]
+    # Drawn by Vega-Lite, not Plotly: the page loads no Plotly until a chart needs it.
+    assert not at.get("plotly_chart") and len(at.get("vega_lite_chart")) == 1
     at.radio(key="hist_x").set_value("wall-clock time").run()
     assert _titles(at) == ["Optimization history over time"]
     # Each chart is one click away, and only the picked one is drawn.
@@ -80,6 +94,34 @@ def test_study_view_draws_the_picked_chart_only(seeded_url: str) -> None:
     assert "Pick two different parameters" in _texts(at) and not _charts(at)
     at.segmented_control(key="chart").set_value(None).run()  # unpicked: nothing drawn
     assert not _charts(at) and "Pick a chart above" in _texts(at)
+
+
+def test_study_views_default_chart_shows_every_completed_trial_and_the_best(
+    seeded_url: str,
+) -> None:
+    def page(url: str) -> None:
+        from tuner.dashboard import _study
+
+        _study.show_study(url, "tpe-study")
+
+    at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    done = frame[frame["state"] == "completed"].sort_values("number")
+    data = _vega_data(at.get("vega_lite_chart")[0])
+    trials, best = data["trials"], data["best"]
+    # 24 trials: no downsampling, each completed trial a marker at its number
+    assert trials["number"].tolist() == done["number"].tolist() == trials["x"].tolist()
+    assert trials["value"].tolist() == pytest.approx(done["value"].tolist())
+    # the best-so-far line: steps down to the best value, at the trial that reached it
+    assert best["best"].is_monotonic_decreasing
+    assert best["best"].iloc[-1] == pytest.approx(done["value"].min())
+    first_best = done.loc[done["value"] == done["value"].min(), "number"].iloc[0]
+    assert first_best in best["x"].tolist()
+    # over wall-clock time: seconds since the first trial started (10 s apart, 5 s each)
+    at.radio(key="hist_x").set_value("wall-clock time").run()
+    trials = _vega_data(at.get("vega_lite_chart")[0])["trials"]
+    assert trials["x"].tolist() == pytest.approx([10.0 * n + 5 for n in trials["number"]])
 
 
 def test_study_view_filters_and_sorts_the_trial_table(seeded_url: str) -> None:

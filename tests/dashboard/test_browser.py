@@ -30,6 +30,8 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
+PLOTLY_LOADED_JS = """() => performance.getEntriesByType('resource')
+    .some(e => e.name.includes('/PlotlyChart.') && e.responseEnd > 0)"""
 ON_DEMAND = dict(list(CHART_TITLES.items())[1:])
 """The study page's charts drawn when picked: the picker's label -> the chart's title."""
 
@@ -114,11 +116,20 @@ def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
     page.goto(dashboard + "/study?study=tpe-study")
     wait_until_drawn(page, 1, TIMEOUT_MS)  # by default, the optimization history only
     assert page.locator("h1").first.inner_text() == "tpe-study"
-    assert page.locator(".gtitle").all_text_contents() == ["Optimization history over trials"]
+    history = page.locator('[data-testid="stVegaLiteChart"] .role-title-text')
+    assert history.all_text_contents() == ["Optimization history over trials"]
+    assert page.locator(".js-plotly-plot").count() == 0  # Vega-Lite's, not Plotly's
+    # a marker for each completed trial (15 of 24), and the best-so-far line
+    assert page.locator(".mark-symbol.role-mark path").count() == 15
+    assert page.locator(".mark-line.role-mark path").count() == 1
     picker = page.locator('[data-testid="stButtonGroup"]')
     assert picker.get_by_role("radio").all_inner_texts() == ["Optimization history", *ON_DEMAND]
     page.locator("td", has_text="completed").first.wait_for(state="attached")  # the table
     _no_exception(page)
+    # Streamlit's Plotly component is loaded once the first chart is drawn, before any
+    # Plotly chart is picked (so the first one picked does not wait for it)
+    page.wait_for_function(PLOTLY_LOADED_JS, timeout=TIMEOUT_MS, polling=100)
+    assert page.locator(".js-plotly-plot").count() == 0
     page.wait_for_timeout(300)
     _shot(page, "study")
     for label, title in ON_DEMAND.items():

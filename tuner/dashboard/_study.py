@@ -11,7 +11,10 @@ changed.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -84,6 +87,48 @@ def show_study(url: str, name: str) -> None:
     # The chart first: on screen without scrolling, above the table's filters.
     charts_section(url, study, frame, fp)
     trial_table(study, frame)
+    prefetch_plotly()
+
+
+_PREFETCH_JS = """<script>
+(() => {
+  if (window.__tunerPlotly) return;
+  window.__tunerPlotly = true;
+  const index = document.querySelector('script[src*="/static/js/index."]');
+  if (!index) return;
+  const chunk = new URL(%s, index.src).href;
+  const idle = window.requestIdleCallback || (f => setTimeout(f, 200));
+  // Once the page's first chart is drawn, then when the browser is idle.
+  const drawn = () => document.querySelector(
+      '.js-plotly-plot .main-svg, [data-testid="stVegaLiteChart"] .role-mark');
+  const wait = () => drawn() ? idle(() => import(chunk).catch(() => {}), {timeout: 3000})
+                             : setTimeout(wait, 250);
+  wait();
+})();
+</script>"""
+
+
+@functools.cache
+def _plotly_chunk() -> str | None:
+    """The file name of Streamlit's Plotly component (its JavaScript chunk), if there is
+    exactly one."""
+    static = Path(st.__file__).parent / "static" / "static" / "js"
+    found = sorted(static.glob("PlotlyChart.*.js"))
+    return found[0].name if len(found) == 1 else None
+
+
+def prefetch_plotly() -> None:
+    """Load Streamlit's Plotly component in the browser once the page's first chart is
+    drawn, when the browser is idle.
+
+    The default chart is Vega-Lite, so a page load fetches no Plotly (4.7 MB of
+    JavaScript) before it; without this, the first Plotly chart picked would wait for
+    the browser to load it. The script is a constant (no user text in it); importing
+    the chunk by its URL gives the module Streamlit imports, so it is evaluated once.
+    """
+    chunk = _plotly_chunk()
+    if chunk is not None:
+        st.html(_PREFETCH_JS % json.dumps(chunk), unsafe_allow_javascript=True)
 
 
 def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
@@ -247,13 +292,13 @@ def pareto_chart(url: str, study: c.StudyRecord, fp: tuple, chart: str) -> None:
 
 def history_chart(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
     over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
-    fig, shown = history_figure(
+    spec, shown = history_spec(
         url, study.name, fp, "number" if over == "trial number" else "elapsed_s"
     )
-    if fig is None:
+    if spec is None:
         st.info("No completed trial with a value yet.", icon=":material/info:")
         return
-    st.plotly_chart(fig, key="history")
+    st.vega_lite_chart(spec=spec, width="stretch", key="history")
     if shown < (frame["state"] == "completed").sum():
         st.caption(
             f"Downsampled to {shown:,} points (each bin's lowest and highest); "
@@ -313,13 +358,14 @@ def timeline_figure(url: str, name: str, fp: tuple) -> Any:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def history_figure(url: str, name: str, fp: tuple, x: str) -> tuple[Any, int]:
-    """The history figure (None without a completed trial) and how many points it has."""
+def history_spec(url: str, name: str, fp: tuple, x: str) -> tuple[dict[str, Any] | None, int]:
+    """The history's Vega-Lite spec (None without a completed trial) and how many trial
+    markers it has."""
     study = c.load_study(url, name)
     points, best = q.history(c.load_trials(url, name, fp), study.mode, HISTORY_POINTS)
     if points.empty:
         return None, 0
-    return charts.history_fig(points, best, study.metric, x), len(points)
+    return charts.history_spec(points, best, study.metric, x), len(points)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

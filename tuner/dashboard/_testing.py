@@ -1,5 +1,6 @@
 """What the browser tests and ``bench.dashboard`` share: ``tuner dashboard`` started as a
-subprocess, and waits for the Plotly charts a page draws in a Playwright page.
+subprocess, and waits for the charts (Plotly's and Vega-Lite's) a page draws in a
+Playwright page.
 
 Nothing here imports Streamlit or Playwright; ``page`` arguments are Playwright pages.
 """
@@ -16,19 +17,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-DRAWN_JS = """n => {
-    const plots = [...document.querySelectorAll('.js-plotly-plot')];
-    return plots.length >= n && plots.every(p => p.querySelector('.main-svg'));
-}"""
-"""True once at least ``n`` Plotly charts are in the page and each has drawn its SVG."""
+_CHARTS_JS = """const charts = () => [
+    ...[...document.querySelectorAll('.js-plotly-plot')].map(p => ({
+        drawn: !!p.querySelector('.main-svg'),
+        titles: [...p.querySelectorAll('.gtitle')].map(g => g.textContent)})),
+    ...[...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].map(v => ({
+        drawn: !!v.querySelector('.marks .role-mark path'),
+        titles: [...v.querySelectorAll('.role-title-text')].map(g => g.textContent)})),
+];"""
+"""The page's charts: Plotly's (drawn once it has its SVG) and Vega-Lite's (drawn once
+its SVG has a mark), each with its titles."""
 
-ONLY_CHART_JS = """t => {
-    const plots = [...document.querySelectorAll('.js-plotly-plot')];
-    return plots.length === 1 && !!plots[0].querySelector('.main-svg')
-        && [...plots[0].querySelectorAll('.gtitle')].some(g => g.textContent.includes(t));
-}"""
-"""True once the page's only Plotly chart is drawn and has a title containing ``t``
-(the chart it replaced, kept while Streamlit reruns the page, is gone)."""
+DRAWN_JS = f"""n => {{ {_CHARTS_JS}
+    const all = charts();
+    return all.length >= n && all.every(c => c.drawn);
+}}"""
+"""True once at least ``n`` charts are in the page and each is drawn."""
+
+ONLY_CHART_JS = f"""t => {{ {_CHARTS_JS}
+    const all = charts();
+    return all.length === 1 && all[0].drawn && all[0].titles.some(g => g.includes(t));
+}}"""
+"""True once the page's only chart is drawn and has a title containing ``t`` (the chart
+it replaced, kept while Streamlit reruns the page, is gone)."""
 
 CHART_TITLES = {
     "Optimization history": "Optimization history",
@@ -110,7 +121,8 @@ def running_dashboard(
 
 
 def wait_until_drawn(page: Any, charts: int, timeout_ms: int = 120_000) -> None:
-    """Wait until ``charts`` Plotly charts are in the page, each with its SVG."""
+    """Wait until ``charts`` charts (Plotly's or Vega-Lite's) are in the page, each
+    drawn."""
     page.wait_for_function(DRAWN_JS, arg=charts, timeout=timeout_ms, polling=50)
 
 

@@ -1,4 +1,5 @@
-"""Plotly figures from the frames of :mod:`dashboard.queries`.
+"""Plotly figures (and the Vega-Lite spec of the optimization history) from the frames
+of :mod:`dashboard.queries`.
 
 Text that comes from users (study, parameter and metric names, categorical values)
 goes through :func:`esc`: Plotly renders a subset of HTML in titles, labels and hover
@@ -26,7 +27,7 @@ __all__ = [
     "contour_fig",
     "curves_fig",
     "esc",
-    "history_fig",
+    "history_spec",
     "hypervolume_fig",
     "importance_fig",
     "parallel_fig",
@@ -63,31 +64,63 @@ def _name(column: str) -> str:
     return esc(column.split(".", 1)[1] if column.startswith(("params.", "metrics.")) else column)
 
 
-def history_fig(
+def history_spec(
     points: pd.DataFrame, best: pd.DataFrame, metric: str, x: str = "number"
-) -> go.Figure:
+) -> dict[str, Any]:
     """Each completed trial's value and the best so far, over ``x`` (``number`` or
-    ``elapsed_s``)."""
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=points[x], y=points["value"], mode="markers", name="trial",
-            marker={"size": 5, "color": STATE_COLORS["completed"], "opacity": 0.6},
-            customdata=points["number"], hovertemplate="trial %{customdata}: %{y}<extra></extra>",
-        )
-    )  # fmt: skip
-    fig.add_trace(
-        go.Scatter(
-            x=best[x], y=best["best"], mode="lines", name="best so far",
-            line={"shape": "hv", "color": BEST_COLOR, "width": 2},
-        )
-    )  # fmt: skip
+    ``elapsed_s``), as a Vega-Lite spec for ``st.vega_lite_chart``.
+
+    The page's default chart is drawn by Vega-Lite, not Plotly: Streamlit loads its
+    Plotly component (4.7 MB of JavaScript) only for a Plotly chart, and in a browser
+    without a GPU parsing it and drawing one Plotly chart cost more than the rest of the
+    page. Vega-Lite draws text as text (no HTML), so names need no escaping.
+
+    Args:
+        points: ``number``, ``value`` and ``x`` of the trials to mark.
+        best: ``best`` and ``x`` where the best so far changed, and at the last trial.
+        metric: the y axis's title.
+        x: the column to draw along the x axis.
+    """
     title = "trial number" if x == "number" else "seconds since the first trial started"
-    fig.update_layout(
-        title=f"Optimization history over {'trials' if x == 'number' else 'time'}",
-        xaxis_title=title, yaxis_title=esc(metric), **_LAYOUT,
-    )  # fmt: skip
-    return fig
+    legend = {"domain": ["trial", "best so far"], "range": [STATE_COLORS["completed"], BEST_COLOR]}
+    x_enc = {"field": "x", "type": "quantitative", "title": title}
+    y_title = str(metric)
+    return {
+        "title": f"Optimization history over {'trials' if x == 'number' else 'time'}",
+        "height": _LAYOUT["height"],  # the whole chart, as the Plotly charts
+        "datasets": {
+            "trials": pd.DataFrame(
+                {"x": points[x], "number": points["number"], "value": points["value"]}
+            ),
+            "best": pd.DataFrame({"x": best[x], "best": best["best"]}),
+        },
+        "layer": [
+            {
+                "data": {"name": "trials"},
+                "mark": {"type": "point", "filled": True, "size": 25, "opacity": 0.6},
+                "encoding": {
+                    "x": x_enc,
+                    "y": {"field": "value", "type": "quantitative", "title": y_title,
+                          "scale": {"zero": False}},
+                    "color": {"datum": "trial", "scale": legend,
+                              "legend": {"title": None, "orient": "bottom"}},
+                    "tooltip": [
+                        {"field": "number", "type": "quantitative", "title": "trial"},
+                        {"field": "value", "type": "quantitative", "title": y_title},
+                    ],
+                },
+            },
+            {
+                "data": {"name": "best"},
+                "mark": {"type": "line", "interpolate": "step-after", "strokeWidth": 2},
+                "encoding": {
+                    "x": x_enc,
+                    "y": {"field": "best", "type": "quantitative"},
+                    "color": {"datum": "best so far", "scale": legend},
+                },
+            },
+        ],
+    }  # fmt: skip
 
 
 def _axis_values(series: pd.Series, log: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
