@@ -527,7 +527,7 @@ def pareto_fig(points: pd.DataFrame, objectives: Sequence[tuple[str, str]]) -> g
         )  # fmt: skip
         fig.update_layout(title="Trials over the objectives (orange: the Pareto front)", **_LAYOUT)
         return fig
-    groups = (
+    groups: tuple[tuple[pd.DataFrame, str, dict[str, Any]], ...] = (
         (rest, "dominated", {"color": STATE_COLORS["completed"], "opacity": 0.35, "size": 6}),
         (infeasible, "infeasible", {"color": INFEASIBLE_COLOR, "symbol": "x", "size": 6}),
         (front, "Pareto front", {"color": BEST_COLOR, "size": 9,
