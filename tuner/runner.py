@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
@@ -366,6 +366,19 @@ def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
             f"study {ws.study!r} shares no parameter with this search space (its parameters: "
             f"{', '.join(sorted(names))}); warm-start from a study over the same parameters",
             ["warm_start", "study"],
+        )
+    if ws.fixed:  # the values the earlier study ran with, for parameters it did not search
+        trials = [
+            replace(t, params={**ws.fixed, **t.params}) if set(ws.fixed) - set(t.params) else t
+            for t in trials
+        ]
+    unsearched = sorted(set(spec.search_space) - names - set(ws.fixed))
+    if trials and unsearched:
+        log.warning(
+            "tuner: warm_start: study %r did not search %s; gp leaves its trials out unless "
+            "warm_start.fixed gives the values they ran with",
+            ws.study,
+            ", ".join(unsearched),
         )
     dropped = sorted(names - shared)
     if dropped:

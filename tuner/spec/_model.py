@@ -510,6 +510,12 @@ class WarmStartSpec(_Strict):
     """The earlier study's name."""
     storage: str | None = None
     """Its storage URL; null: the same storage as this study."""
+    fixed: dict[str, Scalar] = Field(default_factory=dict)
+    """Parameters of this search space that the earlier study did not search, with the
+    value its trials ran with (e.g. {lambda: 1.0}): its trials get these values, so gp,
+    which models every parameter together, can learn from them. gp leaves out earlier
+    trials that lack an active parameter of this space; tpe uses them either way.
+    Parameters the earlier study did search keep their own values."""
 
     @field_validator("study")
     @classmethod
@@ -667,6 +673,7 @@ class StudySpec(_Strict):
     def _check(self) -> StudySpec:
         _check_objectives(self)
         _check_initial_points(self)
+        _check_warm_fixed(self)
         _check_conditions(self.search_space)
         if isinstance(self.trainer, SklearnTrainer):
             for name in self.search_space:
@@ -815,6 +822,19 @@ def _check_initial_points(spec: StudySpec) -> None:
             raise _PathError(
                 (*where, unknown[0]), f"is not a parameter of the search space ({known}); remove it"
             )
+
+
+def _check_warm_fixed(spec: StudySpec) -> None:
+    if spec.warm_start is None:
+        return
+    for name, value in spec.warm_start.fixed.items():
+        where = ("warm_start", "fixed", name)
+        if name not in spec.search_space:
+            known = ", ".join(spec.search_space)
+            raise _PathError(where, f"is not a parameter of the search space ({known}); remove it")
+        problem = _outside(spec.search_space[name], value)
+        if problem:
+            raise _PathError(where, problem)
 
 
 def _outside(p: FloatParam | IntParam | CategoricalParam, value: Any) -> str | None:
