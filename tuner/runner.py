@@ -304,6 +304,7 @@ def _build(
         max_failed_trials=spec.limits.max_failed_trials,
         objectives=list(zip(spec.objective_metrics, spec.objective_modes, strict=True)),
         feasible=_feasibility(spec),
+        keep_best=spec.early_stopping.trial_value == "best",
     )
     parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
     if remaining == 0:

@@ -129,6 +129,11 @@ def test_a_single_objective_spec_takes_constraints_initial_points_and_warm_start
         ({"metric": "f2"}, "metric: give either metric/mode or objectives, not both"),
         ({"objectives": None}, "metric: is required"),
         ({"warm_start": {"study": "no spaces allowed"}}, "warm_start.study: must be a study name"),
+        ({"early_stopping": {"patience": 5}}, "early_stopping.patience: takes one objective"),
+        (
+            {"early_stopping": {"trial_value": "best"}},
+            "early_stopping.trial_value: best takes one objective",
+        ),
         (
             {"warm_start": {"study": "earlier", "fixed": {"lambda": 1.0}}},
             "warm_start.fixed.lambda: is not a parameter of the search space (x, booster, "

@@ -87,6 +87,7 @@ class _Live:
     last_step: int = 0
     last_value: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] | None = None  # metrics of its best report (trial_value: best)
 
 
 class OptunaSearcher(TunerSearcher):
@@ -125,6 +126,7 @@ class OptunaSearcher(TunerSearcher):
         self._sampler = sampler
         self._multi = spec.is_multi_objective
         self._pruned_as_complete = pruned_as_complete or self._multi
+        self._keep_best = spec.early_stopping.trial_value == "best"
         self._live: dict[str, _Live] = {}
         self._pruned: set[str] = set()
         self._study = optuna.create_study(directions=self._directions, sampler=self._sampler)
@@ -179,6 +181,8 @@ class OptunaSearcher(TunerSearcher):
             return  # Ray repeats a trial's last result when its function returns
         live.metrics.update({k: float(v) for k, v in result.items() if _finite(v)})
         live.last_step, live.last_value = step, float(cast(float, value))
+        if self._keep_best and _better(live.last_value, live.best, self.metric, self.mode):
+            live.best = dict(live.metrics)
         if not self._multi:  # Optuna keeps no intermediate values for several objectives
             live.trial.report(live.last_value, step)
 
@@ -198,6 +202,8 @@ class OptunaSearcher(TunerSearcher):
         self._pruned.discard(trial_id)
         final = {k: float(v) for k, v in (result or {}).items() if _number(v)}
         metrics = {**live.metrics, **final}
+        if self._keep_best and live.best is not None:
+            metrics = live.best  # the trial's value is its best report's
         values = [metrics.get(m) for m in self._spec.objective_metrics]
         if error or not all(_finite(v) for v in values):
             self._study.tell(live.trial, state=OptunaState.FAIL)
@@ -243,6 +249,12 @@ class GridSearcher(TunerSearcher):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         return None
+
+
+def _better(value: float, best: dict[str, float] | None, metric: str, mode: str | None) -> bool:
+    if best is None:
+        return True
+    return value < best[metric] if mode == "min" else value > best[metric]
 
 
 def _missing(spec: StudySpec, params: dict[str, Any]) -> list[str]:
