@@ -36,6 +36,7 @@ class Section:
     trials: int
     cost_s: float = 0.0
     source_trials: int = 0  # warm: the source study's trials (0: as many as trials)
+    overlaps: tuple[str, ...] = ()  # warm: which overlaps (default: all)
 
 
 def _bbob(functions: list[int], dims: list[int]) -> list[str]:
@@ -107,7 +108,7 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
             ),
             Section("parallel", ["bbob-f1-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-2"], 4),
             Section("stopping", ["xgb-breast_cancer"], ["tuner-tpe", "tuner-bohb"], 4),
-            Section("warm", ["bbob-f1-d2"], ["tpe"], 3),
+            Section("warm", ["bbob-f1-d2"], ["tpe"], 3, overlaps=("same", "added+fixed")),
         ],
     ),
     # what bench/RESULTS.md records (about 25 minutes on 2 busy cores)
@@ -311,7 +312,9 @@ def _warm_section(
         for alg in section.ways:
             for seed in range(seeds):
                 problem = _problem(name, seed, section.cost_s)
-                for run in _warm.run_warm(problem, alg, seed, section.trials, source_trials):
+                for run in _warm.run_warm(
+                    problem, alg, seed, section.trials, source_trials, only=section.overlaps
+                ):
                     runs.append(run)
                     print(
                         f"warm {problem.name} {alg} {run.overlap} seed {seed}: cold "

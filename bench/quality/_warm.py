@@ -162,9 +162,11 @@ def run_warm(
     trials: int,
     source_trials: int,
     with_fixed: bool | None = None,
+    only: Sequence[str] = (),
 ) -> list[WarmRun]:
-    """Every overlap of `problem` for one algorithm and seed (cold runs shared);
-    ``added+fixed`` only where tuner's spec has ``warm_start.fixed`` (None: look)."""
+    """Every overlap of `problem` (or those named in `only`) for one algorithm and seed
+    (cold runs shared); ``added+fixed`` only where tuner's spec has
+    ``warm_start.fixed`` (None: look)."""
     if with_fixed is None:
         from tuner.spec._model import WarmStartSpec
 
@@ -175,6 +177,8 @@ def run_warm(
         colds: dict[str, list[float]] = {}
         sources: dict[str, tuple[str, float]] = {}
         for i, ov in enumerate(overlaps(problem, with_fixed)):
+            if only and ov.name not in only:
+                continue
             key = repr(sorted(ov.source.space.items())) + repr(ov.source.fixed)
             if key not in sources:
                 name = f"source-{len(sources)}"
