@@ -373,8 +373,10 @@ def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
             replace(t, params={**ws.fixed, **t.params}) if set(ws.fixed) - set(t.params) else t
             for t in trials
         ]
+    from tuner.search._auto import resolved
+
     unsearched = sorted(set(spec.search_space) - names - set(ws.fixed))
-    if trials and unsearched:
+    if trials and unsearched and resolved(spec) == "gp":
         log.warning(
             "tuner: warm_start: study %r did not search %s; gp leaves its trials out unless "
             "warm_start.fixed gives the values they ran with",
