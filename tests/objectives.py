@@ -97,3 +97,9 @@ def two_parabolas(config):
     for step in range(1, config.get("steps", 6) + 1):
         extra = math.exp(-step)
         tuner.report(step=step, f1=f1 + extra, f2=f2 + extra, latency_ms=10 + 20 * x)
+
+
+def u_shaped(config):
+    """Loss best at step 4, worse after it (a model that starts to overfit)."""
+    for step in range(1, 13):
+        tuner.report(step=step, loss=(config["x"] - 0.3) ** 2 + (step - 4) ** 2 / 100)

@@ -277,3 +277,17 @@ def test_history_feeds_the_front_and_skips_infeasible_trials():
         history=[Old("completed", 1, (1, 1), True), Old("completed", 0, (0, 0), False)],
     )
     assert led.front == [(1, 1)]
+
+
+def test_keep_best_gives_a_trial_the_metrics_of_its_best_report():
+    led = ledger(budget=5, keep_best=True)
+    led.start("a")
+    for i, (loss, acc) in enumerate([(0.9, 0.1), (0.3, 0.8), (0.5, 0.7)], start=1):
+        led.result("a", {"loss": loss, "acc": acc}, iteration=i, done=False, stopping=False)
+    ended = led.complete("a", finished=False, stopping=False)  # stopped itself at 3 of 5
+    assert ended is not None and ended.state == "completed"
+    assert ended.value == 0.3 and ended.metrics == {"loss": 0.3, "acc": 0.8}
+    assert led.best == 0.3
+    last = ledger(budget=3)
+    run_to(last, "a", [0.9, 0.3, 0.5], done_at=3)
+    assert last.complete("a", finished=True, stopping=False).value == 0.5  # the default

@@ -174,6 +174,33 @@ def test_a_bad_warm_start_is_a_spec_error_before_any_trial(
         tuner.load_study("warm-bad", storage=sqlite_url)
 
 
+def test_warm_start_fixed_fills_the_parameters_the_earlier_study_did_not_search(sqlite_url):
+    from datetime import UTC, datetime
+
+    from tuner.runner import warm_start_history
+    from tuner.spec import load_spec
+    from tuner.storage import Storage, TrialFinished, TrialStarted
+
+    with Storage(sqlite_url) as storage:
+        other = storage.create_study(
+            "no-y", spec={}, metric="f1", mode="min", algorithm="tpe", scheduler="none",
+            num_trials=2,
+        )  # fmt: skip
+        now = datetime.now(UTC)
+        storage.write(
+            [
+                TrialStarted(other.id, 0, {"x": 0.1}, now),
+                TrialFinished(other.id, 0, "completed", now, 1.0, {"f1": 0.05}, 0.05),
+                TrialStarted(other.id, 1, {"x": 0.2, "y": -0.5}, now),
+                TrialFinished(other.id, 1, "completed", now, 1.0, {"f1": 0.07}, 0.07),
+            ]
+        )
+        spec = load_spec(so_spec("later", warm_start={"study": "no-y", "fixed": {"y": 0.25}}))
+        params = [t.params for t in warm_start_history(spec, storage)]
+    # the value given fills the gap; a value the earlier trial had stands
+    assert params == [{"y": 0.25, "x": 0.1}, {"x": 0.2, "y": -0.5}]
+
+
 def test_an_objective_the_trainer_never_reports_is_a_spec_error(sqlite_url):
     data = mo_spec(
         "mo-sklearn",

@@ -61,7 +61,7 @@ def test_each_algorithm_runs_all_trials_through_ray_and_records_them(
     assert len(pids) <= 3, pids
 
 
-@pytest.mark.parametrize("scheduler", ["asha", "hyperband", "median"])
+@pytest.mark.parametrize("scheduler", ["asha", "hyperband", "median", "percentile"])
 def test_early_stopping_prunes_bad_trials_without_failing_them(ray_local, sqlite_url, scheduler):
     study = run(
         spec(
@@ -81,6 +81,22 @@ def test_early_stopping_prunes_bad_trials_without_failing_them(ray_local, sqlite
     assert all(t.steps == 12 for t in completed)
     # the trials stopped early are the worse ones at the step they were cut
     assert study.best_trial.state == "completed"
+
+
+def test_patience_ends_a_trial_on_a_plateau_as_completed_with_its_best_value(ray_local, sqlite_url):
+    study = run(
+        spec(
+            "es-patience",
+            function="u_shaped",
+            search={"num_trials": 3},
+            early_stopping={"patience": 3, "trial_value": "best"},
+        ),
+        sqlite_url,
+    )
+    for t in study.trials():
+        # best at step 4; steps 5, 6, 7 do not improve on it
+        assert (t.state, t.steps) == ("completed", 7)
+        assert t.value == pytest.approx((t.params["x"] - 0.3) ** 2)
 
 
 def test_no_scheduler_runs_every_trial_to_the_end(ray_local, sqlite_url):

@@ -88,3 +88,51 @@ def test_a_result_without_every_objective_is_not_judged(missing):
     report(asha, "a", 1, 0.0, 9.0)
     result = {"training_iteration": 1, **missing}
     assert asha.on_trial_result(None, FakeTrial("b"), result) == CONTINUE
+
+
+def so_spec(**early_stopping):
+    return load_spec(
+        {
+            "name": "so",
+            "metric": "loss",
+            "trainer": {"kind": "python", "function": "m:f", "max_steps": 12},
+            "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "early_stopping": early_stopping,
+        }
+    )
+
+
+def test_percentile_stops_a_trial_outside_the_best_share_of_the_others_best_so_far():
+    rule = build_scheduler(
+        so_spec(scheduler="percentile", grace_period=2, percentile=25, min_samples=3)
+    )
+
+    def loss(tid: str, step: int, value: float) -> str:
+        return rule.on_trial_result(
+            None, FakeTrial(tid), {"training_iteration": step, "loss": value}
+        )
+
+    for tid, curve in {"a": [5, 4, 3], "b": [5, 2, 2], "c": [6, 5, 4]}.items():
+        for step, v in enumerate(curve, start=1):
+            assert loss(tid, step, v) == CONTINUE  # fewer than 3 others to compare with
+    assert loss("d", 1, 9) == CONTINUE  # inside the grace period
+    # at step 2 the others' best so far are 4, 2, 5: the 25th percentile is 3
+    assert loss("d", 2, 3.5) == STOP
+    assert loss("e", 1, 9) == CONTINUE
+    assert loss("e", 2, 2.5) == CONTINUE
+    # e's best so far (2.5) counts, not its last report
+    assert loss("e", 3, 7) == CONTINUE
+    assert loss("e", 3, 7) == CONTINUE  # a repeated result is not judged again
+
+
+def test_a_spec_refuses_bad_stopping_settings_in_one_line():
+    from tuner.exceptions import SpecError
+
+    for bad, message in [
+        ({"scheduler": "percentile", "percentile": 100}, "percentile"),
+        ({"patience": 0}, "patience"),
+        ({"min_delta": -1}, "min_delta"),
+        ({"trial_value": "mean"}, "trial_value"),
+    ]:
+        with pytest.raises(SpecError, match=message):
+            so_spec(**bad)

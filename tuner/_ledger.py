@@ -71,6 +71,7 @@ class _Open:
     metrics: dict[str, float] = field(default_factory=dict)
     node: str | None = None
     pruned: bool = False
+    best: dict[str, float] | None = None  # the metrics of its best report (keep_best)
     attempt_started: float = 0.0
     attempts: int = 1
 
@@ -94,6 +95,8 @@ class TrialLedger:
             (the first is `metric`, `mode`); None: one objective.
         feasible: whether final metrics satisfy the study's constraints; None: no
             constraints.
+        keep_best: a trial's value and metrics are those of its best report, not its
+            last (``early_stopping.trial_value: best``; one objective).
     """
 
     def __init__(
@@ -108,8 +111,10 @@ class TrialLedger:
         clock: Callable[[], float] = time.time,
         objectives: Sequence[tuple[str, str]] | None = None,
         feasible: Callable[[Mapping[str, float]], bool] | None = None,
+        keep_best: bool = False,
     ) -> None:
         self._metric = metric
+        self._keep_best = keep_best
         self._mode = mode
         self._objectives = list(objectives) if objectives and len(objectives) > 1 else None
         self._feasible = feasible
@@ -237,6 +242,8 @@ class TrialLedger:
         if open_ is None:
             return False
         open_.metrics.update(metrics)
+        if self._keep_best and self._improves(open_.best, metrics.get(self._metric)):
+            open_.best = dict(open_.metrics)
         if node is not None:
             open_.node = node
         if done and not stopping and iteration < self._budget and not open_.pruned:
@@ -280,6 +287,8 @@ class TrialLedger:
         open_ = self._open.pop(trial_id, None)
         if open_ is None:
             return None
+        if self._keep_best and open_.best is not None:
+            open_.metrics = open_.best
         value = open_.metrics.get(self._metric)
         values: tuple[float, ...] | None = None
         if state == TrialState.COMPLETED and value is not None and not math.isfinite(value):
@@ -317,6 +326,14 @@ class TrialLedger:
             if not math.isfinite(v):
                 return TrialState.FAILED, f"metric {name!r} is {v}", None
         return TrialState.COMPLETED, None, tuple(metrics[n] for n, _ in self._objectives)
+
+    def _improves(self, best: Mapping[str, float] | None, value: float | None) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if best is None:
+            return True
+        old = best[self._metric]
+        return value < old if self._mode == "min" else value > old
 
     def _consider(self, value: float | None, values: Sequence[float] | None = None) -> None:
         if self._objectives is not None:

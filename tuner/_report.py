@@ -18,6 +18,31 @@ KEYS_KEY = "_tuner_keys"
 NODE_KEY = "_tuner_node"
 
 
+class Plateau(BaseException):
+    """Raised by :func:`report` when the trial's metric has stopped improving
+    (``early_stopping.patience``): it unwinds the trial's function to :func:`trial`,
+    which ends it, and the trial completes. A BaseException, so that an objective's
+    ``except Exception`` does not swallow it."""
+
+
+@dataclass(frozen=True)
+class PlateauRule:
+    """``early_stopping.patience``: stop after `patience` reports without an
+    improvement of more than `min_delta`."""
+
+    patience: int
+    min_delta: float
+    mode: str  # "min" or "max"
+
+
+def plateau_rule(spec: Any) -> PlateauRule | None:
+    """The spec's plateau rule (None: it has no ``early_stopping.patience``)."""
+    es = spec.early_stopping
+    if es.patience is None:
+        return None
+    return PlateauRule(es.patience, es.min_delta, spec.mode)
+
+
 @dataclass
 class TrialContext:
     """What `report` needs to know of the trial running in this process."""
@@ -28,6 +53,21 @@ class TrialContext:
     also: tuple[str, ...] = ()
     reports: int = 0
     last_step: int | None = None
+    plateau: PlateauRule | None = None
+    best: float | None = None  # the metric's best value (plateau rule)
+    since_best: int = 0  # reports since it improved
+
+    def stalled(self, value: float) -> bool:
+        """Note `value`; whether the plateau rule now ends the trial."""
+        rule = self.plateau
+        if rule is None:
+            return False
+        signed = value if rule.mode == "min" else -value
+        if self.best is None or signed < self.best - rule.min_delta:
+            self.best, self.since_best = signed, 0
+        else:
+            self.since_best += 1
+        return self.since_best >= rule.patience
 
 
 _current: TrialContext | None = None
@@ -56,13 +96,18 @@ def activate(ctx: TrialContext | None) -> TrialContext | None:
 
 
 @contextmanager
-def trial(metric: str, also: tuple[str, ...] = ()) -> Iterator[TrialContext]:
+def trial(
+    metric: str, also: tuple[str, ...] = (), plateau: PlateauRule | None = None
+) -> Iterator[TrialContext]:
     """A running trial of this process, reporting `metric` (and the other objectives'
-    metrics `also`), for the `with` block."""
-    ctx = TrialContext(metric, also=also)
+    metrics `also`), for the `with` block; a :class:`Plateau` (rule `plateau`) ends
+    the block quietly, as if the trial's function had returned."""
+    ctx = TrialContext(metric, also=also, plateau=plateau)
     previous = activate(ctx)
     try:
         yield ctx
+    except Plateau:
+        pass
     finally:
         activate(previous)
 
@@ -117,6 +162,8 @@ def report(step: int | None = None, **metrics: float) -> None:
     ctx.reports += 1
     ctx.last_step = int(step)
     _send({**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node})
+    if ctx.stalled(values[ctx.metric]):
+        raise Plateau
 
 
 def _send(result: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
@@ -304,6 +304,7 @@ def _build(
         max_failed_trials=spec.limits.max_failed_trials,
         objectives=list(zip(spec.objective_metrics, spec.objective_modes, strict=True)),
         feasible=_feasibility(spec),
+        keep_best=spec.early_stopping.trial_value == "best",
     )
     parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
     if remaining == 0:
@@ -366,6 +367,21 @@ def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
             f"study {ws.study!r} shares no parameter with this search space (its parameters: "
             f"{', '.join(sorted(names))}); warm-start from a study over the same parameters",
             ["warm_start", "study"],
+        )
+    if ws.fixed:  # the values the earlier study ran with, for parameters it did not search
+        trials = [
+            replace(t, params={**ws.fixed, **t.params}) if set(ws.fixed) - set(t.params) else t
+            for t in trials
+        ]
+    from tuner.search._auto import resolved
+
+    unsearched = sorted(set(spec.search_space) - names - set(ws.fixed))
+    if trials and unsearched and resolved(spec) == "gp":
+        log.warning(
+            "tuner: warm_start: study %r did not search %s; gp leaves its trials out unless "
+            "warm_start.fixed gives the values they ran with",
+            ws.study,
+            ", ".join(unsearched),
         )
     dropped = sorted(names - shared)
     if dropped:

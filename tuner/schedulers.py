@@ -22,8 +22,16 @@ ranked on every objective, by ``early_stopping.multi_objective``:
   signed so that lower is better.
 
 A trial reaching a rung goes on when it ranks among the top ceil(n / reduction_factor)
-of the n trials recorded there (itself included), and stops otherwise. ``hyperband``
-and ``median`` take one objective; the spec refuses them with several.
+of the n trials recorded there (itself included), and stops otherwise. ``hyperband``,
+``median`` and ``percentile`` take one objective; the spec refuses them with several.
+
+``percentile`` (``PercentileStopping``) compares a trial's best value so far with the
+other trials' best values so far after as many reports, and stops it outside the best
+``percentile`` % of them: stricter than Ray's median rule, which compares with the
+others' running means (measured on xgboost in bench/RESULTS.md, issue 11).
+
+``early_stopping.patience`` is not a scheduler: a trial stops itself on a plateau of
+its own metric (``tuner._report``) and completes, whichever scheduler runs.
 """
 
 from __future__ import annotations
@@ -257,6 +265,74 @@ def _median(spec: StudySpec) -> TrialScheduler:
     )
 
 
+def _percentile(spec: StudySpec) -> TrialScheduler:
+    es = spec.early_stopping
+    return _percentile_class()(
+        spec.metric,
+        spec.mode,
+        grace_period=es.grace_period,
+        percentile=es.percentile,
+        min_samples=es.min_samples,
+    )
+
+
+@functools.cache
+def _percentile_class() -> Any:
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    class PercentileStopping(FIFOScheduler):
+        """Stop a trial whose best value so far is outside the best `percentile` % of
+        the other trials' best values so far after as many reports (the trials that
+        got that far, running, stopped or completed), once it has made `grace_period`
+        reports and `min_samples` others are there to compare with. Optuna's
+        PercentilePruner as a Ray scheduler; asynchronous, nothing is paused.
+        """
+
+        def __init__(
+            self,
+            metric: str,
+            mode: str,
+            *,
+            grace_period: int,
+            percentile: float,
+            min_samples: int,
+        ) -> None:
+            super().__init__()
+            self._metric = metric
+            self._sign = 1.0 if mode == "min" else -1.0  # lower is better inside
+            self._grace = grace_period
+            self._percentile = percentile
+            self._min_samples = min_samples
+            self._best: dict[str, list[float]] = {}  # trial -> best so far after each report
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            import numpy as np
+
+            value, t = result.get(self._metric), result.get(TIME_ATTR)
+            if not isinstance(value, int | float) or not math.isfinite(value) or t is None:
+                return TrialScheduler.CONTINUE
+            curve = self._best.setdefault(trial.trial_id, [])
+            if int(t) <= len(curve):
+                return TrialScheduler.CONTINUE  # a repeated result
+            best = min(curve[-1], self._sign * value) if curve else self._sign * value
+            curve.append(best)
+            n = len(curve)
+            if n < self._grace:
+                return TrialScheduler.CONTINUE
+            others = [
+                c[n - 1] for tid, c in self._best.items() if tid != trial.trial_id and len(c) >= n
+            ]
+            if len(others) < self._min_samples:
+                return TrialScheduler.CONTINUE
+            cutoff = float(np.percentile(others, self._percentile))
+            return TrialScheduler.STOP if best > cutoff else TrialScheduler.CONTINUE
+
+        def debug_string(self) -> str:
+            return f"PercentileStopping: {len(self._best)} trials, best {self._percentile:g}% go on"
+
+    return PercentileStopping
+
+
 # One line per name of the spec's `early_stopping.scheduler` (tuner.spec.SchedulerName).
 SCHEDULERS: dict[str, Callable[[StudySpec], TrialScheduler]] = {
     "none": _fifo,
@@ -264,4 +340,5 @@ SCHEDULERS: dict[str, Callable[[StudySpec], TrialScheduler]] = {
     "asha": _asha,
     "hyperband": _hyperband,
     "median": _median,
+    "percentile": _percentile,
 }

@@ -5,9 +5,10 @@
     python -m bench.quality --preset full [--out FILE]  # planned under an hour, not in CI
     python -m bench.quality --quick --tiny --out FILE   # what the test runs (~1 minute)
 
-Three sections, each its peers side by side in one run (see bench/quality/__init__.py):
-equal (equal trial budgets and equal wall time), parallel (1, 4, 8 trials in flight)
-and stopping (none, asha, hyperband, median, bohb). Seed s of a BBOB problem is its
+Four sections, each its peers side by side in one run (see bench/quality/__init__.py):
+equal (equal trial budgets and equal wall time), parallel (1, 4, 8 trials in flight),
+stopping (none, asha, hyperband, median, bohb) and warm (a study warm-started from an
+earlier one against a cold one, bench/quality/_warm.py; its ways are algorithms). Seed s of a BBOB problem is its
 instance s+1. Tables go to stdout and, with --out, are appended to FILE; PNG plots are
 written to plots/ beside FILE (or into --plots).
 """
@@ -34,6 +35,8 @@ class Section:
     ways: list[str]
     trials: int
     cost_s: float = 0.0
+    source_trials: int = 0  # warm: the source study's trials (0: as many as trials)
+    overlaps: tuple[str, ...] = ()  # warm: which overlaps (default: all)
 
 
 def _bbob(functions: list[int], dims: list[int]) -> list[str]:
@@ -90,6 +93,7 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
                 ["tuner-tpe", "tuner-tpe+hyperband", "tuner-bohb"],
                 16,
             ),
+            Section("warm", ["bbob-f8-d2"], ["tpe"], 10),
         ],
     ),
     # what the test runs: every section, one problem each, a few trials
@@ -104,6 +108,7 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
             ),
             Section("parallel", ["bbob-f1-d2"], ["optuna-tpe", "tuner-tpe-1", "tuner-tpe-2"], 4),
             Section("stopping", ["xgb-breast_cancer"], ["tuner-tpe", "tuner-bohb"], 4),
+            Section("warm", ["bbob-f1-d2"], ["tpe"], 3, overlaps=("same", "added+fixed")),
         ],
     ),
     # what bench/RESULTS.md records (about 25 minutes on 2 busy cores)
@@ -131,6 +136,7 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
             Section(
                 "stopping", ["xgb-breast_cancer", "xgb-digits", "sgd-stream-100k"], STOP[:5], 30
             ),
+            Section("warm", ["bbob-f8-d5", "bbob-f21-d5", "xgb-breast_cancer"], ["tpe", "gp"], 20),
         ],
     ),
     # 10 seeds in about an hour on 2 idle cores (estimated from the medium run's per-run
@@ -158,6 +164,7 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
                 cost_s=0.5,
             ),
             Section("stopping", ["xgb-breast_cancer"], STOP, 30),
+            Section("warm", ["bbob-f8-d5", "bbob-f21-d5", "xgb-breast_cancer"], ["tpe", "gp"], 20),
         ],
     ),
 }
@@ -176,7 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None)
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--trials", type=int, default=None, help="override every section's")
-    parser.add_argument("--sections", default=None, help="comma-separated: equal,parallel,stopping")
+    parser.add_argument(
+        "--sections", default=None, help="comma-separated: equal,parallel,stopping,warm"
+    )
     parser.add_argument("--problems", default=None, help="comma-separated, overrides sections'")
     parser.add_argument("--ways", default=None, help="comma-separated, overrides sections'")
     parser.add_argument("--out", type=Path, default=None, help="append the tables to this file")
@@ -216,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     plot_dir = args.plots or (args.out.parent / "plots" if args.out else None)
     for section in sections:
+        if section.name == "warm":
+            _warm_section(section, seeds, args.out, plot_dir, args.no_plots, preset, command)
+            continue
         traces: list[Trace] = []
         optima: dict[str, float | None] = {}
         t0 = time.monotonic()
@@ -278,6 +290,54 @@ def main(argv: list[str] | None = None) -> None:
             for path in _report.plots(traces, optima, plot_dir, f"quality-{preset}-{section.name}"):
                 print(f"plot: {path}")
     print(f"done in {time.monotonic() - started:.0f} s; load average {load()}")
+
+
+def _warm_section(
+    section: Section,
+    seeds: int,
+    out: Path | None,
+    plot_dir: Path | None,
+    no_plots: bool,
+    preset: str,
+    command: str,
+) -> None:
+    from bench.quality import _warm
+
+    load = lambda: " ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before, t0 = load(), time.monotonic()
+    source_trials = section.source_trials or section.trials
+    runs: list[_warm.WarmRun] = []
+    for name in section.problems:
+        for alg in section.ways:
+            for seed in range(seeds):
+                problem = _problem(name, seed, section.cost_s)
+                for run in _warm.run_warm(
+                    problem, alg, seed, section.trials, source_trials, only=section.overlaps
+                ):
+                    runs.append(run)
+                    print(
+                        f"warm {problem.name} {alg} {run.overlap} seed {seed}: cold "
+                        f"{run.cold[-1]:.4g}, warm {run.warm[-1]:.4g}",
+                        flush=True,
+                    )
+    header = [
+        f"Command: `{command}`, {when}, {seeds} seeds, source {source_trials} trials, "
+        f"cold and warm {section.trials} trials; load average before: {load_before}, now: "
+        f"{load()}; section took {time.monotonic() - t0:.0f} s.",
+        "",
+    ]
+    publish(out, "Warm start: trials saved", header + _warm.table_warm(runs, section.trials))
+    if plot_dir is not None:
+        import dataclasses
+        import json
+
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        dump = plot_dir / f"quality-{preset}-warm.json"
+        dump.write_text(json.dumps([dataclasses.asdict(r) for r in runs]))
+        if not no_plots:
+            for path in _warm.plots(runs, plot_dir, f"quality-{preset}-warm"):
+                print(f"plot: {path}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class Problem:
         args: what the evaluator needs (BBOB: function, dimension, instance).
         optimum: the known minimum (BBOB), so results are regrets; None: losses.
         cost_s: seconds slept per step, so trials in flight take real wall time.
+        fixed: ``(name, value)`` pairs merged into every config (parameters this
+            variant does not search; see bench/quality/_warm.py).
     """
 
     name: str
@@ -46,6 +48,8 @@ class Problem:
     optimum: float | None = None
     cost_s: float = 0.0
     tags: tuple[str, ...] = field(default=())
+    fixed: tuple[tuple[str, Any], ...] = ()
+    """Parameters held at a value instead of searched (a space with one fewer)."""
 
     def with_cost(self, cost_s: float) -> Problem:
         """The same problem with `cost_s` seconds of simulated work per step."""
@@ -272,6 +276,8 @@ def _sgd_steps(problem: Problem, config: dict[str, Any]) -> Iterator[tuple[int, 
 
 def steps(problem: Problem, config: dict[str, Any]) -> Iterator[tuple[int, float]]:
     """Run `config` on `problem`: ``(step, loss)`` after each unit of its resource."""
+    if problem.fixed:
+        config = {**dict(problem.fixed), **config}
     if problem.family == "bbob":
         f = _coco_problem(*problem.args)
         x = np.array([config[f"x{i}"] for i in range(problem.args[1])])

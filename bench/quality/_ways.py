@@ -1,9 +1,11 @@
 """The ways a problem is tuned, each returning a :class:`Trace` of its trials.
 
-- ``tuner-ALG[-K][+SCHED]``: tuner's public API (create_study, Study.run) with a python
-  trainer, ALG in random tpe gp cmaes qmc grid auto bohb, K trials in flight (default
-  1), SCHED an early_stopping scheduler (none asha hyperband median; bohb implies
-  hyperband);
+- ``tuner-ALG[-K][+SCHED[+OPT...]]``: tuner's public API (create_study, Study.run) with
+  a python trainer, ALG in random tpe gp cmaes qmc grid auto bohb, K trials in flight
+  (default 1), SCHED an early_stopping scheduler (none asha hyperband median percentile;
+  bohb implies hyperband), each OPT one more early_stopping setting: ``pN`` patience N,
+  ``best`` trial_value best, ``gN`` grace period N (default budget // 27), ``qN``
+  percentile N, ``rN`` reduction factor N (default 3);
 - ``optuna-ALG``: the same Optuna sampler with its defaults, sequential, in memory (the
   quality reference);
 - ``raytune-random[-K]``: bare Ray Tune with its default search (BasicVariantGenerator),
@@ -13,8 +15,8 @@
 
 A trace lists every trial in the order it ended, with its final loss, the steps
 (rounds, epochs) it used and the wall time at its end since the way started; a pruned
-trial's loss is kept apart (``full``) because only a trial trained on the whole budget
-counts as a result.
+trial's loss is kept apart (``full``) because only a trial that completed (trained on
+the whole budget, or stopped itself on a plateau of its metric) counts as a result.
 """
 
 from __future__ import annotations
@@ -132,12 +134,20 @@ def _tuner(
         "search": {"algorithm": alg, "num_trials": trials, "max_concurrent": k, "seed": seed},
         "resources": {"cpus_per_trial": min(1.0, cpus / k)},
     }
-    if scheduler != "none":
-        spec["early_stopping"] = {
-            "scheduler": scheduler,
-            "grace_period": _grace(problem),
-            "reduction_factor": 3,
-        }
+    name, *options = scheduler.split("+")
+    stopping: dict[str, Any] = {"scheduler": name}
+    if name != "none":
+        stopping.update(grace_period=_grace(problem), reduction_factor=3)
+    for opt in options:
+        key = {"p": "patience", "g": "grace_period", "q": "percentile", "r": "reduction_factor"}
+        if opt == "best":
+            stopping["trial_value"] = "best"
+        elif opt[:1] in key and opt[1:].isdigit():
+            stopping[key[opt[0]]] = int(opt[1:])
+        else:
+            raise SystemExit(f"unknown early stopping option {opt!r} in {scheduler!r}")
+    if len(stopping) > 1 or name != "none":
+        spec["early_stopping"] = stopping
     with tempfile.TemporaryDirectory() as d:
         study = tuner.create_study(spec, storage=f"sqlite:///{d}/q.db")
         t0 = time.time()
@@ -147,7 +157,7 @@ def _tuner(
         records.sort(key=lambda t: t.finished_at)
         for t in records:
             ended = t.finished_at.timestamp() - t0  # stored timezone-aware (UTC)
-            trace.add(float(t.value), int(t.steps), max(0.0, ended), t.steps >= problem.max_steps)
+            trace.add(float(t.value), int(t.steps), max(0.0, ended), t.state == "completed")
 
 
 def _last(results: Iterator[tuple[int, float]]) -> tuple[int, float]:

@@ -34,8 +34,10 @@ def test_quick_quality_bench_writes_every_section_and_its_plots(tmp_path):
         "Quality, equal wall time",
         "Quality with trials in flight",
         "Early stopping: final best and compute",
+        "Warm start: trials saved",
     ):
         assert f"### {title}" in text
     assert "hyperopt-tpe" in text and "raytune-random" in text and "tuner-bohb" in text
     assert "auto→" in text  # auto says what it picked
-    assert len(list((tmp_path / "plots").glob("quality-tiny-*.png"))) == 3
+    assert "| added+fixed |" in text  # a warm start over a space with one more parameter
+    assert len(list((tmp_path / "plots").glob("quality-tiny-*.png"))) == 4

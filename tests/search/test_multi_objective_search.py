@@ -133,3 +133,32 @@ def test_a_warm_started_tpe_begins_near_the_earlier_best_not_at_random():
     cold_d = [_distance_to(cold.suggest(f"c{i}"), (0.8, 0.2)) for i in range(first)]
     assert statistics.mean(warm_d) < 0.5 * statistics.mean(cold_d), (warm_d, cold_d)
     assert max(warm_d) < 0.5
+
+
+def _warm_spec(algorithm: str):
+    return load_spec(
+        {
+            "name": "warm",
+            "metric": "loss",
+            "trainer": {"kind": "python", "function": "tests.objectives:quadratic"},
+            "search_space": {
+                "x": {"type": "float", "low": 0.0, "high": 1.0},
+                "y": {"type": "float", "low": 0.0, "high": 1.0},
+            },
+            "search": {"algorithm": algorithm, "seed": 0},
+            "warm_start": {"study": "earlier"},
+        }
+    )
+
+
+def test_gp_leaves_out_warm_trials_without_a_parameter_it_models():
+    # An earlier study that did not search y: given to GP, it would take y out of GP's
+    # search space (the parameters every trial has) and y would be sampled at random.
+    pytest.importorskip("torch")
+    lacking = [Past({"x": x}, value=x, metrics={"loss": x}) for x in (0.1, 0.5, 0.9)]
+    full = [Past({"x": 0.3, "y": 0.7}, value=1.0, metrics={"loss": 1.0})]
+    gp = build_searcher(_warm_spec("gp"), [*lacking, *full])
+    assert [t.params for t in gp.optuna_study.trials] == [{"x": 0.3, "y": 0.7}]
+    # TPE models groups of parameters apart, so it uses them all.
+    tpe = build_searcher(_warm_spec("tpe"), [*lacking, *full])
+    assert len(tpe.optuna_study.trials) == 4

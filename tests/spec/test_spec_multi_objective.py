@@ -65,6 +65,9 @@ def test_a_single_objective_spec_takes_constraints_initial_points_and_warm_start
     assert not spec.is_multi_objective and spec.objective_metrics == ["f1"]
     assert spec.constraints[0].violation(25) == 5 and spec.constraints[0].violation(10) < 0
     assert spec.warm_start.study == "earlier-study" and spec.warm_start.storage is None
+    assert spec.warm_start.fixed == {}
+    fixed = load_spec(spec_with(warm_start={"study": "earlier", "fixed": {"x": 0.5}}))
+    assert fixed.warm_start.fixed == {"x": 0.5}
 
 
 @pytest.mark.parametrize(
@@ -126,6 +129,24 @@ def test_a_single_objective_spec_takes_constraints_initial_points_and_warm_start
         ({"metric": "f2"}, "metric: give either metric/mode or objectives, not both"),
         ({"objectives": None}, "metric: is required"),
         ({"warm_start": {"study": "no spaces allowed"}}, "warm_start.study: must be a study name"),
+        ({"early_stopping": {"patience": 5}}, "early_stopping.patience: takes one objective"),
+        (
+            {"early_stopping": {"trial_value": "best"}},
+            "early_stopping.trial_value: best takes one objective",
+        ),
+        (
+            {"warm_start": {"study": "earlier", "fixed": {"lambda": 1.0}}},
+            "warm_start.fixed.lambda: is not a parameter of the search space (x, booster, "
+            "rate_drop); remove it",
+        ),
+        (
+            {"warm_start": {"study": "earlier", "fixed": {"x": 2.0}}},
+            "warm_start.fixed.x: must be within [0.0, 1.0] (got 2.0)",
+        ),
+        (
+            {"warm_start": {"study": "earlier", "fixed": {"booster": "gblinear"}}},
+            "warm_start.fixed.booster: must be one of ['gbtree', 'dart'] (got 'gblinear')",
+        ),
     ],
 )
 def test_each_mistake_is_one_line_naming_the_key_and_the_fix(changes, expected):

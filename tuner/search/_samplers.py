@@ -50,8 +50,10 @@ def gp(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
 
     cls = optuna.samplers.GPSampler if spec.is_multi_objective else BelieverGPSampler
     sampler = _sampler(cls, seed=spec.search.seed, warn_independent_sampling=False)
-    # GP learns from completed trials only: give it pruned trials as completed.
-    return OptunaSearcher(spec, history, sampler, pruned_as_complete=True)
+    # GP learns from completed trials only: give it pruned trials as completed. Its
+    # search space is the parameters every trial has, so a warm-start trial without one
+    # would take that parameter out of the model for good: such trials are left out.
+    return OptunaSearcher(spec, history, sampler, pruned_as_complete=True, full_params_only=True)
 
 
 def cmaes(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:

@@ -87,6 +87,7 @@ class _Live:
     last_step: int = 0
     last_value: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] | None = None  # metrics of its best report (trial_value: best)
 
 
 class OptunaSearcher(TunerSearcher):
@@ -102,6 +103,10 @@ class OptunaSearcher(TunerSearcher):
         pruned_as_complete: tell pruned trials as completed with their last value
             (for a sampler that learns from completed trials only; always so with
             several objectives).
+        full_params_only: leave out trials of history that lack an active parameter
+            of the space (a warm start from a study that did not search it): a sampler
+            that models every parameter together (GP) would otherwise drop that
+            parameter from its model, for every later trial, and sample it at random.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class OptunaSearcher(TunerSearcher):
         sampler: optuna.samplers.BaseSampler,
         *,
         pruned_as_complete: bool = False,
+        full_params_only: bool = False,
     ) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
         self._spec = spec
@@ -120,11 +126,29 @@ class OptunaSearcher(TunerSearcher):
         self._sampler = sampler
         self._multi = spec.is_multi_objective
         self._pruned_as_complete = pruned_as_complete or self._multi
+        self._keep_best = spec.early_stopping.trial_value == "best"
         self._live: dict[str, _Live] = {}
         self._pruned: set[str] = set()
         self._study = optuna.create_study(directions=self._directions, sampler=self._sampler)
-        primed = (_frozen(spec, p, self._pruned_as_complete) for p in history)
+        if full_params_only:
+            lacking = [p for p in history if _missing(spec, p.params)]
+            if lacking:
+                log.warning(
+                    "%d earlier trials lack parameter %s of this space; left out (a warm "
+                    "start's warm_start.fixed can give the values they ran with)",
+                    len(lacking),
+                    _missing(spec, lacking[0].params)[0],
+                )
+                history = [p for p in history if not _missing(spec, p.params)]
+        misfits: list[dict[str, Any]] = []
+        primed = [_frozen(spec, p, self._pruned_as_complete, misfits) for p in history]
         self._study.add_trials([t for t in primed if t is not None])
+        if misfits:  # e.g. a warm start from a study over a wider range
+            log.warning(
+                "%d earlier trials have a value outside this search space (e.g. %s); left out",
+                len(misfits),
+                misfits[0],
+            )
         for point in spec.search.initial_points:
             # Not again on resume: a point that history already holds was run.
             self._study.enqueue_trial(dict(point), skip_if_exists=True)
@@ -157,6 +181,8 @@ class OptunaSearcher(TunerSearcher):
             return  # Ray repeats a trial's last result when its function returns
         live.metrics.update({k: float(v) for k, v in result.items() if _finite(v)})
         live.last_step, live.last_value = step, float(cast(float, value))
+        if self._keep_best and _better(live.last_value, live.best, self.metric, self.mode):
+            live.best = dict(live.metrics)
         if not self._multi:  # Optuna keeps no intermediate values for several objectives
             live.trial.report(live.last_value, step)
 
@@ -176,6 +202,8 @@ class OptunaSearcher(TunerSearcher):
         self._pruned.discard(trial_id)
         final = {k: float(v) for k, v in (result or {}).items() if _number(v)}
         metrics = {**live.metrics, **final}
+        if self._keep_best and live.best is not None:
+            metrics = live.best  # the trial's value is its best report's
         values = [metrics.get(m) for m in self._spec.objective_metrics]
         if error or not all(_finite(v) for v in values):
             self._study.tell(live.trial, state=OptunaState.FAIL)
@@ -223,6 +251,27 @@ class GridSearcher(TunerSearcher):
         return None
 
 
+def _better(value: float, best: dict[str, float] | None, metric: str, mode: str | None) -> bool:
+    if best is None:
+        return True
+    return value < best[metric] if mode == "min" else value > best[metric]
+
+
+def _missing(spec: StudySpec, params: dict[str, Any]) -> list[str]:
+    """The parameters active for `params` (by the space's `when` conditions) that it
+    does not name."""
+    missing: list[str] = []
+    assigned: dict[str, Any] = {}
+    for name, p in spec.ordered_params:
+        if not p.is_active(assigned):
+            continue
+        if name not in params:
+            missing.append(name)
+            continue
+        assigned[name] = params[name]
+    return missing
+
+
 def _key(params: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(params.items()))
 
@@ -235,10 +284,15 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> FrozenTrial | None:
+def _frozen(
+    spec: StudySpec,
+    past: PastTrial,
+    pruned_as_complete: bool,
+    misfits: list[dict[str, Any]] | None = None,
+) -> FrozenTrial | None:
     """An earlier trial as Optuna sees it (told as on_trial_complete would have), or None
-    if its params do not fit the space. Parameters the space does not have are dropped
-    (a warm start from a study with other parameters)."""
+    if its params do not fit the space (then appended to `misfits`). Parameters the space
+    does not have are dropped (a warm start from a study with other parameters)."""
     from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 
     from tuner.search._space import distribution
@@ -271,5 +325,8 @@ def _frozen(spec: StudySpec, past: PastTrial, pruned_as_complete: bool) -> Froze
         if past.state == TrialState.FAILED:
             return create_trial(params=params, distributions=dists, state=OptunaState.FAIL)
     except (KeyError, ValueError):
-        log.warning("trial with params %s does not fit the search space; skipped", past.params)
+        if misfits is not None:
+            misfits.append(past.params)
+        else:
+            log.warning("trial with params %s does not fit the search space; skipped", past.params)
     return None

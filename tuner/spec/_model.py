@@ -32,7 +32,7 @@ else:
     AlgorithmName = Literal[ALGORITHM_NAMES]
 ALGORITHMS: tuple[str, ...] = ALGORITHM_NAMES
 # The schedulers of tuner.schedulers (its registry has a line for each).
-SchedulerName = Literal["none", "fifo", "asha", "hyperband", "median"]
+SchedulerName = Literal["none", "fifo", "asha", "hyperband", "median", "percentile"]
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 # Grid search enumerates int ranges; past this many points a range is surely a mistake.
@@ -439,21 +439,39 @@ class EarlyStoppingSpec(_Strict):
 
     scheduler: SchedulerName = "none"
     """none/fifo: never; asha: successive halving, asynchronous; hyperband: ASHA over
-    several brackets; median: stop a trial below the median of others at the same step.
-    With several objectives: none/fifo, or asha ranking each rung as `multi_objective`
-    says (hyperband and median take one objective)."""
+    several brackets; median: stop a trial below the median of others at the same step;
+    percentile: stop a trial whose best so far is outside the best `percentile` % of the
+    other trials' best so far at the same step (Optuna's PercentilePruner). With several
+    objectives: none/fifo, or asha ranking each rung as `multi_objective` says
+    (hyperband, median and percentile take one objective)."""
     grace_period: int = Field(default=1, ge=1)
-    """Steps (rounds, epochs) every trial gets before it can be stopped."""
+    """Steps (rounds, epochs) every trial gets before a scheduler can stop it."""
     reduction_factor: float = Field(default=3, gt=1)
     """asha/hyperband: 1/reduction_factor of the trials go on at each rung."""
     min_samples: int = Field(
-        default=3, ge=1, description="median: trials needed at a step before it compares"
+        default=3,
+        ge=1,
+        description="median, percentile: trials needed at a step before it compares",
     )
+    percentile: float = Field(default=25, gt=0, lt=100)
+    """percentile: the share (in %) of the other trials at a step that a trial must be
+    among the best of to go on (50 is a median rule on the best so far)."""
+    patience: int | None = Field(default=None, ge=1)
+    """With any scheduler (none too): a trial stops itself, and completes, once its
+    metric has not improved (by more than `min_delta`) for `patience` reports in a row,
+    as xgboost's early_stopping_rounds does. null: never. One objective."""
+    min_delta: float = Field(default=0, ge=0)
+    """patience: the least change of the metric that counts as an improvement."""
+    trial_value: Literal["last", "best"] = "last"
+    """A trial's value and metrics (what best, the searcher and the dashboard see):
+    its last report, or its best one (the model at its best step, which xgboost keeps
+    with early_stopping_rounds; a python trainer must keep that model itself). One
+    objective."""
     multi_objective: Literal["nondominated", "scalarized"] = "nondominated"
     """asha with several objectives: how a rung ranks trials. nondominated: by
     non-dominated sorting, ties broken by crowding distance (MO-ASHA, Schmucker et al.
     2021); scalarized: by the weighted sum of the objectives (each signed so that lower
-    is better). none/fifo need nothing; hyperband and median take one objective only."""
+    is better). none/fifo need nothing; hyperband, median and percentile take one objective only."""
     weights: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=2)
     """multi_objective scalarized: one positive weight per objective, in the order of
     `objectives` (default: all 1)."""
@@ -510,6 +528,12 @@ class WarmStartSpec(_Strict):
     """The earlier study's name."""
     storage: str | None = None
     """Its storage URL; null: the same storage as this study."""
+    fixed: dict[str, Scalar] = Field(default_factory=dict)
+    """Parameters of this search space that the earlier study did not search, with the
+    value its trials ran with (e.g. {lambda: 1.0}): its trials get these values, so gp,
+    which models every parameter together, can learn from them. gp leaves out earlier
+    trials that lack an active parameter of this space; tpe uses them either way.
+    Parameters the earlier study did search keep their own values."""
 
     @field_validator("study")
     @classmethod
@@ -667,6 +691,7 @@ class StudySpec(_Strict):
     def _check(self) -> StudySpec:
         _check_objectives(self)
         _check_initial_points(self)
+        _check_warm_fixed(self)
         _check_conditions(self.search_space)
         if isinstance(self.trainer, SklearnTrainer):
             for name in self.search_space:
@@ -694,6 +719,16 @@ class StudySpec(_Strict):
                 ("search", "algorithm"),
                 "bohb fits its model at Hyperband's rungs: set early_stopping.scheduler to "
                 f"hyperband or asha (got {es.scheduler}), or use tpe",
+            )
+        if self.is_multi_objective and es.patience is not None:
+            raise _PathError(
+                ("early_stopping", "patience"),
+                "takes one objective (a plateau of which?); remove it, or use asha",
+            )
+        if self.is_multi_objective and es.trial_value != "last":
+            raise _PathError(
+                ("early_stopping", "trial_value"),
+                "best takes one objective (the best of which?); use last",
             )
         if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
             raise _PathError(
@@ -733,7 +768,7 @@ class _PathError(ValueError):
 
 
 # Schedulers that rank trials on one metric only.
-_SINGLE_OBJECTIVE_SCHEDULERS = ("hyperband", "median")
+_SINGLE_OBJECTIVE_SCHEDULERS = ("hyperband", "median", "percentile")
 
 
 def _check_objectives(spec: StudySpec) -> None:
@@ -815,6 +850,19 @@ def _check_initial_points(spec: StudySpec) -> None:
             raise _PathError(
                 (*where, unknown[0]), f"is not a parameter of the search space ({known}); remove it"
             )
+
+
+def _check_warm_fixed(spec: StudySpec) -> None:
+    if spec.warm_start is None:
+        return
+    for name, value in spec.warm_start.fixed.items():
+        where = ("warm_start", "fixed", name)
+        if name not in spec.search_space:
+            known = ", ".join(spec.search_space)
+            raise _PathError(where, f"is not a parameter of the search space ({known}); remove it")
+        problem = _outside(spec.search_space[name], value)
+        if problem:
+            raise _PathError(where, problem)
 
 
 def _outside(p: FloatParam | IntParam | CategoricalParam, value: Any) -> str | None:

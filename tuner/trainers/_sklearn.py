@@ -62,6 +62,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     incremental = hasattr(pipe.steps[-1][1], "partial_fit")
     ds = trainer.dataset
     metric = spec.metric
+    plateau = _report.plateau_rule(spec)
     report = _report.report
     if ds.stream:
         if not incremental:
@@ -75,7 +76,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
         plan = plan_stream(ds, spec.base_dir, task, trainer.batch_size)
 
         def tuner_sklearn_stream_trial(config: dict[str, Any], data: Any = None) -> None:
-            with _report.trial(metric):
+            with _report.trial(metric, plateau=plateau):
                 run_stream(trainer, config, data, report, nthread)
 
         return Prepared(tuner_sklearn_stream_trial, {"data": plan}, plan.nbytes)
@@ -85,7 +86,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     data = load_dataset(ds, spec.base_dir, task)
 
     def tuner_sklearn_trial(config: dict[str, Any], data: Any = None) -> None:
-        with _report.trial(metric):
+        with _report.trial(metric, plateau=plateau):
             run(trainer, config, data, report, nthread)
 
     return Prepared(

@@ -478,8 +478,11 @@ def _cause(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]:
-    """The Ray Tune trial function that hands its config to a worker group."""
+def relay(
+    dispatcher_name: str, metric: str, plateau: _report.PlateauRule | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """The Ray Tune trial function that hands its config to a worker group (a plateau
+    of its metric ends it, and cancels the job)."""
 
     def tuner_xgboost_dp_trial(config: dict[str, Any]) -> None:
         import ray
@@ -489,7 +492,7 @@ def relay(dispatcher_name: str, metric: str) -> Callable[[dict[str, Any]], None]
         job_id = tune.get_context().get_trial_id() or uuid.uuid4().hex
         ray.get(dispatcher.submit.remote(job_id, dict(config)))
         after = 0
-        with _report.trial(metric):
+        with _report.trial(metric, plateau=plateau):
             try:
                 while True:
                     rows, state, error = ray.get(dispatcher.poll.remote(job_id, after))
@@ -525,7 +528,7 @@ def prepare_data_parallel(
         worker_resources=_ray_names(spec.resources.per_trial()),
     )
     return Prepared(
-        relay(groups.dispatcher_name, spec.metric),
+        relay(groups.dispatcher_name, spec.metric, _report.plateau_rule(spec)),
         data_bytes=data.nbytes,
         # The relay only waits on its worker group, which holds the CPUs.
         resources={"cpu": 0, "memory": 1},
