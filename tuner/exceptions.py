@@ -57,13 +57,23 @@ class SpecError(TunerError, ValueError):
         super().__init__(self._format())
 
     def _format(self) -> str:
-        where = ".".join(str(p) for p in self.path)
+        where = ".".join(_key(p) for p in self.path)
         parts = [p for p in (self.source, where) if p]
-        return ": ".join([*parts, self.message])
+        # One line, whatever the spec's keys and values hold.
+        return ": ".join([*parts, self.message]).replace("\r", "\\r").replace("\n", "\\n")
 
     def with_source(self, source: str | None) -> SpecError:
         """The same error, naming the file it came from."""
         return SpecError(self.message, self.path, source)
+
+
+def _key(part: str | int) -> str:
+    """A key of a spec's path as written: quoted when it is empty, has spaces at its
+    ends, or holds a character that does not print (a newline, say)."""
+    text = str(part)
+    if isinstance(part, int) or (text and text.isprintable() and text.strip() == text):
+        return text
+    return repr(text)
 
 
 class StorageError(TunerError):

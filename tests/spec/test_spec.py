@@ -287,3 +287,13 @@ def test_bohb_without_hyperband_like_early_stopping_is_one_line():
         early_stopping={"scheduler": "hyperband", "grace_period": 1},
     )
     assert load_spec(ok).search.algorithm == "bohb"
+
+
+def test_a_key_holding_a_newline_is_quoted_and_the_error_stays_one_line():
+    # found by test_random_malformed_specs_raise_only_spec_error
+    data = copy.deepcopy(BASE)
+    data["search_space"]["x"]["when"] = {"\n": None}
+    with pytest.raises(SpecError) as e:
+        load_spec(data)
+    assert "\n" not in str(e.value)
+    assert str(e.value).startswith("search_space.x.when.'\\n': ")
