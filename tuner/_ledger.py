@@ -50,6 +50,15 @@ class PastTrial(Protocol):
     def value(self) -> float | None: ...
 
 
+def improves(value: float | None, best: float | None, mode: str | None) -> bool:
+    """Whether a trial's `value` beats its `best` so far (None: no best yet) for `mode`
+    ("min", else max); a missing or non-finite value never does. The one rule for
+    ``early_stopping.trial_value: best``, here and in the searcher."""
+    if value is None or not math.isfinite(value):
+        return False
+    return best is None or (value < best if mode == "min" else value > best)
+
+
 @dataclass(frozen=True)
 class FinishedTrial:
     """How one trial ended: what the recorder writes as a ``TrialFinished`` event."""
@@ -242,7 +251,8 @@ class TrialLedger:
         if open_ is None:
             return False
         open_.metrics.update(metrics)
-        if self._keep_best and self._improves(open_.best, metrics.get(self._metric)):
+        best = None if open_.best is None else open_.best[self._metric]
+        if self._keep_best and improves(metrics.get(self._metric), best, self._mode):
             open_.best = dict(open_.metrics)
         if node is not None:
             open_.node = node
@@ -326,14 +336,6 @@ class TrialLedger:
             if not math.isfinite(v):
                 return TrialState.FAILED, f"metric {name!r} is {v}", None
         return TrialState.COMPLETED, None, tuple(metrics[n] for n, _ in self._objectives)
-
-    def _improves(self, best: Mapping[str, float] | None, value: float | None) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        if best is None:
-            return True
-        old = best[self._metric]
-        return value < old if self._mode == "min" else value > old
 
     def _consider(self, value: float | None, values: Sequence[float] | None = None) -> None:
         if self._objectives is not None:

@@ -44,6 +44,7 @@ from optuna.trial import FrozenTrial, create_trial
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
+from tuner._ledger import improves
 from tuner.search._base import TunerSearcher
 from tuner.search._space import grid_points, sample
 from tuner.spec import StudySpec
@@ -181,7 +182,8 @@ class OptunaSearcher(TunerSearcher):
             return  # Ray repeats a trial's last result when its function returns
         live.metrics.update({k: float(v) for k, v in result.items() if _finite(v)})
         live.last_step, live.last_value = step, float(cast(float, value))
-        if self._keep_best and _better(live.last_value, live.best, self.metric, self.mode):
+        best = None if live.best is None else live.best[self.metric]
+        if self._keep_best and improves(live.last_value, best, self.mode):
             live.best = dict(live.metrics)
         if not self._multi:  # Optuna keeps no intermediate values for several objectives
             live.trial.report(live.last_value, step)
@@ -249,12 +251,6 @@ class GridSearcher(TunerSearcher):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         return None
-
-
-def _better(value: float, best: dict[str, float] | None, metric: str, mode: str | None) -> bool:
-    if best is None:
-        return True
-    return value < best[metric] if mode == "min" else value > best[metric]
 
 
 def _missing(spec: StudySpec, params: dict[str, Any]) -> list[str]:
