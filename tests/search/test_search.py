@@ -139,6 +139,18 @@ def test_gp_learns_from_pruned_trials_as_completed():
     assert (trial.state.name, trial.value) == ("COMPLETE", 0.7)
 
 
+@pytest.mark.parametrize("trial_value, told", [("last", 0.4), ("best", 0.3)])
+def test_the_sampler_is_told_the_last_or_the_best_report_as_the_spec_says(trial_value, told):
+    spec = make_spec({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+    spec = load_spec(spec, {"early_stopping.trial_value": trial_value})
+    searcher = build_searcher(spec)
+    searcher.suggest("a")
+    for step, loss in enumerate([0.5, 0.3, 0.4], start=1):
+        searcher.on_trial_result("a", {"loss": loss, "training_iteration": step})
+    searcher.on_trial_complete("a", {"loss": 0.4, "training_iteration": 3})
+    assert searcher._study.trials[0].value == told
+
+
 def test_a_pruned_trial_keeps_the_value_it_was_stopped_on():
     # Ray gives the result a scheduler stops a trial on to on_trial_complete only.
     searcher = build_searcher(make_spec({"x": {"type": "float", "low": 0.0, "high": 1.0}}))
