@@ -132,15 +132,16 @@ class OptunaSearcher(TunerSearcher):
         self._pruned: set[str] = set()
         self._study = optuna.create_study(directions=self._directions, sampler=self._sampler)
         if full_params_only:
-            lacking = [p for p in history if _missing(spec, p.params)]
+            lacking = [(p, gaps) for p in history if (gaps := _missing(spec, p.params))]
             if lacking:
                 log.warning(
                     "%d earlier trials lack parameter %s of this space; left out (a warm "
                     "start's warm_start.fixed can give the values they ran with)",
                     len(lacking),
-                    _missing(spec, lacking[0].params)[0],
+                    lacking[0][1][0],
                 )
-                history = [p for p in history if not _missing(spec, p.params)]
+                left_out = {id(p) for p, _ in lacking}
+                history = [p for p in history if id(p) not in left_out]
         misfits: list[dict[str, Any]] = []
         primed = [_frozen(spec, p, self._pruned_as_complete, misfits) for p in history]
         self._study.add_trials([t for t in primed if t is not None])
@@ -284,7 +285,7 @@ def _frozen(
     spec: StudySpec,
     past: PastTrial,
     pruned_as_complete: bool,
-    misfits: list[dict[str, Any]] | None = None,
+    misfits: list[dict[str, Any]],
 ) -> FrozenTrial | None:
     """An earlier trial as Optuna sees it (told as on_trial_complete would have), or None
     if its params do not fit the space (then appended to `misfits`). Parameters the space
@@ -321,8 +322,5 @@ def _frozen(
         if past.state == TrialState.FAILED:
             return create_trial(params=params, distributions=dists, state=OptunaState.FAIL)
     except (KeyError, ValueError):
-        if misfits is not None:
-            misfits.append(past.params)
-        else:
-            log.warning("trial with params %s does not fit the search space; skipped", past.params)
+        misfits.append(past.params)
     return None
