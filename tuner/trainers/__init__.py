@@ -14,9 +14,14 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from tuner.spec import StudySpec
 from tuner.trainers._prepared import Prepared
+
+if TYPE_CHECKING:
+    # Not at run time: a trial unpickles its function from a trainer module, and the
+    # spec's models cost every new worker process about 0.2 s of CPU to import.
+    from tuner.spec import StudySpec
 
 __all__ = ["TRAINERS", "Prepared", "prepare"]
 

@@ -6,14 +6,16 @@ import numbers
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner import _report
 from tuner._ray import SHIPPED_ENV
 from tuner.exceptions import ReportError, SpecError
-from tuner.spec import PythonTrainer, StudySpec
 from tuner.trainers._imports import import_module
 from tuner.trainers._prepared import Prepared
+
+if TYPE_CHECKING:  # a trial imports this module; the spec's models stay in the driver
+    from tuner.spec import StudySpec
 
 _imported: dict[str, Callable[..., Any]] = {}
 
@@ -24,6 +26,8 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     Raises:
         SpecError: the module or the function cannot be found.
     """
+    from tuner.spec import PythonTrainer
+
     trainer = spec.trainer
     assert isinstance(trainer, PythonTrainer)  # the registry dispatches on kind
     metric, also = spec.metric, tuple(spec.objective_metrics[1:])
