@@ -17,6 +17,7 @@ in the recorder's batch shape, into SQLite and PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -116,6 +117,10 @@ def main() -> None:
         help="run on a three-node Ray cluster on 127.0.0.1 (tests/cluster), tuner into "
         "PostgreSQL (a fresh schema of --postgres)",
     )  # fmt: skip
+    parser.add_argument(
+        "--pairs", type=int, default=2,
+        help="--cluster: runs of each way (tuner and bare Ray Tune alternate which goes first)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.cluster:
         run_on_cluster(args)
@@ -168,6 +173,10 @@ def main() -> None:
     publish(args.out, "Bookkeeping at 16 and 64 trials in flight", lines)
 
 
+def _runs(seconds: list[float]) -> str:
+    return f"{min(seconds):.1f} ({', '.join(f'{s:.1f}' for s in seconds)})"
+
+
 def run_on_cluster(args: argparse.Namespace) -> None:
     """The same comparison on a head (1 CPU) and two workers (1 and 2 CPUs), all on
     127.0.0.1 with token auth; tuner records into PostgreSQL, as a cluster's study does."""
@@ -191,28 +200,39 @@ def run_on_cluster(args: argparse.Namespace) -> None:
         for k in args.in_flight:
             per_trial = cpus / k
             run_raytune(k, k, per_trial)  # warm-up
-            # Best of two, order alternated (tuner, Ray Tune, Ray Tune, tuner): the
-            # second run of a pair finds the worker processes the first one started.
-            t1 = run_tuner(args.trials, k, per_trial, storage, cluster.address)
-            r1 = run_raytune(args.trials, k, per_trial)
-            r2 = run_raytune(args.trials, k, per_trial)
-            t2 = run_tuner(args.trials, k, per_trial, storage, cluster.address)
-            tuner_s, raytune_s = min(t1, t2), min(r1, r2)
-            print(f"cluster, {k} in flight: tuner {t1:.1f} / {t2:.1f} s", flush=True)
-            print(f"cluster, {k} in flight: bare Ray Tune {r1:.1f} / {r2:.1f} s", flush=True)
+            # Pairs, order alternated (tuner first, then Ray Tune first): the second run
+            # of a pair finds the worker processes the first one started.
+            tuner_runs: list[float] = []
+            raytune_runs: list[float] = []
+            for pair in range(args.pairs):
+                for way in ("tuner", "raytune") if pair % 2 == 0 else ("raytune", "tuner"):
+                    if way == "tuner":
+                        tuner_runs.append(
+                            run_tuner(args.trials, k, per_trial, storage, cluster.address)
+                        )
+                    else:
+                        raytune_runs.append(run_raytune(args.trials, k, per_trial))
+                print(
+                    f"cluster, {k} in flight, pair {pair + 1}: tuner {tuner_runs[-1]:.1f} s, "
+                    f"bare Ray Tune {raytune_runs[-1]:.1f} s",
+                    flush=True,
+                )
+            t_best, r_best = min(tuner_runs), min(raytune_runs)
+            t_med, r_med = statistics.median(tuner_runs), statistics.median(raytune_runs)
             rows.append(
-                f"| {k} | {per_trial:g} | {tuner_s:.1f} | {raytune_s:.1f} | "
-                f"{args.trials / k:.1f} | {tuner_s / raytune_s:.2f}x |"
+                f"| {k} | {per_trial:g} | {_runs(tuner_runs)} | {_runs(raytune_runs)} | "
+                f"{args.trials / k:.1f} | {t_best / r_best:.2f}x | {t_med / r_med:.2f}x |"
             )
         ray.shutdown()
     lines = [
-        f"{args.trials} trials that sleep 1 s and report once, random search, best of two "
-        "runs each (order alternated), on a "
+        f"{args.trials} trials that sleep 1 s and report once, random search, {args.pairs} "
+        "pairs of runs (order alternated within each pair), on a "
         f"three-node Ray cluster on 127.0.0.1 ({cpus:g} CPUs: 1 + 1 + 2, on this machine's "
         "cores), fractional CPUs per trial; tuner records every trial in PostgreSQL.",
         "",
-        "| in flight | CPUs a trial | tuner s | bare Ray Tune s | ideal s | tuner / Ray Tune |",
-        "|---|---|---|---|---|---|",
+        "| in flight | CPUs a trial | tuner s, best (runs) | bare Ray Tune s, best (runs) | "
+        "ideal s | tuner / Ray Tune, best | tuner / Ray Tune, median |",
+        "|---|---|---|---|---|---|---|",
         *rows,
     ]
     publish(args.out, "Bookkeeping on a three-node cluster into PostgreSQL", lines)
