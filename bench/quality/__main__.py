@@ -187,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
         "--sections", default=None, help="comma-separated: equal,parallel,stopping,warm"
     )
     parser.add_argument("--problems", default=None, help="comma-separated, overrides sections'")
+    parser.add_argument(
+        "--cost-s", type=float, default=None,
+        help="parallel: seconds slept a trial (overrides the preset's), so that trials in "
+        "flight overlap for longer than Ray takes to start their workers",
+    )  # fmt: skip
     parser.add_argument("--ways", default=None, help="comma-separated, overrides sections'")
     parser.add_argument("--out", type=Path, default=None, help="append the tables to this file")
     parser.add_argument(
@@ -207,6 +212,8 @@ def main(argv: list[str] | None = None) -> None:
             s.problems = args.problems.split(",")
         if args.ways:
             s.ways = args.ways.split(",")
+        if args.cost_s is not None and s.name == "parallel":
+            s.cost_s = args.cost_s
 
     import warnings
 
