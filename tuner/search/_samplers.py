@@ -8,6 +8,11 @@ Several objectives: nsga2, nsga3, tpe and gp are Optuna's multi-objective sample
 (random and qmc do not depend on the values). Constraints reach nsga2, nsga3, tpe and
 gp as each trial's Optuna constraint values; random, qmc and cmaes ignore them (the storage
 still marks infeasible trials, and only feasible ones are best).
+
+A warm start's trials are added to the sampler's study after the study's own history,
+except for cmaes, which learns nothing from trials it did not sample: they set its
+starting distribution through Optuna's ``source_trials`` (WS-CMA-ES,
+:mod:`tuner.search._cmaes`).
 """
 
 from __future__ import annotations
@@ -65,11 +70,24 @@ def gp(
 def cmaes(
     spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
 ) -> OptunaSearcher:
-    """CMA-ES."""
-    sampler = _sampler(
-        optuna.samplers.CmaEsSampler, seed=spec.search.seed, warn_independent_sampling=False
-    )
-    return OptunaSearcher(spec, history, sampler, warm=warm)
+    """CMA-ES; a warm start's trials set its starting distribution (WS-CMA-ES), the
+    study's own history (a resume) is told as its study's trials."""
+    from tuner.search._cmaes import WarmCmaEsSampler, searched, source_trials
+
+    source = source_trials(spec, warm) if warm else []
+    if source:
+        sampler = _sampler(
+            WarmCmaEsSampler,
+            space=searched(spec),
+            source_trials=source,
+            seed=spec.search.seed,
+            warn_independent_sampling=False,
+        )
+    else:
+        sampler = _sampler(
+            optuna.samplers.CmaEsSampler, seed=spec.search.seed, warn_independent_sampling=False
+        )
+    return OptunaSearcher(spec, history, sampler)
 
 
 def qmc(
