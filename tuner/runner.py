@@ -290,7 +290,7 @@ def _build(
     from tuner.schedulers import build_scheduler
     from tuner.search import build_searcher
 
-    searcher = build_searcher(spec, [*history, *warm])
+    searcher = build_searcher(spec, history, warm)
     finished = [t for t in history if t.state in _COUNTED]
     own = searcher.remaining  # grid search decides how many trials are left
     remaining = own if own is not None else max(0, spec.search.num_trials - len(finished))
@@ -376,12 +376,14 @@ def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
     from tuner.search._auto import resolved
 
     unsearched = sorted(set(spec.search_space) - names - set(ws.fixed))
-    if trials and unsearched and resolved(spec) == "gp":
+    algorithm = resolved(spec)
+    if trials and unsearched and algorithm in ("gp", "cmaes"):
         log.warning(
-            "tuner: warm_start: study %r did not search %s; gp leaves its trials out unless "
+            "tuner: warm_start: study %r did not search %s; %s leaves its trials out unless "
             "warm_start.fixed gives the values they ran with",
             ws.study,
             ", ".join(unsearched),
+            algorithm,
         )
     dropped = sorted(names - shared)
     if dropped:

@@ -140,8 +140,9 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
         ],
     ),
     # 10 seeds in about an hour on 2 idle cores (estimated from the medium run's per-run
-    # times, not run yet). The slower problems (xgb-digits, sgd-stream-100k, xgb-synthetic-200k,
-    # pipeline-digits: 1-5 s a trial) are left to --problems runs of their own.
+    # times, not run yet). The slower problems (xgb-digits, sgd-stream-100k, pipeline-digits:
+    # 0.1-5 s a trial; xgb-synthetic-200k: 7.5 s, measured 2026-11-28) are left to
+    # --problems runs of their own.
     "full": (
         10,
         [

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,8 +53,6 @@ class Problem:
 
     def with_cost(self, cost_s: float) -> Problem:
         """The same problem with `cost_s` seconds of simulated work per step."""
-        from dataclasses import replace
-
         return replace(
             self, cost_s=cost_s, name=f"{self.name}-{cost_s:g}s" if cost_s else self.name
         )
@@ -296,7 +294,10 @@ def _named() -> dict[str, Any]:
     out: dict[str, Any] = {
         "xgb-breast_cancer": lambda: xgb("breast_cancer", 100),
         "xgb-digits": lambda: xgb("digits", 100),
-        "xgb-synthetic-200k": lambda: xgb("synthetic-200000", 100),
+        # named as --problems names it (xgb() would call it xgb-synthetic-200000)
+        "xgb-synthetic-200k": lambda: replace(
+            xgb("synthetic-200000", 100), name="xgb-synthetic-200k"
+        ),
         "pipeline-digits": pipeline,
         "sgd-stream-100k": lambda: sgd(100_000, 20),
     }

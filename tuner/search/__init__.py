@@ -27,14 +27,21 @@ __all__ = [
 ]
 
 
-def build_searcher(spec: StudySpec, history: Sequence[PastTrial] = ()) -> TunerSearcher:
+def build_searcher(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> TunerSearcher:
     """The Ray Tune searcher for a spec's algorithm, primed with earlier trials.
+
+    Args:
+        spec: the study spec.
+        history: the study's own trials finished before a resume.
+        warm: the finished trials of its ``warm_start`` study.
 
     Raises:
         SpecError: the algorithm needs an optional extra that is not installed.
     """
     check_available(spec.search.algorithm)
-    searcher: TunerSearcher = ALGORITHMS[spec.search.algorithm].load()(spec, history)
+    searcher: TunerSearcher = ALGORITHMS[spec.search.algorithm].load()(spec, history, warm)
     return searcher
 
 

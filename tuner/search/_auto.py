@@ -76,7 +76,7 @@ def resolved(spec: StudySpec) -> str:
     return pick(spec)[0] if spec.search.algorithm == "auto" else spec.search.algorithm
 
 
-def auto(spec: StudySpec, history: Any = ()) -> TunerSearcher:
+def auto(spec: StudySpec, history: Any = (), warm: Any = ()) -> TunerSearcher:
     """The searcher of the algorithm :func:`pick` chooses (logged at INFO)."""
     import logging
 
@@ -85,5 +85,5 @@ def auto(spec: StudySpec, history: Any = ()) -> TunerSearcher:
     name, why = pick(spec)
     logging.getLogger("tuner").info("search.algorithm auto: %s (%s)", name, why)
     check_available(name)
-    searcher: TunerSearcher = ALGORITHMS[name].load()(spec, history)
+    searcher: TunerSearcher = ALGORITHMS[name].load()(spec, history, warm)
     return searcher

@@ -181,11 +181,13 @@ def _value_at(trial: FrozenTrial, budget: int, max_t: int) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def bohb(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def bohb(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """BOHB: TPE fitted at Hyperband's rungs (the spec checks early_stopping is
     asha or hyperband)."""
     es = spec.early_stopping
     sampler = BOHBSampler(
         rungs(es.grace_period, es.reduction_factor, spec.trainer.budget), seed=spec.search.seed
     )
-    return OptunaSearcher(spec, history, sampler)
+    return OptunaSearcher(spec, history, sampler, warm=warm)

@@ -1,6 +1,6 @@
 """The search algorithms a spec can name, one line each.
 
-Adding an algorithm: write its module (a function ``(spec, history) -> TunerSearcher``)
+Adding an algorithm: write its module (a function ``(spec, history, warm) -> TunerSearcher``)
 and add one :class:`Algorithm` line below; the spec's ``search.algorithm`` takes its
 names from here. This module imports nothing heavy: the spec reads it.
 """
@@ -20,7 +20,8 @@ class Algorithm:
 
     Attributes:
         name: what a spec writes in ``search.algorithm``.
-        factory: ``"module:function"``, a function ``(spec, history) -> TunerSearcher``.
+        factory: ``"module:function"``, a function ``(spec, history, warm) -> TunerSearcher``:
+            the study's own earlier trials (resume), then a warm start's.
         requires: modules it imports that are not installed with tuner itself.
         extra: the ``pip install 'tuner[extra]'`` that brings them.
         multi_objective: whether it takes a spec with several ``objectives``.

@@ -1,4 +1,4 @@
-"""The Optuna-backed algorithms: each a function ``(spec, history) -> OptunaSearcher``.
+"""The Optuna-backed algorithms: each a function ``(spec, history, warm) -> OptunaSearcher``.
 
 Registered by name in :mod:`tuner.search._registry`. Samplers that would warn about
 falling back to independent sampling for conditional spaces are told not to: tuner's
@@ -8,6 +8,11 @@ Several objectives: nsga2, nsga3, tpe and gp are Optuna's multi-objective sample
 (random and qmc do not depend on the values). Constraints reach nsga2, nsga3, tpe and
 gp as each trial's Optuna constraint values; random, qmc and cmaes ignore them (the storage
 still marks infeasible trials, and only feasible ones are best).
+
+A warm start's trials are added to the sampler's study after the study's own history,
+except for cmaes, which learns nothing from trials it did not sample: they set its
+starting distribution through Optuna's ``source_trials`` (WS-CMA-ES,
+:mod:`tuner.search._cmaes`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ def _sampler(cls: Callable[..., optuna.samplers.BaseSampler], **kwargs: Any) -> 
         return cls(**kwargs)
 
 
-def tpe(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def tpe(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """TPE with constant liar, so parallel suggestions spread out."""
     sampler = _sampler(
         optuna.samplers.TPESampler,
@@ -40,10 +47,12 @@ def tpe(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
         group=True,
         constant_liar=True,
     )
-    return OptunaSearcher(spec, history, sampler)
+    return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
-def gp(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def gp(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """GP with a kriging believer for trials in flight (needs torch: tuner[gp]); with
     several objectives, Optuna's GPSampler (LogEHVI, which accounts for running trials)."""
     from tuner.search._gp import BelieverGPSampler
@@ -53,39 +62,63 @@ def gp(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
     # GP learns from completed trials only: give it pruned trials as completed. Its
     # search space is the parameters every trial has, so a warm-start trial without one
     # would take that parameter out of the model for good: such trials are left out.
-    return OptunaSearcher(spec, history, sampler, pruned_as_complete=True, full_params_only=True)
-
-
-def cmaes(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
-    """CMA-ES."""
-    sampler = _sampler(
-        optuna.samplers.CmaEsSampler, seed=spec.search.seed, warn_independent_sampling=False
+    return OptunaSearcher(
+        spec, history, sampler, pruned_as_complete=True, full_params_only=True, warm=warm
     )
+
+
+def cmaes(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
+    """CMA-ES; a warm start's trials set its starting distribution (WS-CMA-ES), the
+    study's own history (a resume) is told as its study's trials."""
+    from tuner.search._cmaes import WarmCmaEsSampler, searched, source_trials
+
+    source = source_trials(spec, warm) if warm else []
+    if source:
+        sampler = _sampler(
+            WarmCmaEsSampler,
+            space=searched(spec),
+            source_trials=source,
+            seed=spec.search.seed,
+            warn_independent_sampling=False,
+        )
+    else:
+        sampler = _sampler(
+            optuna.samplers.CmaEsSampler, seed=spec.search.seed, warn_independent_sampling=False
+        )
     return OptunaSearcher(spec, history, sampler)
 
 
-def qmc(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def qmc(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """Quasi-Monte Carlo points."""
     sampler = _sampler(
         optuna.samplers.QMCSampler, seed=spec.search.seed, warn_independent_sampling=False
     )
-    return OptunaSearcher(spec, history, sampler)
+    return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
-def random(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def random(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """Independent random sampling."""
-    return OptunaSearcher(
-        spec, history, _sampler(optuna.samplers.RandomSampler, seed=spec.search.seed)
-    )
+    sampler = _sampler(optuna.samplers.RandomSampler, seed=spec.search.seed)
+    return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
-def nsga2(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def nsga2(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """NSGA-II (Optuna's defaults: generations of 50 trials)."""
     sampler = _sampler(optuna.samplers.NSGAIISampler, seed=spec.search.seed)
-    return OptunaSearcher(spec, history, sampler)
+    return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
-def nsga3(spec: StudySpec, history: Sequence[PastTrial] = ()) -> OptunaSearcher:
+def nsga3(
+    spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+) -> OptunaSearcher:
     """NSGA-III, for three or more objectives (Optuna's defaults)."""
     sampler = _sampler(optuna.samplers.NSGAIIISampler, seed=spec.search.seed)
-    return OptunaSearcher(spec, history, sampler)
+    return OptunaSearcher(spec, history, sampler, warm=warm)

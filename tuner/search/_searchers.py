@@ -97,10 +97,13 @@ class OptunaSearcher(TunerSearcher):
     Args:
         spec: the study spec (search space, objectives, constraints, seed, initial
             points).
-        history: trials finished in an earlier run of the same study (resume), then
-            those of a warm-start study; they are given to the sampler before the first
+        history: trials finished in an earlier run of the same study (resume); they
+            are given to the sampler, as trials of its study, before the first
             suggestion. Parameters outside the space are dropped first.
         sampler: the Optuna sampler (see tuner.search._samplers).
+        warm: the finished trials of a warm-start study, given to the sampler after
+            `history` in the same way (a sampler that takes them otherwise, as CMA-ES's
+            ``source_trials``, is given none here).
         pruned_as_complete: tell pruned trials as completed with their last value
             (for a sampler that learns from completed trials only; always so with
             several objectives).
@@ -118,8 +121,10 @@ class OptunaSearcher(TunerSearcher):
         *,
         pruned_as_complete: bool = False,
         full_params_only: bool = False,
+        warm: Sequence[PastTrial] = (),
     ) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
+        history = [*history, *warm]
         self._spec = spec
         self._directions: list[Literal["minimize", "maximize"]] = [
             "minimize" if m == "min" else "maximize" for m in spec.objective_modes
@@ -228,11 +233,14 @@ class GridSearcher(TunerSearcher):
     Args:
         spec: the study spec.
         history: trials finished before a resume; their configs are not run again.
+        warm: a warm-start study's finished trials; their configs are not run either.
     """
 
-    def __init__(self, spec: StudySpec, history: Sequence[PastTrial] = ()) -> None:
+    def __init__(
+        self, spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
+    ) -> None:
         super().__init__(metric=spec.metric, mode=spec.mode)
-        done = [_key(t.params) for t in history]
+        done = [_key(t.params) for t in [*history, *warm]]
         self._points = [p for p in grid_points(spec) if _key(p) not in done]
         self._next = 0
 

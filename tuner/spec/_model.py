@@ -531,9 +531,9 @@ class WarmStartSpec(_Strict):
     fixed: dict[str, Scalar] = Field(default_factory=dict)
     """Parameters of this search space that the earlier study did not search, with the
     value its trials ran with (e.g. {lambda: 1.0}): its trials get these values, so gp,
-    which models every parameter together, can learn from them. gp leaves out earlier
-    trials that lack an active parameter of this space; tpe uses them either way.
-    Parameters the earlier study did search keep their own values."""
+    which models every parameter together, can learn from them. gp and cmaes leave out
+    earlier trials that lack an active parameter of this space; tpe uses them either
+    way. Parameters the earlier study did search keep their own values."""
 
     @field_validator("study")
     @classmethod
