@@ -184,3 +184,10 @@ def test_extrapolate_stops_a_flattened_bad_curve_and_keeps_a_steep_one():
     # a curve heading below the best final goes on to the end
     for step, v in enumerate([4.0, 2.0, 1.1, 0.9, 0.9], start=1):
         assert loss("good", step, v) == CONTINUE
+
+
+def test_extrapolate_takes_one_objective():
+    from tuner.exceptions import SpecError
+
+    with pytest.raises(SpecError, match="extrapolate ranks trials on one metric"):
+        mo_spec(scheduler="extrapolate")
