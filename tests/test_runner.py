@@ -61,9 +61,7 @@ def test_each_algorithm_runs_all_trials_through_ray_and_records_them(
     assert len(pids) <= 3, pids
 
 
-@pytest.mark.parametrize(
-    "scheduler", ["asha", "hyperband", "median", "percentile", "extrapolate"]
-)
+@pytest.mark.parametrize("scheduler", ["asha", "hyperband", "median", "percentile", "extrapolate"])
 def test_early_stopping_prunes_bad_trials_without_failing_them(ray_local, sqlite_url, scheduler):
     study = run(
         spec(
