@@ -33,13 +33,17 @@ others' running means (measured on xgboost in bench/RESULTS.md, issue 11).
 ``extrapolate`` (``ExtrapolateStopping``) judges a trial by its own learning curve
 (Domhan et al. 2015, kept simple): after ``grace_period`` reports it fits the last half
 of the trial's reports with a line against log(step) and follows that line to the
-budget, the trial's optimistic final value (:func:`optimistic_final`); the trial stops when even that is worse
-than the best final value of the trials that ended on their own (at the budget or by
-patience), once ``min_samples`` of them have. A curve still falling steeply (an xgboost
-run with a small eta) is kept, however far behind it is at equal reports; one that has
-flattened at a worse value stops. So the trials it stops are bad ones, and a searcher
-told their values is not taught that slow starters are bad (what happened to TPE under
-asha, median and percentile in bench/RESULTS.md, issue 11).
+budget, the trial's optimistic final value (:func:`optimistic_final`); the trial stops
+when even that is worse than the best final value of the trials that ended on their own
+(at the budget or by patience), once ``min_samples`` of them have. A curve still falling
+steeply (an xgboost run with a small eta) is kept, however far behind it is at equal
+reports; one that has flattened at a worse value stops. So the trials it stops are bad
+ones, and tuner's Optuna searcher tells them as completed with their value at the stop
+(told as pruned, TPE fitted its "good" group on the few completed trials; measured in
+bench/RESULTS.md, issue 11). The estimate is optimistic for a curve with diminishing
+returns per doubling of the steps; a curve whose fall is still speeding up against
+log(step) (an exponential decay well before its time constant) is underrated, which
+``grace_period`` is there to cover.
 
 ``early_stopping.patience`` is not a scheduler: a trial stops itself on a plateau of
 its own metric (``tuner._report``) and completes, whichever scheduler runs.
