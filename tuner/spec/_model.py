@@ -445,7 +445,8 @@ class EarlyStoppingSpec(_Strict):
     stop a trial once even an optimistic extrapolation of its own curve to the budget
     (its last half of reports as a line against log(step), followed to the last step) is
     worse than the best value of the trials that ended on their own, so a curve still
-    falling steeply is kept however far behind it is. With several objectives:
+    falling steeply is kept however far behind it is; the search algorithm is told a
+    trial it stops as completed with its value at the stop. With several objectives:
     none/fifo, or asha ranking each rung as `multi_objective` says (hyperband, median,
     percentile and extrapolate take one objective)."""
     grace_period: int = Field(default=1, ge=1)
