@@ -17,6 +17,15 @@ def quadratic(config):
         tuner.report(step=step, loss=target + math.exp(-step / 3), pid=os.getpid())
 
 
+def slow_starter(config):
+    """The smaller x, the slower the loss falls and the lower it ends (like xgboost's eta):
+    0.5 x + exp(-step (0.2 + x)), best at the last step near x = 0.07, while at step 3
+    x = 0.05 trails x = 0.3."""
+    x = config["x"]
+    for step in range(1, 13):
+        tuner.report(step=step, loss=0.5 * x + math.exp(-step * (0.2 + x)))
+
+
 def conditional(config):
     """Fails the trial if an inactive conditional parameter reaches it."""
     if config["booster"] != "dart" and "rate_drop" in config:

@@ -61,7 +61,7 @@ def test_each_algorithm_runs_all_trials_through_ray_and_records_them(
     assert len(pids) <= 3, pids
 
 
-@pytest.mark.parametrize("scheduler", ["asha", "hyperband", "median", "percentile"])
+@pytest.mark.parametrize("scheduler", ["asha", "hyperband", "median", "percentile", "extrapolate"])
 def test_early_stopping_prunes_bad_trials_without_failing_them(ray_local, sqlite_url, scheduler):
     study = run(
         spec(
@@ -81,6 +81,39 @@ def test_early_stopping_prunes_bad_trials_without_failing_them(ray_local, sqlite
     assert all(t.steps == 12 for t in completed)
     # the trials stopped early are the worse ones at the step they were cut
     assert study.best_trial.state == "completed"
+
+
+def test_extrapolate_keeps_slow_starters_and_stops_only_trials_that_cannot_win(
+    ray_local, sqlite_url
+):
+    import math
+
+    study = run(
+        spec(
+            "es-extrapolate",
+            function="slow_starter",
+            search_space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            search={"num_trials": 16, "seed": 3},
+            early_stopping={"scheduler": "extrapolate", "grace_period": 4, "min_samples": 2},
+        ),
+        sqlite_url,
+    )
+    trials = study.trials()
+    pruned = [t for t in trials if t.state == "pruned"]
+    assert pruned, "no trial was stopped early"
+    assert all(4 <= t.steps < 12 for t in pruned)
+    best = study.best_trial
+    assert best.state == "completed"
+
+    def final(x: float) -> float:  # what a trial would have ended on at step 12
+        return 0.5 * x + math.exp(-12 * (0.2 + x))
+
+    # no stopped trial would have beaten the best: the rule stopped only losers
+    assert min(final(t.params["x"]) for t in pruned) > best.value
+    # and it kept a slow starter that trailed a stopped trial at step 3
+    curves = study.intermediate([t.number for t in trials])
+    at3 = {n: dict(c["loss"])[3] for n, c in curves.items()}
+    assert any(at3[best.number] > at3[t.number] for t in pruned)
 
 
 def test_patience_ends_a_trial_on_a_plateau_as_completed_with_its_best_value(ray_local, sqlite_url):

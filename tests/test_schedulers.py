@@ -136,3 +136,58 @@ def test_a_spec_refuses_bad_stopping_settings_in_one_line():
     ]:
         with pytest.raises(SpecError, match=message):
             so_spec(**bad)
+
+
+def test_optimistic_final_follows_the_last_half_of_the_curve_against_log_step():
+    import math
+
+    from tuner.schedulers import optimistic_final
+
+    # a curve linear in log(step): the estimate is that line at the budget
+    line = [5 - math.log(step) for step in range(1, 9)]
+    assert optimistic_final(line, 16) == pytest.approx(5 - math.log(16))
+    # flat or rising at the end: no better than its last value
+    assert optimistic_final([3.0, 2.0, 2.0, 2.0], 16) == 2.0
+    assert optimistic_final([3.0, 2.0, 2.5, 3.0], 16) == 3.0
+    # only the last half counts: an early fall does not carry on once flat
+    assert optimistic_final([9.0, 6.0, 4.0, 3.0, 2.0, 2.0, 2.0, 2.0], 16) == 2.0
+    assert optimistic_final([9.0, 6.0, 4.0, 3.0, 2.0, 2.0, 2.0, 2.0], 8) == 2.0  # at the budget
+    still_falling = optimistic_final([9.0, 6.0, 4.0, 3.0, 2.6, 2.3, 2.1, 2.0], 16)
+    assert still_falling < 2.0 - 0.5
+
+
+def test_extrapolate_stops_a_flattened_bad_curve_and_keeps_a_steep_one():
+    rule = build_scheduler(so_spec(scheduler="extrapolate", grace_period=3, min_samples=2))
+
+    def loss(tid: str, step: int, value: float) -> str:
+        return rule.on_trial_result(
+            None, FakeTrial(tid), {"training_iteration": step, "loss": value}
+        )
+
+    # nothing is judged before min_samples trials have ended on their own
+    for step, v in enumerate([5, 4, 4, 4, 4], start=1):
+        assert loss("early", step, v) == CONTINUE
+    for tid, final in {"a": 1.0, "b": 1.2}.items():
+        for step in range(1, 13):
+            assert loss(tid, step, final + 1 / step**2) == CONTINUE
+        rule.on_trial_complete(None, FakeTrial(tid), {})
+    # inside the grace period: never judged, however bad
+    assert loss("bad", 1, 9.0) == CONTINUE
+    assert loss("bad", 2, 3.0) == CONTINUE
+    # a flattened curve at 3 cannot reach the best final (1.0): stopped
+    assert loss("bad", 3, 3.0) == STOP
+    # far behind a and b at equal steps, but falling steeply: kept
+    for step, v in enumerate([10.0, 7.0, 5.0, 3.5, 2.5, 2.5], start=1):
+        assert loss("steep", step, v) == CONTINUE
+    # once the last half of its curve is flat above the best final, it is stopped too
+    assert loss("steep", 7, 2.5) == STOP
+    # a curve heading below the best final goes on to the end
+    for step, v in enumerate([4.0, 2.0, 1.1, 0.9, 0.9], start=1):
+        assert loss("good", step, v) == CONTINUE
+
+
+def test_extrapolate_takes_one_objective():
+    from tuner.exceptions import SpecError
+
+    with pytest.raises(SpecError, match="extrapolate ranks trials on one metric"):
+        mo_spec(scheduler="extrapolate")

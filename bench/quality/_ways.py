@@ -2,10 +2,10 @@
 
 - ``tuner-ALG[-K][+SCHED[+OPT...]]``: tuner's public API (create_study, Study.run) with
   a python trainer, ALG in random tpe gp cmaes qmc grid auto bohb, K trials in flight
-  (default 1), SCHED an early_stopping scheduler (none asha hyperband median percentile;
-  bohb implies hyperband), each OPT one more early_stopping setting: ``pN`` patience N,
-  ``best`` trial_value best, ``gN`` grace period N (default budget // 27), ``qN``
-  percentile N, ``rN`` reduction factor N (default 3);
+  (default 1), SCHED an early_stopping scheduler (none asha hyperband median percentile
+  extrapolate; bohb implies hyperband), each OPT one more early_stopping setting: ``pN``
+  patience N, ``best`` trial_value best, ``gN`` grace period N (default budget // 27),
+  ``qN`` percentile N, ``rN`` reduction factor N (default 3);
 - ``optuna-ALG``: the same Optuna sampler with its defaults, sequential, in memory (the
   quality reference);
 - ``raytune-random[-K]``: bare Ray Tune with its default search (BasicVariantGenerator),

@@ -151,6 +151,27 @@ def test_the_sampler_is_told_the_last_or_the_best_report_as_the_spec_says(trial_
     assert searcher._study.trials[0].value == told
 
 
+def test_under_extrapolate_a_pruned_trial_is_told_as_completed_with_its_value_at_the_stop():
+    # extrapolate stops only trials that cannot beat the best: TPE ranks them by value
+    spec = load_spec(
+        {
+            "name": "s",
+            "metric": "loss",
+            "trainer": {"kind": "python", "function": "tests.objectives:quadratic"},
+            "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "early_stopping": {"scheduler": "extrapolate"},
+        }
+    )
+    searcher = build_searcher(spec)
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"loss": 0.9, "training_iteration": 1})
+    searcher.note_pruned("a")
+    searcher.on_trial_complete("a", {"loss": 0.7, "training_iteration": 2})
+    (a,) = searcher._study.trials
+    assert a.state.name == "COMPLETE"
+    assert a.value == 0.7
+
+
 def test_a_pruned_trial_keeps_the_value_it_was_stopped_on():
     # Ray gives the result a scheduler stops a trial on to on_trial_complete only.
     searcher = build_searcher(make_spec({"x": {"type": "float", "low": 0.0, "high": 1.0}}))

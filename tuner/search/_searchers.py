@@ -106,7 +106,7 @@ class OptunaSearcher(TunerSearcher):
             ``source_trials``, is given none here).
         pruned_as_complete: tell pruned trials as completed with their last value
             (for a sampler that learns from completed trials only; always so with
-            several objectives).
+            several objectives, and under ``early_stopping.scheduler: extrapolate``).
         full_params_only: leave out trials of history that lack an active parameter
             of the space (a warm start from a study that did not search it): a sampler
             that models every parameter together (GP) would otherwise drop that
@@ -131,7 +131,12 @@ class OptunaSearcher(TunerSearcher):
         ]
         self._sampler = sampler
         self._multi = spec.is_multi_objective
-        self._pruned_as_complete = pruned_as_complete or self._multi
+        # extrapolate stops a trial only when it cannot beat the best, so its value at
+        # the stop ranks it among the completed ones; told as pruned, TPE would fit its
+        # "good" group on the few completed trials (bench/RESULTS.md, issue 11).
+        self._pruned_as_complete = (
+            pruned_as_complete or self._multi or spec.early_stopping.scheduler == "extrapolate"
+        )
         self._keep_best = spec.early_stopping.trial_value == "best"
         self._live: dict[str, _Live] = {}
         self._pruned: set[str] = set()

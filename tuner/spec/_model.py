@@ -32,7 +32,7 @@ else:
     AlgorithmName = Literal[ALGORITHM_NAMES]
 ALGORITHMS: tuple[str, ...] = ALGORITHM_NAMES
 # The schedulers of tuner.schedulers (its registry has a line for each).
-SchedulerName = Literal["none", "fifo", "asha", "hyperband", "median", "percentile"]
+SchedulerName = Literal["none", "fifo", "asha", "hyperband", "median", "percentile", "extrapolate"]
 SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 # Grid search enumerates int ranges; past this many points a range is surely a mistake.
@@ -441,9 +441,14 @@ class EarlyStoppingSpec(_Strict):
     """none/fifo: never; asha: successive halving, asynchronous; hyperband: ASHA over
     several brackets; median: stop a trial below the median of others at the same step;
     percentile: stop a trial whose best so far is outside the best `percentile` % of the
-    other trials' best so far at the same step (Optuna's PercentilePruner). With several
-    objectives: none/fifo, or asha ranking each rung as `multi_objective` says
-    (hyperband, median and percentile take one objective)."""
+    other trials' best so far at the same step (Optuna's PercentilePruner); extrapolate:
+    stop a trial once even an optimistic extrapolation of its own curve to the budget
+    (its last half of reports as a line against log(step), followed to the last step) is
+    worse than the best value of the trials that ended on their own, so a curve still
+    falling steeply is kept however far behind it is; the search algorithm is told a
+    trial it stops as completed with its value at the stop. With several objectives:
+    none/fifo, or asha ranking each rung as `multi_objective` says (hyperband, median,
+    percentile and extrapolate take one objective)."""
     grace_period: int = Field(default=1, ge=1)
     """Steps (rounds, epochs) every trial gets before a scheduler can stop it."""
     reduction_factor: float = Field(default=3, gt=1)
@@ -451,7 +456,8 @@ class EarlyStoppingSpec(_Strict):
     min_samples: int = Field(
         default=3,
         ge=1,
-        description="median, percentile: trials needed at a step before it compares",
+        description="median, percentile: trials needed at a step before it compares; "
+        "extrapolate: trials that must have ended on their own before any is stopped",
     )
     percentile: float = Field(default=25, gt=0, lt=100)
     """percentile: the share (in %) of the other trials at a step that a trial must be
@@ -471,7 +477,8 @@ class EarlyStoppingSpec(_Strict):
     """asha with several objectives: how a rung ranks trials. nondominated: by
     non-dominated sorting, ties broken by crowding distance (MO-ASHA, Schmucker et al.
     2021); scalarized: by the weighted sum of the objectives (each signed so that lower
-    is better). none/fifo need nothing; hyperband, median and percentile take one objective only."""
+    is better). none/fifo need nothing; hyperband, median, percentile and extrapolate take
+    one objective only."""
     weights: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=2)
     """multi_objective scalarized: one positive weight per objective, in the order of
     `objectives` (default: all 1)."""
@@ -768,7 +775,7 @@ class _PathError(ValueError):
 
 
 # Schedulers that rank trials on one metric only.
-_SINGLE_OBJECTIVE_SCHEDULERS = ("hyperband", "median", "percentile")
+_SINGLE_OBJECTIVE_SCHEDULERS = ("hyperband", "median", "percentile", "extrapolate")
 
 
 def _check_objectives(spec: StudySpec) -> None:
