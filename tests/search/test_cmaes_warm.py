@@ -85,12 +85,26 @@ def test_on_resume_own_trials_are_the_studys_and_warm_trials_only_its_start():
     assert [t.params["x"] for t in searcher.optuna_study.trials] == [0.1, 0.3, 0.6]
     sampler = searcher._sampler
     assert isinstance(sampler, WarmCmaEsSampler)
-    assert len(sampler._source_trials) == 20
+    assert len(sampler._source_trials) == 23  # its own 3 and the warm start's 20
     assert len(first_distances(searcher, 8, "r")) == 8
-    # A cold study's resume is as before: its history told as trials of the study.
+    # Too few own trials to start from (3 of the 10 needed): as before, the history is
+    # told as trials of the study and CMA-ES starts cold.
     cold = build_searcher(cmaes_spec(warm=False), own)
     assert len(cold.optuna_study.trials) == 3
     assert type(cold._sampler).__name__ == "CmaEsSampler"
+
+
+def test_a_resumed_cmaes_study_goes_on_near_its_best_not_from_the_centre():
+    # CMA-ES keeps its state in the trials it sampled in the run that ended; told them
+    # again on a resume, it used to start over from the centre (0.5, 0.5), 0.42 from
+    # BEST. Its own earlier trials now set its starting distribution.
+    resumed_d = []
+    for seed in range(3):
+        own = earlier(30, seed=200 + seed)
+        searcher = build_searcher(cmaes_spec(seed, warm=False), own)
+        assert len(searcher.optuna_study.trials) == 30  # still the study's trials
+        resumed_d += first_distances(searcher, 6, "r")
+    assert statistics.mean(resumed_d) < 0.35, resumed_d
 
 
 def test_warm_trials_cmaes_cannot_use_are_left_out_in_one_warning_line(caplog):
@@ -141,7 +155,7 @@ def test_warm_cmaes_over_a_conditional_space_samples_only_active_parameters():
         for x in (0.2, 0.4)
     ]
     searcher = build_searcher(cmaes_spec(space=space), own, warm)
-    assert len(searcher._sampler._source_trials) == 20
+    assert len(searcher._sampler._source_trials) == 22  # its own 2 and the warm start's 20
     for i in range(14):
         c = searcher.suggest(str(i))
         assert ("rate" in c) == (c["booster"] == "dart")

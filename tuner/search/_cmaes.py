@@ -1,8 +1,10 @@
-"""CMA-ES warm-started from an earlier study's trials (WS-CMA-ES).
+"""CMA-ES warm-started from earlier trials (WS-CMA-ES): another study's, or on a resume
+its own study's.
 
-Optuna's ``CmaEsSampler`` learns only from trials it sampled itself (it keeps its state
-in their system attributes), so trials added to its study, a resume's own history or a
-warm start's, do not move its search distribution. A warm start reaches it through
+Optuna's ``CmaEsSampler`` learns only from trials it sampled itself in this process (it
+keeps its state in their system attributes), so trials added to its study, a resume's
+own history or a warm start's, do not move its search distribution: a resumed study
+would start again from the centre of the space. Both reach it through
 ``source_trials`` instead (Nomura et al., "Warm Starting CMA-ES for Hyperparameter
 Optimization", AAAI 2021): the mean and covariance of the best tenth of the source
 trials become CMA-ES's starting distribution. Optuna 5.0 applies these restrictions,
@@ -92,27 +94,42 @@ def searched(spec: StudySpec) -> dict[str, BaseDistribution]:
     return dict(sorted(out.items()))
 
 
-def source_trials(spec: StudySpec, warm: Sequence[PastTrial]) -> list[FrozenTrial]:
-    """The warm-start trials WS-CMA-ES starts from, cut to :func:`searched`'s
-    parameters; empty when fewer than :data:`MIN_SOURCE_TRIALS` are usable.
+def source_trials(
+    spec: StudySpec, warm: Sequence[PastTrial], history: Sequence[PastTrial] = ()
+) -> list[FrozenTrial]:
+    """The trials WS-CMA-ES starts from, cut to :func:`searched`'s parameters: a warm
+    start's, and on a resume the study's own earlier ones (CMA-ES's state lives in the
+    trials it sampled in the run that ended, so without them a resumed study would
+    start again from the centre of the space); empty when fewer than
+    :data:`MIN_SOURCE_TRIALS` are usable.
 
     A trial is usable if it has every active parameter of the space, each value lies in
-    the space, and it completed with a value. One warning line says how many were left
-    out and why (and when the study starts cold).
+    the space, and it completed with a value. One line says how many were left out and
+    why (and when the study starts cold): a warning where warm-start trials were given,
+    else (a resume) an info line.
     """
+    if not history:
+        what = "warm-start trials"
+    elif warm:
+        what = "earlier trials (this study's and its warm start's)"
+    else:
+        what = "earlier trials of this study"
+    notify = log.warning if warm else log.info
+    earlier = [*history, *warm]
     space = searched(spec)
     if not space:
-        log.warning(
+        notify(
             "cmaes: no numeric parameter without a `when` condition to warm-start; "
-            "the %d warm-start trials are not used",
-            len(warm),
+            "the %d %s are not used",
+            len(earlier),
+            what,
         )
         return []
     kept: list[FrozenTrial] = []
     lacking: list[str] = []  # the first missing parameter of each trial without one
     misfits: list[dict[str, Any]] = []
     unfinished = 0
-    for past in warm:
+    for past in earlier:
         gaps = _missing(spec, past.params)
         if gaps:
             lacking.append(gaps[0])
@@ -143,22 +160,21 @@ def source_trials(spec: StudySpec, warm: Sequence[PastTrial]) -> list[FrozenTria
         why.append(f"{unfinished} did not complete with a value")
     left_out = f"; left out: {', '.join(why)}" if why else ""
     if len(kept) < MIN_SOURCE_TRIALS:
-        log.warning(
-            "cmaes: %d of %d warm-start trials usable, fewer than the %d that WS-CMA-ES "
-            "needs (it starts from their best tenth); this study starts cold%s",
+        notify(
+            "cmaes: %d of %d %s usable, fewer than the %d that WS-CMA-ES needs (it starts "
+            "from their best tenth); this study starts cold%s",
             len(kept),
-            len(warm),
+            len(earlier),
+            what,
             MIN_SOURCE_TRIALS,
             left_out,
         )
         return []
-    if why:
-        log.warning(
-            "cmaes: %d of %d warm-start trials set its starting distribution%s",
-            len(kept),
-            len(warm),
-            left_out,
-        )
-    else:
-        log.info("cmaes: %d warm-start trials set its starting distribution", len(kept))
+    (notify if why else log.info)(
+        "cmaes: %d of %d %s set its starting distribution%s",
+        len(kept),
+        len(earlier),
+        what,
+        left_out,
+    )
     return kept

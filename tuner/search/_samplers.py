@@ -70,11 +70,12 @@ def gp(
 def cmaes(
     spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
 ) -> OptunaSearcher:
-    """CMA-ES; a warm start's trials set its starting distribution (WS-CMA-ES), the
-    study's own history (a resume) is told as its study's trials."""
+    """CMA-ES; a warm start's trials and, on a resume, the study's own earlier ones set
+    its starting distribution (WS-CMA-ES); the own ones are told as its study's trials
+    too."""
     from tuner.search._cmaes import WarmCmaEsSampler, searched, source_trials
 
-    source = source_trials(spec, warm) if warm else []
+    source = source_trials(spec, warm, history) if warm or history else []
     if source:
         sampler = _sampler(
             WarmCmaEsSampler,
