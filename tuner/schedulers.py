@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tuner.spec import StudySpec
@@ -280,6 +280,18 @@ def _median(spec: StudySpec) -> TrialScheduler:
     )
 
 
+def _new_report(result: dict, metric: str | None, curve: Sequence[float]) -> float | None:
+    """The metric of a result that extends a trial's `curve` (one value a report so far):
+    None for a result without a finite value or a report the curve already holds (Ray
+    can hand a result over twice)."""
+    value, t = result.get(metric), result.get(TIME_ATTR)
+    if not isinstance(value, int | float) or not math.isfinite(value) or t is None:
+        return None
+    if int(t) <= len(curve):
+        return None
+    return float(value)
+
+
 def _percentile(spec: StudySpec) -> TrialScheduler:
     es = spec.early_stopping
     return _percentile_class()(
@@ -323,12 +335,10 @@ def _percentile_class() -> Any:
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             import numpy as np
 
-            value, t = result.get(self._metric), result.get(TIME_ATTR)
-            if not isinstance(value, int | float) or not math.isfinite(value) or t is None:
+            value = _new_report(result, self._metric, self._best.get(trial.trial_id, ()))
+            if value is None:
                 return TrialScheduler.CONTINUE
             curve = self._best.setdefault(trial.trial_id, [])
-            if int(t) <= len(curve):
-                return TrialScheduler.CONTINUE  # a repeated result
             best = min(curve[-1], self._sign * value) if curve else self._sign * value
             curve.append(best)
             n = len(curve)
@@ -428,12 +438,10 @@ def _extrapolate_class() -> Any:
             return min(curve) if self._keep_best else curve[-1]
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-            value, t = result.get(self._metric), result.get(TIME_ATTR)
-            if not isinstance(value, int | float) or not math.isfinite(value) or t is None:
+            value = _new_report(result, self._metric, self._curves.get(trial.trial_id, ()))
+            if value is None:
                 return TrialScheduler.CONTINUE
             curve = self._curves.setdefault(trial.trial_id, [])
-            if int(t) <= len(curve):
-                return TrialScheduler.CONTINUE  # a repeated result
             curve.append(self._sign * value)
             n = len(curve)
             if n < self._grace or n >= self._max_t or len(self._finals) < self._min_samples:
