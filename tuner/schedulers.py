@@ -432,7 +432,8 @@ def _extrapolate_class() -> Any:
             self._keep_best = trial_value == "best"
             self._curves: dict[str, list[float]] = {}  # trial -> its reports, signed
             self._stopped: set[str] = set()
-            self._finals: list[float] = []  # values of the trials that ended on their own
+            self._ended = 0  # trials that ended on their own (at the budget or by patience)
+            self._best_final = math.inf  # the best value among them
 
         def _value(self, curve: list[float]) -> float:
             return min(curve) if self._keep_best else curve[-1]
@@ -444,12 +445,12 @@ def _extrapolate_class() -> Any:
             curve = self._curves.setdefault(trial.trial_id, [])
             curve.append(self._sign * value)
             n = len(curve)
-            if n < self._grace or n >= self._max_t or len(self._finals) < self._min_samples:
+            if n < self._grace or n >= self._max_t or self._ended < self._min_samples:
                 return TrialScheduler.CONTINUE
             estimate = optimistic_final(curve, self._max_t)
             if self._keep_best:
                 estimate = min(estimate, min(curve))
-            if estimate > min(self._finals):
+            if estimate > self._best_final:
                 self._stopped.add(trial.trial_id)
                 return TrialScheduler.STOP
             return TrialScheduler.CONTINUE
@@ -457,12 +458,13 @@ def _extrapolate_class() -> Any:
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
             curve = self._curves.get(trial.trial_id)
             if curve and trial.trial_id not in self._stopped:
-                self._finals.append(self._value(curve))
+                self._ended += 1
+                self._best_final = min(self._best_final, self._value(curve))
 
         def debug_string(self) -> str:
             return (
                 f"ExtrapolateStopping: {len(self._curves)} trials, "
-                f"{len(self._finals)} ended, {len(self._stopped)} stopped"
+                f"{self._ended} ended, {len(self._stopped)} stopped"
             )
 
     return ExtrapolateStopping
