@@ -139,10 +139,10 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
             Section("warm", ["bbob-f8-d5", "bbob-f21-d5", "xgb-breast_cancer"], ["tpe", "gp"], 20),
         ],
     ),
-    # 10 seeds in about an hour on 2 idle cores (estimated from the medium run's per-run
-    # times, not run yet). The slower problems (xgb-digits, sgd-stream-100k, pipeline-digits:
-    # 0.1-5 s a trial; xgb-synthetic-200k: 7.5 s, measured 2026-11-28) are left to
-    # --problems runs of their own.
+    # 10 seeds (BBOB instances 1-10), planned under an hour on 2 idle cores; the sections'
+    # times are in bench/RESULTS.md. The slower problems (xgb-digits, sgd-stream-100k,
+    # pipeline-digits: 0.1-5 s a trial; xgb-synthetic-200k: 7.5 s) and the warm section
+    # (three studies a seed) are left to --sections/--problems runs of their own.
     "full": (
         10,
         [
@@ -165,7 +165,6 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
                 cost_s=0.5,
             ),
             Section("stopping", ["xgb-breast_cancer"], STOP, 30),
-            Section("warm", ["bbob-f8-d5", "bbob-f21-d5", "xgb-breast_cancer"], ["tpe", "gp"], 20),
         ],
     ),
 }

@@ -65,10 +65,10 @@ class Problem:
 def _coco_problem(function: int, dimension: int, instance: int) -> Any:
     import cocoex
 
+    # The suite's default instances are 1-5 and 71-80; asking for the instance by number
+    # gives any (the same function as the default's for 1-5), so 10 seeds are 1-10.
     suite = cocoex.Suite(
-        "bbob",
-        "",
-        f"function_indices:{function} dimensions:{dimension} instance_indices:{instance}",
+        "bbob", f"instances: {instance}", f"function_indices:{function} dimensions:{dimension}"
     )
     return suite.get_problem_by_function_dimension_instance(function, dimension, instance)
 

@@ -109,18 +109,10 @@ def _grace(problem: Problem) -> int:
     return max(1, problem.max_steps // 27)
 
 
-def _tuner(
-    trace: Trace,
-    problem: Problem,
-    alg: str,
-    k: int,
-    scheduler: str,
-    seed: int,
-    trials: int,
-    cpus: float,
-) -> None:
-    import tuner
-
+def tuner_spec(
+    problem: Problem, alg: str, k: int, scheduler: str, seed: int, trials: int, cpus: float = 2.0
+) -> dict[str, Any]:
+    """The spec a ``tuner-ALG-K+SCHED`` way runs (bench/quality/_sim.py replays it)."""
     spec: dict[str, Any] = {
         "name": f"q-{seed}",
         "metric": "loss",
@@ -148,6 +140,22 @@ def _tuner(
             raise SystemExit(f"unknown early stopping option {opt!r} in {scheduler!r}")
     if len(stopping) > 1 or name != "none":
         spec["early_stopping"] = stopping
+    return spec
+
+
+def _tuner(
+    trace: Trace,
+    problem: Problem,
+    alg: str,
+    k: int,
+    scheduler: str,
+    seed: int,
+    trials: int,
+    cpus: float,
+) -> None:
+    import tuner
+
+    spec = tuner_spec(problem, alg, k, scheduler, seed, trials, cpus)
     with tempfile.TemporaryDirectory() as d:
         study = tuner.create_study(spec, storage=f"sqlite:///{d}/q.db")
         t0 = time.time()

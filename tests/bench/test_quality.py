@@ -41,3 +41,14 @@ def test_quick_quality_bench_writes_every_section_and_its_plots(tmp_path):
     assert "auto→" in text  # auto says what it picked
     assert "| added+fixed |" in text  # a warm start over a space with one more parameter
     assert len(list((tmp_path / "plots").glob("quality-tiny-*.png"))) == 4
+
+
+def test_every_seed_of_the_full_preset_has_its_bbob_instance():
+    # Seed s is instance s+1, and the full preset runs 10 seeds; the suite's default
+    # instance list stops at 5 (then 71-80), which once ended the full run at seed 5.
+    from bench.quality.__main__ import PRESETS
+    from bench.quality._problems import make
+
+    seeds, _ = PRESETS["full"]
+    values = {make(f"bbob-f21-d5-i{s + 1}").optimum for s in range(seeds)}
+    assert len(values) == seeds  # ten different instances, each with its own optimum
