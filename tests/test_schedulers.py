@@ -138,22 +138,33 @@ def test_a_spec_refuses_bad_stopping_settings_in_one_line():
             so_spec(**bad)
 
 
-def test_optimistic_final_follows_the_last_half_of_the_curve_against_log_step():
+def test_extrapolated_final_follows_the_shrinking_fall_per_doubling_of_the_steps():
     import math
 
-    from tuner.schedulers import optimistic_final
+    from tuner.schedulers import SHRINK_CAP, extrapolated_final
 
-    # a curve linear in log(step): the estimate is that line at the budget
+    # 1 + 1/step: the fall halves every doubling, and the estimate is the curve itself
+    hyperbola = [1 + 1 / step for step in range(1, 9)]
+    assert extrapolated_final(hyperbola, 64) == pytest.approx(1 + 1 / 64)
+    assert extrapolated_final(hyperbola, 8) == hyperbola[-1]  # at the budget
+    # a line against log(step) (the same fall every doubling) is followed at almost its
+    # slope: each doubling left falls by SHRINK_CAP times the one before
     line = [5 - math.log(step) for step in range(1, 9)]
-    assert optimistic_final(line, 16) == pytest.approx(5 - math.log(16))
-    # flat or rising at the end: no better than its last value
-    assert optimistic_final([3.0, 2.0, 2.0, 2.0], 16) == 2.0
-    assert optimistic_final([3.0, 2.0, 2.5, 3.0], 16) == 3.0
-    # only the last half counts: an early fall does not carry on once flat
-    assert optimistic_final([9.0, 6.0, 4.0, 3.0, 2.0, 2.0, 2.0, 2.0], 16) == 2.0
-    assert optimistic_final([9.0, 6.0, 4.0, 3.0, 2.0, 2.0, 2.0, 2.0], 8) == 2.0  # at the budget
-    still_falling = optimistic_final([9.0, 6.0, 4.0, 3.0, 2.6, 2.3, 2.1, 2.0], 16)
-    assert still_falling < 2.0 - 0.5
+    fall = math.log(2)
+    estimate = extrapolated_final(line, 32)  # two doublings left
+    assert estimate == pytest.approx(line[-1] - fall * (SHRINK_CAP + SHRINK_CAP**2))
+    assert 5 - math.log(32) < estimate < line[-1] - 1.8 * fall
+    # flat or rising over the last doubling: no better than its last value
+    assert extrapolated_final([3.0, 2.0, 2.0, 2.0], 16) == 2.0
+    assert extrapolated_final([3.0, 2.0, 2.5, 3.0], 16) == 3.0
+    assert extrapolated_final([9.0, 6.0, 4.0, 2.0, 2.0, 2.0, 2.0, 2.0], 16) == 2.0
+    # a curve that has nearly flattened is not expected to fall much further; one still
+    # falling steeply is expected to fall far
+    flattening = extrapolated_final([9.0, 5.0, 3.0, 2.2, 2.1, 2.05, 2.02, 2.0], 64)
+    steep = extrapolated_final([9.0, 8.5, 8.0, 7.5, 7.0, 6.5, 6.0, 5.5], 64)
+    assert 1.9 < flattening < 2.0
+    # (its fall grew, from 1 to 2 a doubling: taken as shrinking by SHRINK_CAP, 3 left)
+    assert steep == pytest.approx(5.5 - 2 * (SHRINK_CAP + SHRINK_CAP**2 + SHRINK_CAP**3))
 
 
 def test_extrapolate_stops_a_flattened_bad_curve_and_keeps_a_steep_one():
@@ -177,10 +188,10 @@ def test_extrapolate_stops_a_flattened_bad_curve_and_keeps_a_steep_one():
     # a flattened curve at 3 cannot reach the best final (1.0): stopped
     assert loss("bad", 3, 3.0) == STOP
     # far behind a and b at equal steps, but falling steeply: kept
-    for step, v in enumerate([10.0, 7.0, 5.0, 3.5, 2.5, 2.5], start=1):
+    for step, v in enumerate([10.0, 6.0, 4.0, 3.0, 2.0, 2.0], start=1):
         assert loss("steep", step, v) == CONTINUE
-    # once the last half of its curve is flat above the best final, it is stopped too
-    assert loss("steep", 7, 2.5) == STOP
+    # once its falls shrink too fast to take it below the best final, it is stopped too
+    assert loss("steep", 7, 2.0) == STOP
     # a curve heading below the best final goes on to the end
     for step, v in enumerate([4.0, 2.0, 1.1, 0.9, 0.9], start=1):
         assert loss("good", step, v) == CONTINUE

@@ -31,19 +31,18 @@ other trials' best values so far after as many reports, and stops it outside the
 others' running means (measured on xgboost in bench/RESULTS.md, issue 11).
 
 ``extrapolate`` (``ExtrapolateStopping``) judges a trial by its own learning curve
-(Domhan et al. 2015, kept simple): after ``grace_period`` reports it fits the last half
-of the trial's reports with a line against log(step) and follows that line to the
-budget, the trial's optimistic final value (:func:`optimistic_final`); the trial stops
-when even that is worse than the best final value of the trials that ended on their own
-(at the budget or by patience), once ``min_samples`` of them have. A curve still falling
+(Domhan et al. 2015, kept simple): after ``grace_period`` reports it follows the
+trial's curve to the budget, its fall per doubling of the steps shrinking as it did over
+the last two doublings (:func:`extrapolated_final`), and stops the trial when even that
+estimate is worse than the best final value of the trials that ended on their own (at
+the budget or by patience), once ``min_samples`` of them have. A curve still falling
 steeply (an xgboost run with a small eta) is kept, however far behind it is at equal
-reports; one that has flattened at a worse value stops. So the trials it stops are bad
-ones, and tuner's Optuna searcher tells them as completed with their value at the stop
-(told as pruned, TPE fitted its "good" group on the few completed trials; measured in
-bench/RESULTS.md, issue 11). The estimate is optimistic for a curve with diminishing
-returns per doubling of the steps; a curve whose fall is still speeding up against
-log(step) (an exponential decay well before its time constant) is underrated, which
-``grace_period`` is there to cover.
+reports; one that has flattened, or whose falls shrink too fast to reach the best,
+stops. tuner's Optuna searcher tells a trial it stops as completed with its value at the
+stop (told as pruned, TPE fitted its "good" group on the few completed trials; measured
+in bench/RESULTS.md, issue 11). The estimate is an estimate, not a bound: a curve whose
+fall per doubling grows (an exponential decay well before its time constant) is
+underrated, which ``grace_period`` is there to cover.
 
 ``early_stopping.patience`` is not a scheduler: a trial stops itself on a plateau of
 its own metric (``tuner._report``) and completes, whichever scheduler runs.
@@ -370,29 +369,44 @@ def _extrapolate(spec: StudySpec) -> TrialScheduler:
     )
 
 
-def optimistic_final(values: list[float], max_t: int) -> float:
-    """The value a curve reaches at report `max_t` if its recent trend goes on.
+SHRINK_CAP = 0.95
+"""extrapolate: the fall per doubling of the steps is taken to shrink by at least 5% a
+doubling (the ratio of two consecutive falls is capped at this)."""
 
-    `values` are a trial's reports 1..t, lower is better. A line is fitted (least
-    squares) to the last half of them (at least 2) against log(step); the estimate is the
-    last value moved down that line's slope to log(max_t); a flat or rising line gives
-    the last value. Linear in log(step) keeps the fall per doubling of the steps as it
-    is now, which a curve with diminishing returns does not beat, so the estimate is
-    optimistic for such a curve, yet it tells a curve that has flattened from one still
-    falling. Fitting the last half only (the last doubling of the steps) forgets the
-    steep start every curve has.
+
+def extrapolated_final(values: Sequence[float], max_t: int) -> float:
+    """The value a curve reaches at report `max_t` if its fall per doubling of the steps
+    goes on shrinking as it did over its last two doublings.
+
+    `values` are a trial's reports 1..t, lower is better. With ``v(s)`` the report at step
+    s, ``d1 = v(t/2) - v(t)`` is the fall over the last doubling of the steps and
+    ``d0 = v(t/4) - v(t/2)`` the fall over the one before; each of the ``log2(max_t / t)``
+    doublings left falls by ``q`` times the one before, ``q = d1 / d0`` capped at
+    :data:`SHRINK_CAP` (also when the doubling before did not fall, or t < 4): a
+    geometric series. A last doubling that did not fall gives the last value.
+
+    A curve with the same fall every doubling (a line against log(step)) is followed at
+    almost its slope; one whose falls shrink (most learning curves) is followed as they
+    shrink, so a trial still improving, but by less each doubling, is judged by where
+    that takes it (``1 + 1/step`` is extrapolated exactly). Measured against the earlier
+    rule (a line over the last half of the reports, no shrinking) in bench/RESULTS.md,
+    issue 11: it stops near-misses earlier at the same final best.
     """
     t = len(values)
     last = values[-1]
-    n = max(2, t // 2)
     if t < 2 or t >= max_t:
         return last
-    xs = [math.log(step) for step in range(t - n + 1, t + 1)]
-    ys = values[-n:]
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    return last + min(0.0, slope) * (math.log(max_t) - math.log(t))
+
+    def at(step: float) -> float:
+        return values[max(1, round(step)) - 1]
+
+    d1 = at(t / 2) - last
+    if d1 <= 0:
+        return last
+    d0 = at(t / 4) - at(t / 2) if t >= 4 else 0.0
+    q = min(SHRINK_CAP, d1 / d0) if d0 > 0 else SHRINK_CAP
+    doublings = math.log2(max_t / t)
+    return last - d1 * q * (1 - q**doublings) / (1 - q)
 
 
 @functools.cache
@@ -400,7 +414,7 @@ def _extrapolate_class() -> Any:
     from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
     class ExtrapolateStopping(FIFOScheduler):
-        """Stop a trial whose optimistic final value (:func:`optimistic_final` of its
+        """Stop a trial whose extrapolated final value (:func:`extrapolated_final` of its
         reports so far) is worse than the best value of the trials that ended on their
         own; asynchronous, nothing is paused.
 
@@ -447,7 +461,7 @@ def _extrapolate_class() -> Any:
             n = len(curve)
             if n < self._grace or n >= self._max_t or self._ended < self._min_samples:
                 return TrialScheduler.CONTINUE
-            estimate = optimistic_final(curve, self._max_t)
+            estimate = extrapolated_final(curve, self._max_t)
             if self._keep_best:
                 estimate = min(estimate, min(curve))
             if estimate > self._best_final:

@@ -442,10 +442,10 @@ class EarlyStoppingSpec(_Strict):
     several brackets; median: stop a trial below the median of others at the same step;
     percentile: stop a trial whose best so far is outside the best `percentile` % of the
     other trials' best so far at the same step (Optuna's PercentilePruner); extrapolate:
-    stop a trial once even an optimistic extrapolation of its own curve to the budget
-    (its last half of reports as a line against log(step), followed to the last step) is
-    worse than the best value of the trials that ended on their own, so a curve still
-    falling steeply is kept however far behind it is; the search algorithm is told a
+    stop a trial once its own curve, followed to the budget with its fall per doubling
+    of the steps shrinking as it did over the last two doublings, ends worse than the best
+    value of the trials that ended on their own, so a curve still falling steeply is kept
+    however far behind it is; the search algorithm is told a
     trial it stops as completed with its value at the stop. With several objectives:
     none/fifo, or asha ranking each rung as `multi_objective` says (hyperband, median,
     percentile and extrapolate take one objective)."""

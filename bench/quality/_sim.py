@@ -1,0 +1,161 @@
+"""Early stopping replayed in one process: tuner's own searcher and scheduler, no Ray.
+
+    python -m bench.quality._sim --problems xgb-breast_cancer,xgb-digits \
+        --ways tuner-tpe,tuner-tpe+extrapolate+g5 --seeds 10 [--trials 30]
+
+With one trial in flight a study is a sequence: the searcher suggests a config, the
+trial reports one value a step, the scheduler (and `early_stopping.patience`) may end
+it, the searcher is told. This replays exactly that with the objects a study builds
+(:func:`tuner.search.build_searcher`, :func:`tuner.schedulers.build_scheduler`, the
+spec of bench/quality/_ways.py's ``tuner-...`` way), calling them in the order Ray
+Tune's controller does, so a seed gives the numbers the Ray benchmark gives, in a
+minute instead of ten. Each config's whole curve is computed once and cached
+(`--cache`), so ways that propose the same configs share the training.
+
+It is a research tool for choosing a rule, not a claim: bench/RESULTS.md's claims come
+from `python -m bench.quality`, where Ray Tune runs every trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import statistics
+from pathlib import Path
+from typing import Any
+
+from bench.quality._problems import Problem, make, steps
+from bench.quality._ways import parse, trial_factor, tuner_spec
+
+_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], list[float]] = {}
+
+
+class _Trial:
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+def curve(problem: Problem, config: dict[str, Any]) -> list[float]:
+    """The loss after each step of `config`'s whole run."""
+    key = (problem.name, tuple(sorted(config.items())))
+    if key not in _CACHE:
+        _CACHE[key] = [loss for _, loss in steps(problem, config)]
+    return _CACHE[key]
+
+
+def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]:
+    """One study of `way` on `problem`; what bench.quality's stopping table counts."""
+    from ray.tune.schedulers import TrialScheduler
+
+    from tuner._report import TrialContext, plateau_rule
+    from tuner.schedulers import build_scheduler
+    from tuner.search import build_searcher
+    from tuner.spec import load_spec
+
+    _, alg, k, scheduler_name = parse(way)
+    spec = load_spec(tuner_spec(problem, alg, k, scheduler_name, seed, trials * trial_factor(way)))
+    searcher = build_searcher(spec)
+    searcher.set_search_properties(spec.metric, spec.mode, {})
+    scheduler = build_scheduler(spec)
+    scheduler.set_search_properties(spec.metric, spec.mode)
+    keep_best = spec.early_stopping.trial_value == "best"
+    finals: list[float] = []  # values of the trials that completed, in order
+    used: list[int] = []
+    stops: list[int] = []
+    for i in range(spec.search.num_trials):
+        tid = f"t{i}"
+        trial = _Trial(tid)
+        config = searcher.suggest(tid)
+        assert isinstance(config, dict)
+        losses = curve(problem, config)
+        scheduler.on_trial_add(None, trial)
+        context = TrialContext(metric="loss", plateau=plateau_rule(spec))
+        stopped = False
+        for t, loss in enumerate(losses, start=1):
+            result = {"loss": loss, "training_iteration": t}
+            decision = scheduler.on_trial_result(None, trial, result)
+            if decision == TrialScheduler.STOP:
+                # Ray tells the searcher nothing more of this result but its end.
+                # Ray's controller: callbacks (tuner's, which note the prune), then
+                # stop_trial: the scheduler's and the searcher's on_trial_complete.
+                searcher.note_pruned(tid)
+                scheduler.on_trial_complete(None, trial, {**result, "done": True})
+                searcher.on_trial_complete(tid, {**result, "done": True})
+                stopped = True
+                stops.append(t)
+                break
+            searcher.on_trial_result(tid, result)
+            if context.stalled(loss) or t == len(losses):
+                result = {**result, "done": True}
+                scheduler.on_trial_complete(None, trial, result)
+                searcher.on_trial_complete(tid, result)
+                break
+        used.append(t)
+        if not stopped:
+            finals.append(min(losses[:t]) if keep_best else losses[t - 1])
+    return {
+        "way": way,
+        "seed": seed,
+        "best": min(finals) if finals else float("inf"),
+        "steps": sum(used),
+        "completed": len(finals),
+        "stops": stops,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    import logging
+    import warnings
+
+    import optuna
+
+    warnings.filterwarnings("ignore")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("tuner").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", default="xgb-breast_cancer,xgb-digits")
+    parser.add_argument("--ways", required=True)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/bench-quality-sim.pkl"))
+    parser.add_argument("--json", type=Path, default=None, help="write every run here")
+    args = parser.parse_args(argv)
+    if args.cache.exists():
+        _CACHE.update(pickle.loads(args.cache.read_bytes()))
+    ways = args.ways.split(",")
+    runs: list[dict[str, Any]] = []
+    try:
+        for name in args.problems.split(","):
+            problem = make(name)
+            base: dict[int, dict[str, Any]] = {}
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                for way in ways:
+                    run = replay(way, problem, seed, args.trials)
+                    run["problem"] = name
+                    runs.append(run)
+                    if way == ways[0]:
+                        base[seed] = run
+            print(f"\n{name} ({args.seeds} seeds, {args.trials} trials; vs {ways[0]})")
+            print("| way | best (median) | ratio per seed | median ratio | share of steps |")
+            print("|---|---|---|---|---|")
+            for way in ways:
+                mine = [r for r in runs if r["problem"] == name and r["way"] == way]
+                ratios = [r["best"] / base[r["seed"]]["best"] for r in mine]
+                shares = [r["steps"] / base[r["seed"]]["steps"] for r in mine]
+                print(
+                    f"| {way} | {statistics.median(r['best'] for r in mine):.4g} | "
+                    f"{' '.join(f'{x:.3f}' for x in ratios)} | "
+                    f"**{statistics.median(ratios):.3f}** | "
+                    f"**{statistics.median(shares):.2f}** |",
+                    flush=True,
+                )
+    finally:
+        args.cache.write_bytes(pickle.dumps(_CACHE))
+    if args.json:
+        args.json.write_text(json.dumps(runs))
+
+
+if __name__ == "__main__":
+    main()
