@@ -75,7 +75,7 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
         for t, loss in enumerate(losses, start=1):
             result = {"loss": loss, "training_iteration": t}
             decision = scheduler.on_trial_result(None, trial, result)
-            if decision == TrialScheduler.STOP:
+            if decision == TrialScheduler.STOP and t < len(losses):  # at the end: done
                 # Ray tells the searcher nothing more of this result but its end.
                 # Ray's controller: callbacks (tuner's, which note the prune), then
                 # stop_trial: the scheduler's and the searcher's on_trial_complete.

@@ -52,3 +52,20 @@ def test_every_seed_of_the_full_preset_has_its_bbob_instance():
     seeds, _ = PRESETS["full"]
     values = {make(f"bbob-f21-d5-i{s + 1}").optimum for s in range(seeds)}
     assert len(values) == seeds  # ten different instances, each with its own optimum
+
+
+@pytest.mark.integration
+def test_the_stopping_replay_gives_what_the_ray_study_gives():
+    # bench/quality/_sim.py stands in for the Ray benchmark when choosing a stopping
+    # rule; that holds only while it calls the searcher and scheduler as Ray Tune does.
+    from bench.quality._problems import make
+    from bench.quality._sim import replay
+    from bench.quality._ways import run_way
+
+    problem = make("xgb-breast_cancer")
+    way = "tuner-tpe+extrapolate+g5"
+    ray = run_way(way, problem, seed=0, trials=8)
+    sim = replay(way, problem, seed=0, trials=8)
+    assert sum(ray.used) == sim["steps"]
+    assert len(ray.used) - sum(ray.full) == len(sim["stops"]) > 0  # some were stopped
+    assert min(x for x, full in zip(ray.losses, ray.full, strict=True) if full) == sim["best"]
