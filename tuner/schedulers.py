@@ -390,7 +390,8 @@ def extrapolated_final(values: Sequence[float], max_t: int) -> float:
     shrink, so a trial still improving, but by less each doubling, is judged by where
     that takes it (``1 + 1/step`` is extrapolated exactly). Measured against the earlier
     rule (a line over the last half of the reports, no shrinking) in bench/RESULTS.md,
-    issue 11: it stops near-misses earlier at the same final best.
+    issue 11: it stops near-misses earlier, for a quarter fewer rounds at about the same
+    final best.
     """
     t = len(values)
     last = values[-1]

@@ -76,9 +76,9 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
             result = {"loss": loss, "training_iteration": t}
             decision = scheduler.on_trial_result(None, trial, result)
             if decision == TrialScheduler.STOP and t < len(losses):  # at the end: done
-                # Ray tells the searcher nothing more of this result but its end.
-                # Ray's controller: callbacks (tuner's, which note the prune), then
-                # stop_trial: the scheduler's and the searcher's on_trial_complete.
+                # Ray's controller: the callbacks (tuner's notes the prune), then
+                # stop_trial: the scheduler's and the searcher's on_trial_complete
+                # (the searcher gets this result there, not in on_trial_result).
                 searcher.note_pruned(tid)
                 scheduler.on_trial_complete(None, trial, {**result, "done": True})
                 searcher.on_trial_complete(tid, {**result, "done": True})
