@@ -185,8 +185,10 @@ def test_extrapolate_stops_a_flattened_bad_curve_and_keeps_a_steep_one():
     # inside the grace period: never judged, however bad
     assert loss("bad", 1, 9.0) == CONTINUE
     assert loss("bad", 2, 3.0) == CONTINUE
+    # nor before its 4th report (two doublings of the steps)
+    assert loss("bad", 3, 3.0) == CONTINUE
     # a flattened curve at 3 cannot reach the best final (1.0): stopped
-    assert loss("bad", 3, 3.0) == STOP
+    assert loss("bad", 4, 3.0) == STOP
     # far behind a and b at equal steps, but falling steeply: kept
     for step, v in enumerate([10.0, 6.0, 4.0, 3.0, 2.0, 2.0], start=1):
         assert loss("steep", step, v) == CONTINUE
@@ -195,6 +197,23 @@ def test_extrapolate_stops_a_flattened_bad_curve_and_keeps_a_steep_one():
     # a curve heading below the best final goes on to the end
     for step, v in enumerate([4.0, 2.0, 1.1, 0.9, 0.9], start=1):
         assert loss("good", step, v) == CONTINUE
+
+
+def test_extrapolate_with_the_default_grace_period_judges_a_curve_from_its_fourth_report():
+    # grace_period defaults to 1; a first report alone is worse than any final, so a rule
+    # that judged it would stop every trial at its first report
+    rule = build_scheduler(so_spec(scheduler="extrapolate", min_samples=1))
+    for step in range(1, 13):
+        rule.on_trial_result(None, FakeTrial("done"), {"training_iteration": step, "loss": 1.0})
+    rule.on_trial_complete(None, FakeTrial("done"), {})
+
+    def loss(step: int, value: float) -> str:
+        return rule.on_trial_result(
+            None, FakeTrial("new"), {"training_iteration": step, "loss": value}
+        )
+
+    assert [loss(step, v) for step, v in enumerate([9.0, 6.0, 4.0], start=1)] == [CONTINUE] * 3
+    assert loss(4, 4.0) == STOP  # flat over its last doubling, above the best final
 
 
 def test_extrapolate_takes_one_objective():

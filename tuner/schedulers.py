@@ -369,6 +369,12 @@ def _extrapolate(spec: StudySpec) -> TrialScheduler:
     )
 
 
+MIN_REPORTS = 4
+"""extrapolate judges a curve from its 4th report on (whatever ``grace_period`` says): the
+shrinking of its fall per doubling needs two doublings of the steps. With fewer, its
+first report alone would be the estimate, worse than any final, and every trial would
+stop at its first report."""
+
 SHRINK_CAP = 0.95
 """extrapolate: the fall per doubling of the steps is taken to shrink by at least 5% a
 doubling (the ratio of two consecutive falls is capped at this)."""
@@ -460,7 +466,8 @@ def _extrapolate_class() -> Any:
             curve = self._curves.setdefault(trial.trial_id, [])
             curve.append(self._sign * value)
             n = len(curve)
-            if n < self._grace or n >= self._max_t or self._ended < self._min_samples:
+            judged_from = max(self._grace, MIN_REPORTS)
+            if n < judged_from or n >= self._max_t or self._ended < self._min_samples:
                 return TrialScheduler.CONTINUE
             estimate = extrapolated_final(curve, self._max_t)
             if self._keep_best:

@@ -444,8 +444,8 @@ class EarlyStoppingSpec(_Strict):
     other trials' best so far at the same step (Optuna's PercentilePruner); extrapolate:
     stop a trial once its own curve, followed to the budget with its fall per doubling
     of the steps shrinking as it did over the last two doublings, ends worse than the best
-    value of the trials that ended on their own, so a curve still falling steeply is kept
-    however far behind it is; the search algorithm is told a
+    value of the trials that ended on their own (judged from its 4th report on), so a
+    curve still falling steeply is kept however far behind it is; the search algorithm is told a
     trial it stops as completed with its value at the stop. With several objectives:
     none/fifo, or asha ranking each rung as `multi_objective` says (hyperband, median,
     percentile and extrapolate take one objective)."""
