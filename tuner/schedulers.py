@@ -448,7 +448,7 @@ def _extrapolate_class() -> Any:
             self._metric = metric
             self._sign = 1.0 if mode == "min" else -1.0  # lower is better inside
             self._max_t = max_t
-            self._grace = grace_period
+            self._judged_from = max(grace_period, MIN_REPORTS)  # the first report judged
             self._min_samples = min_samples
             self._keep_best = trial_value == "best"
             self._curves: dict[str, list[float]] = {}  # trial -> its reports, signed
@@ -466,8 +466,7 @@ def _extrapolate_class() -> Any:
             curve = self._curves.setdefault(trial.trial_id, [])
             curve.append(self._sign * value)
             n = len(curve)
-            judged_from = max(self._grace, MIN_REPORTS)
-            if n < judged_from or n >= self._max_t or self._ended < self._min_samples:
+            if n < self._judged_from or n >= self._max_t or self._ended < self._min_samples:
                 return TrialScheduler.CONTINUE
             estimate = extrapolated_final(curve, self._max_t)
             if self._keep_best:

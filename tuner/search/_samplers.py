@@ -76,18 +76,10 @@ def cmaes(
     from tuner.search._cmaes import WarmCmaEsSampler, searched, source_trials
 
     source = source_trials(spec, warm, history) if warm or history else []
+    options: dict[str, Any] = {"seed": spec.search.seed, "warn_independent_sampling": False}
     if source:
-        sampler = _sampler(
-            WarmCmaEsSampler,
-            space=searched(spec),
-            source_trials=source,
-            seed=spec.search.seed,
-            warn_independent_sampling=False,
-        )
-    else:
-        sampler = _sampler(
-            optuna.samplers.CmaEsSampler, seed=spec.search.seed, warn_independent_sampling=False
-        )
+        options.update(space=searched(spec), source_trials=source)
+    sampler = _sampler(WarmCmaEsSampler if source else optuna.samplers.CmaEsSampler, **options)
     return OptunaSearcher(spec, history, sampler)
 
 
