@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.dashboard.conftest import (
     ARTIFACTS,
@@ -122,8 +123,9 @@ def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
     # a marker for each completed trial (15 of 24), and the best-so-far line
     assert page.locator(".mark-symbol.role-mark path").count() == 15
     assert page.locator(".mark-line.role-mark path").count() == 1
-    picker = page.locator('[data-testid="stButtonGroup"]')
-    assert picker.get_by_role("radio").all_inner_texts() == ["Optimization history", *ON_DEMAND]
+    # Playwright's expect retries: Streamlit may still be sending the picker after the chart
+    picker = page.locator('[data-testid="stButtonGroup"]').get_by_role("radio")
+    expect(picker).to_have_text(["Optimization history", *ON_DEMAND], timeout=TIMEOUT_MS)
     page.locator("td", has_text="completed").first.wait_for(state="attached")  # the table
     _no_exception(page)
     # Streamlit's Plotly component is loaded once the first chart is drawn, before any
@@ -206,7 +208,8 @@ def test_pareto_view_of_a_two_objective_study(dashboard: str, page: Any) -> None
     page.goto(dashboard + "/study?study=mo-study")
     wait_until_drawn(page, 1, TIMEOUT_MS)  # the front is the default chart
     picker = page.locator('[data-testid="stButtonGroup"]').get_by_role("radio")
-    assert picker.all_inner_texts()[:2] == ["Pareto front", "Hypervolume"]
+    expect(picker.nth(0)).to_have_text("Pareto front", timeout=TIMEOUT_MS)
+    expect(picker.nth(1)).to_have_text("Hypervolume", timeout=TIMEOUT_MS)
     title = page.locator(".gtitle").first.text_content()
     assert title.startswith("Pareto front: ") and "of 27 completed trials" in title
     legend = set(page.locator(".legendtext").all_text_contents())
