@@ -56,6 +56,22 @@ def _q(values: Sequence[float]) -> tuple[float, float, float]:
     return float(q1), float(med), float(q3)
 
 
+def median_ci(
+    values: Sequence[float], level: float = 0.9, draws: int = 2000
+) -> tuple[float, float]:
+    """A bootstrap interval of the median of `values` (the seeds resampled with
+    replacement, a fixed seed, so a table repeats): how far another set of seeds could
+    put the median."""
+    import random
+
+    if len(values) < 2:
+        return (math.nan, math.nan)
+    rng = random.Random(0)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    tail = int(draws * (1 - level) / 2)
+    return meds[tail], meds[draws - 1 - tail]
+
+
 def _fmt(v: float) -> str:
     if not math.isfinite(v):
         return "-"
@@ -189,9 +205,9 @@ def table_stopping(traces: Sequence[Trace], baseline: str) -> list[str]:
     grouped = group(traces)
     lines = [
         "| problem | way | trials | best loss, median [q1, q3] | vs no stopping (median of "
-        "per-seed ratios) | steps used (median) | share of no stopping's steps | goal "
-        "(<=1.01, <=1/3) |",
-        "|---|---|---|---|---|---|---|---|",
+        "per-seed ratios) | its 90% interval over seeds | steps used (median) | share of no "
+        "stopping's steps | goal (<=1.01, <=1/3) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for fam, by_way in grouped.items():
         base = {t.seed: t for t in by_way.get(baseline, [])}
@@ -202,9 +218,11 @@ def table_stopping(traces: Sequence[Trace], baseline: str) -> list[str]:
             ratio = statistics.median(ratios) if ratios else math.nan
             share = statistics.median(shares) if shares else math.nan
             goal = "yes" if ratio <= 1.01 and share <= 1 / 3 else "no"
+            lo, hi = median_ci(ratios) if w != baseline else (math.nan, math.nan)
+            interval = "-" if math.isnan(lo) else f"[{lo:.3f}, {hi:.3f}]"
             lines.append(
                 f"| {fam} | {w} | {statistics.median(len(t.losses) for t in ts):.0f} | "
-                f"{_cell(finals)} | {ratio:.3f} | "
+                f"{_cell(finals)} | {ratio:.3f} | {interval} | "
                 f"{statistics.median(sum(t.used) for t in ts):.0f} | {share:.2f} | "
                 f"{'-' if w == baseline else goal} |"
             )

@@ -12,6 +12,12 @@ Tune's controller does, so a seed gives the numbers the Ray benchmark gives, in 
 minute instead of ten. Each config's whole curve is computed once and cached
 (`--cache`), so ways that propose the same configs share the training.
 
+A way ``tuner-tpe@1000`` is ``tuner-tpe`` with the searcher's seed + 1000: its ratio to
+``tuner-tpe`` is how far two seeds of one way differ, the noise floor a rule's ratio is
+read against. The table gives the median ratio's 90% bootstrap interval over the seeds,
+and in how many seeds a trial that was stopped would have beaten the best that
+completed, run to the end (a stop the rule got wrong, not the search's path).
+
 It is a research tool for choosing a rule, not a claim: bench/RESULTS.md's claims come
 from `python -m bench.quality`, where Ray Tune runs every trial.
 """
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.quality._problems import Problem, make, steps
+from bench.quality._report import median_ci
 from bench.quality._ways import parse, trial_factor, tuner_spec
 
 _CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], list[float]] = {}
@@ -53,8 +60,15 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
     from tuner.search import build_searcher
     from tuner.spec import load_spec
 
-    _, alg, k, scheduler_name = parse(way)
-    spec = load_spec(tuner_spec(problem, alg, k, scheduler_name, seed, trials * trial_factor(way)))
+    # ``tuner-tpe@1000``: the same way with the searcher's seed + 1000 (how far two seeds
+    # of one way differ: the noise floor of a comparison)
+    name, _, offset = way.partition("@")
+    _, alg, k, scheduler_name = parse(name)
+    spec = load_spec(
+        tuner_spec(
+            problem, alg, k, scheduler_name, seed + int(offset or 0), trials * trial_factor(name)
+        )
+    )
     searcher = build_searcher(spec)
     searcher.set_search_properties(spec.metric, spec.mode, {})
     scheduler = build_scheduler(spec)
@@ -63,6 +77,8 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
     finals: list[float] = []  # values of the trials that completed, in order
     used: list[int] = []
     stops: list[int] = []
+    missed: list[tuple[float, int, int]] = []  # (what a stopped trial would have ended at
+    # run fully, the step it was stopped at, its number)
     for i in range(spec.search.num_trials):
         tid = f"t{i}"
         trial = _Trial(tid)
@@ -84,6 +100,7 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
                 searcher.on_trial_complete(tid, {**result, "done": True})
                 stopped = True
                 stops.append(t)
+                missed.append((min(losses) if keep_best else losses[-1], t, i))
                 break
             searcher.on_trial_result(tid, result)
             if context.stalled(loss) or t == len(losses):
@@ -101,6 +118,9 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
         "steps": sum(used),
         "completed": len(finals),
         "stops": stops,
+        # the best a stopped trial would have reached: below "best", the rule stopped a
+        # trial that would have won; above, any gap to no stopping is the search's path
+        "best_stopped": min(missed) if missed else (float("inf"), 0, 0),
     }
 
 
@@ -138,17 +158,22 @@ def main(argv: list[str] | None = None) -> None:
                     if way == ways[0]:
                         base[seed] = run
             print(f"\n{name} ({args.seeds} seeds, {args.trials} trials; vs {ways[0]})")
-            print("| way | best (median) | ratio per seed | median ratio | share of steps |")
-            print("|---|---|---|---|---|")
+            print(
+                "| way | best (median) | ratio per seed | median ratio [90% interval] | "
+                "share of steps | a stopped trial would have won |"
+            )
+            print("|---|---|---|---|---|---|")
             for way in ways:
                 mine = [r for r in runs if r["problem"] == name and r["way"] == way]
                 ratios = [r["best"] / base[r["seed"]]["best"] for r in mine]
                 shares = [r["steps"] / base[r["seed"]]["steps"] for r in mine]
+                lo, hi = median_ci(ratios)
+                missed = sum(r["best_stopped"][0] < r["best"] for r in mine)
                 print(
                     f"| {way} | {statistics.median(r['best'] for r in mine):.4g} | "
                     f"{' '.join(f'{x:.3f}' for x in ratios)} | "
-                    f"**{statistics.median(ratios):.3f}** | "
-                    f"**{statistics.median(shares):.2f}** |",
+                    f"**{statistics.median(ratios):.3f}** [{lo:.3f}, {hi:.3f}] | "
+                    f"**{statistics.median(shares):.2f}** | {missed} of {len(mine)} seeds |",
                     flush=True,
                 )
     finally:
