@@ -72,6 +72,8 @@ STOP = [
     "tuner-bohb",
     "tuner-tpe+extrapolate+g5",
     "tuner-tpe+percentile+g10+p10+best",
+    # no stopping at another seed: how far two seeds of one way differ (the noise floor)
+    "tuner-tpe@1000",
 ]
 
 PRESETS: dict[str, tuple[int, list[Section]]] = {

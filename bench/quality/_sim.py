@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.quality._problems import Problem, make, steps
 from bench.quality._report import median_ci
-from bench.quality._ways import parse, trial_factor, tuner_spec
+from bench.quality._ways import parse, seed_offset, trial_factor, tuner_spec
 
 _CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], list[float]] = {}
 
@@ -62,12 +62,10 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
 
     # ``tuner-tpe@1000``: the same way with the searcher's seed + 1000 (how far two seeds
     # of one way differ: the noise floor of a comparison)
-    name, _, offset = way.partition("@")
-    _, alg, k, scheduler_name = parse(name)
+    _, alg, k, scheduler_name = parse(way)
+    offset = seed_offset(way)[1]
     spec = load_spec(
-        tuner_spec(
-            problem, alg, k, scheduler_name, seed + int(offset or 0), trials * trial_factor(name)
-        )
+        tuner_spec(problem, alg, k, scheduler_name, seed + offset, trials * trial_factor(way))
     )
     searcher = build_searcher(spec)
     searcher.set_search_properties(spec.metric, spec.mode, {})

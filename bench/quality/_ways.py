@@ -6,6 +6,9 @@
   extrapolate; bohb implies hyperband), each OPT one more early_stopping setting: ``pN``
   patience N, ``best`` trial_value best, ``gN`` grace period N (default budget // 27),
   ``qN`` percentile N, ``rN`` reduction factor N (default 3);
+- any way with ``@N`` at its end (``tuner-tpe@1000``): the same way with seed + N, read
+  against the way without it: how far two seeds of one way differ, the noise floor of a
+  comparison (its trace keeps the seed it is compared at);
 - ``optuna-ALG``: the same Optuna sampler with its defaults, sequential, in memory (the
   quality reference);
 - ``raytune-random[-K]``: bare Ray Tune with its default search (BasicVariantGenerator),
@@ -63,10 +66,16 @@ def _objective_for_tuner(problem: Problem):
     return objective
 
 
+def seed_offset(way: str) -> tuple[str, int]:
+    """``tuner-tpe@1000`` -> ("tuner-tpe", 1000); a way without ``@N`` -> (way, 0)."""
+    name, _, offset = way.partition("@")
+    return name, int(offset) if offset else 0
+
+
 def parse(way: str) -> tuple[str, str, int, str]:
     """``tuner-tpe-4+asha`` -> ("tuner", "tpe", 4, "asha"); a ``*N`` suffix (N times the
-    section's trials, see :func:`trial_factor`) is ignored here."""
-    way = way.split("*")[0]
+    section's trials, see :func:`trial_factor`) and an ``@N`` one are ignored here."""
+    way = seed_offset(way)[0].split("*")[0]
     way, _, scheduler = way.partition("+")
     parts = way.split("-")
     k = 1
@@ -81,15 +90,17 @@ def parse(way: str) -> tuple[str, str, int, str]:
 def trial_factor(way: str) -> int:
     """``tuner-bohb*3``: 3 times the section's trials (early stopping ways may spend
     the rounds they save on more trials)."""
-    _, _, factor = way.partition("*")
+    _, _, factor = seed_offset(way)[0].partition("*")
     return int(factor) if factor else 1
 
 
 def run_way(way: str, problem: Problem, seed: int, trials: int, cpus: float = 2.0) -> Trace:
-    """Run `way` on `problem` for `trials` trials (times its ``*N``) with `seed`."""
+    """Run `way` on `problem` for `trials` trials (times its ``*N``) with `seed` (plus its
+    ``@N``)."""
     kind, alg, k, scheduler = parse(way)
     trials *= trial_factor(way)
     trace = Trace(way, problem.name, seed)
+    seed += seed_offset(way)[1]
     started = time.perf_counter()
     if kind == "tuner":
         _tuner(trace, problem, alg, k, scheduler, seed, trials, cpus)

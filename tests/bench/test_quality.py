@@ -69,3 +69,22 @@ def test_the_stopping_replay_gives_what_the_ray_study_gives():
     assert sum(ray.used) == sim["steps"]
     assert len(ray.used) - sum(ray.full) == len(sim["stops"]) > 0  # some were stopped
     assert min(x for x, full in zip(ray.losses, ray.full, strict=True) if full) == sim["best"]
+
+
+def test_a_way_at_another_seed_is_that_seed_of_the_way_compared_at_its_own():
+    # `tuner-tpe@1000` is read against `tuner-tpe` at the same seed (the noise floor of a
+    # stopping rule's ratio), so it must run seed + 1000 and still be paired with seed.
+    pytest.importorskip("xgboost")
+    from bench.quality._problems import make
+    from bench.quality._sim import replay
+    from bench.quality._ways import parse, trial_factor
+
+    assert parse("tuner-tpe+asha*2@1000") == ("tuner", "tpe", 1, "asha")
+    assert trial_factor("tuner-tpe+asha*2@1000") == 2
+    problem = make("xgb-breast_cancer")
+    shifted = replay("tuner-tpe+asha@7", problem, seed=0, trials=6)
+    seventh = replay("tuner-tpe+asha", problem, seed=7, trials=6)
+    zeroth = replay("tuner-tpe+asha", problem, seed=0, trials=6)
+    assert shifted["seed"] == 0
+    assert (shifted["best"], shifted["steps"]) == (seventh["best"], seventh["steps"])
+    assert shifted["best"] != zeroth["best"]
