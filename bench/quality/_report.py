@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.quality._ways import Trace, parse
+from bench.quality._ways import Trace, parse, seed_offset
 
 __all__ = [
     "best_curve",
@@ -224,7 +224,7 @@ def table_stopping(traces: Sequence[Trace], baseline: str) -> list[str]:
                 f"| {fam} | {w} | {statistics.median(len(t.losses) for t in ts):.0f} | "
                 f"{_cell(finals)} | {ratio:.3f} | {interval} | "
                 f"{statistics.median(sum(t.used) for t in ts):.0f} | {share:.2f} | "
-                f"{'-' if w == baseline else goal} |"
+                f"{'-' if w == baseline or seed_offset(w)[1] else goal} |"  # @N: no rule
             )
     return lines
 

@@ -69,6 +69,8 @@ def _objective_for_tuner(problem: Problem):
 def seed_offset(way: str) -> tuple[str, int]:
     """``tuner-tpe@1000`` -> ("tuner-tpe", 1000); a way without ``@N`` -> (way, 0)."""
     name, _, offset = way.partition("@")
+    if offset and not offset.isdigit():
+        raise SystemExit(f"{way!r}: the seed offset after @ must be a whole number, e.g. @1000")
     return name, int(offset) if offset else 0
 
 
