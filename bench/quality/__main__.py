@@ -2,7 +2,7 @@
 
     python -m bench.quality --quick [--out FILE]        # under 5 minutes on 2 cores
     python -m bench.quality --preset medium [--out FILE]
-    python -m bench.quality --preset full [--out FILE]  # planned under an hour, not in CI
+    python -m bench.quality --preset full [--out FILE]  # about 45 minutes, not in CI
     python -m bench.quality --quick --tiny --out FILE   # what the test runs (~1 minute)
 
 Four sections, each its peers side by side in one run (see bench/quality/__init__.py):
@@ -145,8 +145,8 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
             Section("warm", ["bbob-f8-d5", "bbob-f21-d5", "xgb-breast_cancer"], ["tpe", "gp"], 20),
         ],
     ),
-    # 10 seeds (BBOB instances 1-10): about an hour on 2 cores (measured section by section,
-    # bench/RESULTS.md). The slower problems (xgb-digits, sgd-stream-100k,
+    # 10 seeds (BBOB instances 1-10): 41 min 44 s on 2 cores as one run (bench/RESULTS.md),
+    # before tuner-tpe@1000 joined the stopping section (about 1.5 minutes more). The slower problems (xgb-digits, sgd-stream-100k,
     # pipeline-digits: 0.1-5 s a trial; xgb-synthetic-200k: 7.5 s) and the warm section
     # (three studies a seed) are left to --sections/--problems runs of their own.
     "full": (
