@@ -60,8 +60,6 @@ def replay(way: str, problem: Problem, seed: int, trials: int) -> dict[str, Any]
     from tuner.search import build_searcher
     from tuner.spec import load_spec
 
-    # ``tuner-tpe@1000``: the same way with the searcher's seed + 1000 (how far two seeds
-    # of one way differ: the noise floor of a comparison)
     _, alg, k, scheduler_name = parse(way)
     offset = seed_offset(way)[1]
     spec = load_spec(

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.dashboard.conftest import (
     ARTIFACTS,
@@ -28,6 +27,7 @@ from tuner.dashboard._testing import CHART_TITLES, open_chart, running_dashboard
 from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
 
 pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api").expect  # retrying assertions
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
