@@ -146,9 +146,10 @@ PRESETS: dict[str, tuple[int, list[Section]]] = {
         ],
     ),
     # 10 seeds (BBOB instances 1-10): 41 min 44 s on 2 cores as one run (bench/RESULTS.md),
-    # before tuner-tpe@1000 joined the stopping section (about 1.5 minutes more). The slower problems (xgb-digits, sgd-stream-100k,
-    # pipeline-digits: 0.1-5 s a trial; xgb-synthetic-200k: 7.5 s) and the warm section
-    # (three studies a seed) are left to --sections/--problems runs of their own.
+    # before tuner-tpe@1000 joined the stopping section (about 1.5 minutes more). The
+    # slower problems (xgb-digits, sgd-stream-100k, pipeline-digits: 0.1-5 s a trial;
+    # xgb-synthetic-200k: 7.5 s) and the warm section (three studies a seed) are left to
+    # --sections/--problems runs of their own.
     "full": (
         10,
         [
