@@ -88,3 +88,20 @@ def test_a_way_at_another_seed_is_that_seed_of_the_way_compared_at_its_own():
     assert shifted["seed"] == 0
     assert (shifted["best"], shifted["steps"]) == (seventh["best"], seventh["steps"])
     assert shifted["best"] != zeroth["best"]
+
+
+def test_the_lazy_replay_gives_the_numbers_of_the_full_one():
+    # --lazy trains a config only as far as its trial runs (how 10 seeds of the slow
+    # problems fit in an hour); a stopping table must not change with it.
+    pytest.importorskip("xgboost")
+    from bench.quality import _sim
+    from bench.quality._problems import make
+
+    problem = make("xgb-breast_cancer")
+    _sim._CACHE.clear()
+    lazy = _sim.replay("tuner-tpe+asha", problem, seed=1, trials=8, lazy=True)
+    partial = [c for c in _sim._CACHE.values() if len(c) < problem.max_steps]
+    assert partial  # the stopped trials were not trained to the end
+    full = _sim.replay("tuner-tpe+asha", problem, seed=1, trials=8)
+    assert lazy["stops"] == full["stops"] and lazy["stops"]
+    assert (lazy["best"], lazy["steps"]) == (full["best"], full["steps"])
