@@ -97,6 +97,7 @@ def replay(
     keep_best = spec.early_stopping.trial_value == "best"
     finals: list[float] = []  # values of the trials that completed, in order
     used: list[int] = []
+    configs: list[dict[str, Any]] = []  # what the searcher suggested, in order
     stops: list[int] = []
     missed: list[tuple[float, int, int]] = []  # (what a stopped trial would have ended at
     # run fully, the step it was stopped at, its number)
@@ -105,6 +106,7 @@ def replay(
         trial = _Trial(tid)
         config = searcher.suggest(tid)
         assert isinstance(config, dict)
+        configs.append(config)
         budget = problem.max_steps
         losses = curve(problem, config, 1 if lazy else None)
         scheduler.on_trial_add(None, trial)
@@ -144,6 +146,7 @@ def replay(
         "best": min(finals) if finals else float("inf"),
         "steps": sum(used),
         "completed": len(finals),
+        "configs": configs,
         "stops": stops,
         # the best a stopped trial would have reached: below "best", the rule stopped a
         # trial that would have won; above, any gap to no stopping is the search's path

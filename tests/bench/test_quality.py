@@ -105,3 +105,35 @@ def test_the_lazy_replay_gives_the_numbers_of_the_full_one():
     full = _sim.replay("tuner-tpe+asha", problem, seed=1, trials=8)
     assert lazy["stops"] == full["stops"] and lazy["stops"]
     assert (lazy["best"], lazy["steps"]) == (full["best"], full["steps"])
+
+
+def test_the_rank_judges_follow_the_curves_they_model():
+    # bench.quality._ranks asks where a study's winner stood at step r under each judge;
+    # a fit that missed its own family would make that table say nothing.
+    pytest.importorskip("scipy")
+    import math
+
+    from bench.quality._ranks import _judges
+
+    judges = _judges()
+    decay = [0.1 + 2.0 * math.exp(-0.2 * t) for t in range(1, 21)]
+    power = [1.0 + 1.0 / t for t in range(1, 21)]
+    assert judges["exp fit"](decay, 100) == pytest.approx(0.1 + 2.0 * math.exp(-20), abs=1e-4)
+    assert judges["power fit"](power, 100) == pytest.approx(1.01, abs=1e-4)
+    assert judges["value"](power, 100) == power[-1]
+
+
+def test_the_winner_is_ranked_among_its_studys_trials():
+    pytest.importorskip("xgboost")
+    from bench.quality import _sim
+    from bench.quality._problems import make
+    from bench.quality._ranks import winner_ranks
+
+    ranks = winner_ranks("xgb-breast_cancer", seed=0, trials=6)
+    assert set(ranks) >= {("value", 5), ("extrapolate", 50), ("power fit", 30)}
+    assert all(1 <= rank <= 6 for rank in ranks.values())
+    # the value judge at step 5 is the winner's place among the trials' 5th reports
+    problem = make("xgb-breast_cancer")
+    curves = [_sim.curve(problem, c) for c in _sim.replay("tuner-tpe", problem, 0, 6)["configs"]]
+    winner = min(curves, key=lambda c: c[-1])
+    assert ranks["value", 5] == 1 + sum(c[4] < winner[4] for c in curves)
