@@ -60,7 +60,7 @@ def curve(problem: Problem, config: dict[str, Any], upto: int | None = None) -> 
         run = _RUNNING.get(key)
         if run is None:
             run = _RUNNING[key] = steps(problem, config)
-            for _ in done:  # a prefix from the --cache file: train up to it again
+            for _ in done:  # a prefix from --cache or an ended replay: train up to it again
                 next(run)
         for _, loss in run:
             done.append(loss)
