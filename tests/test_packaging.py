@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from tuner.dashboard._testing import running_dashboard
 
@@ -93,7 +94,8 @@ def test_the_wheel_ships_the_search_spaces_and_the_dashboard_under_tuner(wheel: 
 
     assert set(metadata.get_all("Provides-Extra") or []) >= {"dashboard", "gp", "all"}
     base = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
-    base_names = {r.split(";")[0].split("[")[0].split(">")[0].split("=")[0].strip() for r in base}
+    # Parsed as PEP 508 requirements: a name may be followed by any specifier (<, ~=, !=).
+    base_names = {Requirement(r).name for r in base}
     # A user who tunes from Python needs neither the dashboard's stack nor torch.
     assert not base_names & {"streamlit", "plotly", "torch", "playwright"}, base_names
     assert {"ray", "optuna", "xgboost", "sqlalchemy"} <= base_names
