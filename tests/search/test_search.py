@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tuner.search import build_searcher, grid_points, grid_size
+from tuner.search import ALGORITHM_NAMES, build_searcher, grid_points, grid_size
 from tuner.spec import load_spec
 
 
@@ -186,3 +186,38 @@ def test_a_pruned_trial_keeps_the_value_it_was_stopped_on():
     assert a.state.name == b.state.name == "PRUNED"
     assert a.intermediate_values == {1: 0.9, 2: 0.7}
     assert b.intermediate_values == {1: 0.5}
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "objectives"),
+    [*((a, 1) for a in ALGORITHM_NAMES), *((a, 2) for a in ("nsga2", "nsga3", "tpe", "gp"))],
+)
+def test_a_searcher_survives_rays_pickling_mid_study(algorithm, objectives):
+    # Ray Tune pickles the searcher when a study starts and at every experiment
+    # checkpoint; Optuna 5.1's NSGA samplers hold a lock that does not pickle.
+    from ray import cloudpickle
+
+    data = {
+        "name": "p",
+        "trainer": {"kind": "python", "function": "tests.objectives:quadratic"},
+        "search_space": {"x": {"type": "float", "low": 0, "high": 1}},
+        "search": {"algorithm": algorithm, "seed": 0},
+    }
+    if objectives == 1:
+        data["metric"] = "loss"
+    else:
+        data["objectives"] = [{"metric": "loss", "mode": "min"}, {"metric": "x2", "mode": "max"}]
+    if algorithm == "grid":
+        data["search_space"] = {"x": {"type": "float", "values": [0.1, 0.5, 0.9]}}
+    if algorithm == "bohb":
+        data["early_stopping"] = {"scheduler": "asha"}
+    searcher = build_searcher(load_spec(data))
+    for i in range(12):  # past GP's 10 random start-up trials, one left in flight
+        config = searcher.suggest(str(i))
+        if i < 11 and isinstance(config, dict):
+            searcher.on_trial_complete(str(i), {"loss": (config["x"] - 0.3) ** 2, "x2": 1.0})
+    copy = cloudpickle.loads(cloudpickle.dumps(searcher))
+    nxt = copy.suggest("12")
+    assert nxt == "FINISHED" if algorithm == "grid" else 0 <= nxt["x"] <= 1
+    if hasattr(searcher, "optuna_study"):
+        assert len(copy.optuna_study.trials) == len(searcher.optuna_study.trials) + 1
