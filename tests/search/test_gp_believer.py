@@ -120,3 +120,34 @@ def test_searcher_believes_exactly_the_other_trials_in_flight():
     searcher.on_trial_complete("p1", {"loss": 1.0})
     searcher.suggest("p4")
     assert sampler.n_believed == 3
+
+
+def test_the_believing_gp_keeps_the_mean_and_collapses_the_variance_at_pending_points():
+    import torch
+    from optuna._gp import gp, prior
+
+    done = history()
+    X = np.array([[t.params[n] for n in NAMES] for t in done])
+    y = np.array([t.value for t in done])
+    fitted = gp.fit_kernel_params(
+        X=X,
+        Y=(y - y.mean()) / y.std(),
+        is_categorical=np.zeros(len(NAMES), dtype=bool),
+        log_prior=prior.default_log_prior,
+        minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
+        deterministic_objective=False,
+    )
+    pending = torch.tensor([[0.3, 0.3, 0.3], [0.9, 0.1, 0.5]], dtype=torch.float64)
+    probe = torch.tensor([[0.35, 0.3, 0.3], [0.1, 0.8, 0.8]], dtype=torch.float64)
+    with torch.no_grad():
+        mean, var = fitted.posterior(pending)
+        before = fitted.posterior(probe)
+        believer = _gp.believing(fitted, pending, mean)
+        b_mean, b_var = believer.posterior(pending)
+        after = fitted.posterior(probe)
+        near_var = believer.posterior(probe)[1]
+    assert torch.allclose(b_mean, mean, atol=1e-6)  # the believed value is the mean
+    assert (b_var < 0.05 * var).all()  # ... and is no longer uncertain
+    assert near_var[0] < before[1][0]  # close to a pending point, less uncertain too
+    # The fitted GP is untouched (Optuna starts its next fit from its kernel).
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))

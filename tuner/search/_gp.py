@@ -10,11 +10,13 @@ value counts as an observation, the incumbent of log expected improvement is the
 of the finished and believed values. EI then moves away from the pending points and
 from the basin they already exploit. With nothing running it is exactly ``GPSampler``.
 
-Optuna 5.0's own ``GPSampler`` handles running trials with qLogEI (fantasies drawn at
+Optuna 5's own ``GPSampler`` handles running trials with qLogEI (fantasies drawn at
 the pending points); on Hartmann6 with 4 in flight it did no better than ignoring them
-(bench/RESULTS.md). The conditioning step is Optuna's own
-``GPRegressor.append_running_data``, which it uses for running trials with LogPI and
-LogEHVI.
+(bench/RESULTS.md). The conditioned GP is a new ``GPRegressor`` over the finished and
+the pending points, with the fitted kernel's parameters: the same posterior as Optuna
+5.0's ``GPRegressor.append_running_data`` (gone in 5.1), built only from the
+constructor and ``_cache_matrix`` that every Optuna 5 release has. The fitted GP itself
+is left as it was, so Optuna's cache of kernel parameters for the next fit is unchanged.
 
 This reaches into Optuna's private GP modules. ``check_internals`` says whether the
 pieces used are there; if they are not, the sampler behaves as plain ``GPSampler`` and
@@ -40,6 +42,14 @@ log = logging.getLogger(__name__)
 
 _IMPL = "_sample_relative_impl"
 _IMPL_ARGS = ["self", "study", "completed_trials", "running_trials", "search_space"]
+_REGRESSOR_ARGS = [
+    "is_categorical",
+    "X_train",
+    "y_train",
+    "inverse_squared_lengthscales",
+    "kernel_scale",
+    "noise_var",
+]
 
 
 def check_internals() -> str | None:
@@ -54,8 +64,11 @@ def check_internals() -> str | None:
         return f"GPSampler.{_IMPL} is missing or has another signature"
     if not callable(getattr(optuna.samplers.GPSampler, "_optimize_acqf", None)):
         return "GPSampler._optimize_acqf is missing"
-    if not callable(getattr(gp.GPRegressor, "append_running_data", None)):
-        return "GPRegressor.append_running_data is missing"
+    regressor_args = list(inspect.signature(gp.GPRegressor).parameters)
+    if regressor_args != _REGRESSOR_ARGS:
+        return f"GPRegressor takes {regressor_args}, not {_REGRESSOR_ARGS}"
+    if not callable(getattr(gp.GPRegressor, "_cache_matrix", None)):
+        return "GPRegressor._cache_matrix is missing"
     if not callable(getattr(search_space.SearchSpace, "get_normalized_params", None)):
         return "SearchSpace.get_normalized_params is missing"
     if not callable(getattr(sampler, "_get_params", None)) or not hasattr(acqf, "LogEI"):
@@ -132,8 +145,8 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
         X_running = torch.from_numpy(X)
         with torch.no_grad():
             mean, _ = gpr.posterior(X_running)
-        # Condition the fitted GP on its own mean at the pending points (kernel unchanged).
-        gpr.append_running_data(X_running, mean)
+            # Condition the fitted GP on its own mean at the pending points (kernel unchanged).
+            acqf._gpr = believing(gpr, X_running, mean)
         if self._raise_threshold:
             # Values are standardized and maximized here; the believed ones are data too.
             acqf._threshold = max(float(acqf._threshold), float(mean.max()))
@@ -151,3 +164,21 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
             )
             self._warned = True
         return True
+
+
+def believing(gpr: Any, X_running: Any, y_running: Any) -> Any:
+    """A copy of a fitted ``GPRegressor`` that also has ``y_running`` observed at
+    ``X_running``: the same kernel parameters, not refitted, its matrices cached."""
+    import torch
+    from optuna._gp.gp import GPRegressor
+
+    believer = GPRegressor(
+        is_categorical=gpr._is_categorical,
+        X_train=torch.cat([gpr._X_train, X_running], dim=0),
+        y_train=torch.cat([gpr._y_train.reshape(-1), y_running.reshape(-1)], dim=0),
+        inverse_squared_lengthscales=gpr.inverse_squared_lengthscales,
+        kernel_scale=gpr.kernel_scale,
+        noise_var=gpr.noise_var,
+    )
+    believer._cache_matrix()
+    return believer
