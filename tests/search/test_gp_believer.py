@@ -96,6 +96,19 @@ def test_other_optuna_internals_fall_back_to_plain_gp_sampler(monkeypatch, caplo
     assert np.array_equal(got, ask(optuna.samplers.GPSampler(seed=0), done + pending))
 
 
+def test_a_fitted_gp_without_the_state_it_reads_falls_back_to_plain_gp_sampler(
+    monkeypatch, caplog
+):
+    # As if a later Optuna renamed an attribute of GPRegressor that believing() reads.
+    monkeypatch.setattr(_gp, "_REGRESSOR_STATE", (*_gp._REGRESSOR_STATE, "_renamed"))
+    done, pending = history(), [running(np.full(3, 0.3))]
+    sampler = BelieverGPSampler(seed=0)
+    with caplog.at_level(logging.WARNING, logger="tuner.search._gp"):
+        got = ask(sampler, done + pending)
+    assert "has no _renamed" in caplog.text and sampler.n_believed == 0
+    assert np.array_equal(got, ask(optuna.samplers.GPSampler(seed=0), done))
+
+
 def test_searcher_believes_exactly_the_other_trials_in_flight():
     spec = load_spec(
         {

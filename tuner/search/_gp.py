@@ -42,6 +42,15 @@ log = logging.getLogger(__name__)
 
 _IMPL = "_sample_relative_impl"
 _IMPL_ARGS = ["self", "study", "completed_trials", "running_trials", "search_space"]
+# What believing() reads of a fitted GPRegressor besides its constructor's arguments.
+_REGRESSOR_STATE = (
+    "_is_categorical",
+    "_X_train",
+    "_y_train",
+    "inverse_squared_lengthscales",
+    "kernel_scale",
+    "noise_var",
+)
 _REGRESSOR_ARGS = [
     "is_categorical",
     "X_train",
@@ -140,6 +149,11 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
         if not isinstance(acqf, LogEI) or gpr is None or not hasattr(acqf, "_threshold"):
             # This suggestion is made from finished trials only; later ones fall back.
             self._unavailable = f"{type(acqf).__name__} is not LogEI with _gpr and _threshold"
+            self._fallback()
+            return
+        if missing := [a for a in _REGRESSOR_STATE if not hasattr(gpr, a)]:
+            # Instance attributes that believing() reads; check_internals cannot see them.
+            self._unavailable = f"the fitted GPRegressor has no {', '.join(missing)}"
             self._fallback()
             return
         X_running = torch.from_numpy(X)
