@@ -96,9 +96,7 @@ def test_other_optuna_internals_fall_back_to_plain_gp_sampler(monkeypatch, caplo
     assert np.array_equal(got, ask(optuna.samplers.GPSampler(seed=0), done + pending))
 
 
-def test_a_fitted_gp_without_the_state_it_reads_falls_back_to_plain_gp_sampler(
-    monkeypatch, caplog
-):
+def test_a_fitted_gp_without_the_state_it_reads_falls_back_to_plain_gp_sampler(monkeypatch, caplog):
     # As if a later Optuna renamed an attribute of GPRegressor that believing() reads.
     monkeypatch.setattr(_gp, "_REGRESSOR_STATE", (*_gp._REGRESSOR_STATE, "_renamed"))
     done, pending = history(), [running(np.full(3, 0.3))]
