@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tuner._ledger import TrialLedger
+from tuner.run._ledger import TrialLedger
 from tuner.storage import StudyState, TrialState
 
 

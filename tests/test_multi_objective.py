@@ -177,7 +177,7 @@ def test_a_bad_warm_start_is_a_spec_error_before_any_trial(
 def test_warm_start_fixed_fills_the_parameters_the_earlier_study_did_not_search(sqlite_url):
     from datetime import UTC, datetime
 
-    from tuner.runner import warm_start_history
+    from tuner.run import warm_start_history
     from tuner.spec import load_spec
     from tuner.storage import Storage, TrialFinished, TrialStarted
 

@@ -2,7 +2,7 @@
 
 Ray Tune reads some of its switches when it is imported, so :func:`ensure_ray` sets
 them before anything imports Ray; modules that import Ray Tune at their top
-(tuner._callbacks, tuner.search._searchers) are imported after it by the runner.
+(tuner.run._callbacks, tuner.search._searchers) are imported after it by the runner.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ _ENV = {
     # tuner resumes from its database, never from Ray Tune's experiment state: save
     # that state once at the end, not every few seconds while trials run.
     "TUNE_GLOBAL_CHECKPOINT_S": "1000000000",
-    # SIGINT/SIGTERM are tuner's (tuner._faults.SignalStop), and a trial that does not
+    # SIGINT/SIGTERM are tuner's (tuner.run._retry.SignalStop), and a trial that does not
     # stop when asked (a hung objective) is killed after 10 s, not 600. Not less: Ray
     # Tune kills no actor before 10 s anyway, and below 10 its controller spends each
     # step from then on waiting up to 1 s for the stopping actors, starting no trial

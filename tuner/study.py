@@ -23,7 +23,7 @@ from tuner.storage import Storage, StudyRecord, TrialRecord
 if TYPE_CHECKING:
     import pandas as pd
 
-    from tuner.runner import RunOutcome
+    from tuner.run import RunOutcome
 
 log = logging.getLogger(__name__)
 DEFAULT_STORAGE = "sqlite:///tuner.db"
@@ -118,7 +118,7 @@ class Study:
         resume: bool,
         on_start: Callable[[], None] | None = None,
     ) -> Study:
-        from tuner.runner import run_study
+        from tuner.run import run_study
 
         if progress is None:
             progress = sys.stderr.isatty()

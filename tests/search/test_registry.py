@@ -55,7 +55,7 @@ def test_gp_without_torch_is_one_line_naming_the_extra(monkeypatch):
 
 def test_a_gp_study_without_torch_fails_before_any_trial(monkeypatch, sqlite_url):
     import tuner
-    from tuner import runner
+    from tuner.run import _driver as runner
 
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setattr(runner._ray, "ensure_ray", lambda *a, **k: pytest.fail("Ray started"))

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from tuner.exceptions import StorageError
-from tuner.runner import Recorder
+from tuner.run import Recorder
 from tuner.storage import (
     Storage,
     TrialFinished,

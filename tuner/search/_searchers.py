@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial, create_trial
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
-from tuner._ledger import improves
+from tuner.run._ledger import improves
 from tuner.search._base import TunerSearcher
 from tuner.search._space import grid_points, sample
 from tuner.spec import StudySpec

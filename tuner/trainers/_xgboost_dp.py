@@ -502,7 +502,7 @@ def relay(
                     if state == "done":
                         return
                     if state == "failed" and (error or "").startswith(GROUP_DIED):
-                        from tuner._faults import WorkerDied
+                        from tuner.run._retry import WorkerDied
 
                         raise WorkerDied(error)  # retried (limits.max_retries)
                     if state == "failed":

@@ -14,13 +14,9 @@ Imported by the runner after :func:`tuner._ray.ensure_ray`.
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
-__all__ = ["SignalStop", "WorkerDied", "install_retry_rule", "kill_trial", "worker_died"]
+__all__ = ["WorkerDied", "install_retry_rule", "kill_trial", "worker_died"]
 
 
 class WorkerDied(RuntimeError):
@@ -82,36 +78,3 @@ def kill_trial(trial: Any) -> None:
     actor = trial.temporary_state.ray_actor
     if actor is not None:
         ray.kill(actor, no_restart=True)
-
-
-class SignalStop:
-    """While active, SIGINT and SIGTERM ask the run to stop instead of killing it.
-
-    The first signal calls `on_signal` (the run stops its trials and records them);
-    a second one calls `on_second` (give up waiting). Only the main thread can take
-    signals; elsewhere this does nothing.
-    """
-
-    def __init__(self, on_signal: Callable[[], None], on_second: Callable[[int], None]) -> None:
-        self._on_signal = on_signal
-        self._on_second = on_second
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> SignalStop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.signum is not None:
-            self._on_second(signum)
-            return
-        self.signum = signum
-        self._on_signal()

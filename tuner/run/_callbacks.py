@@ -1,8 +1,8 @@
 """Ray Tune callbacks in the study's driver, one job each (the Syne Tune habit).
 
 - :class:`RecordingCallback` translates Ray's trial events into calls on the
-  :class:`~tuner._ledger.TrialLedger`, which decides how trials end, and turns its
-  answers into storage events for the :class:`~tuner.runner.Recorder`;
+  :class:`~tuner.run._ledger.TrialLedger`, which decides how trials end, and turns its
+  answers into storage events for the :class:`~tuner.run.Recorder`;
 - :class:`ProgressCallback` shows the ledger's counts on a progress bar;
 - :class:`StopOnRequest` ends the run when `tuner stop NAME`, a signal or
   ``limits.study_timeout_s`` asks for it;
@@ -21,19 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
-from tuner._ledger import FinishedTrial, TrialLedger
 from tuner._report import KEYS_KEY, NODE_KEY, STEP_KEY
+from tuner.run._ledger import FinishedTrial, TrialLedger
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 if TYPE_CHECKING:
-    from tuner.runner import Recorder
+    from tuner.run import Recorder
     from tuner.search._base import TunerSearcher
 
 __all__ = [
     "ProgressBar",
     "ProgressCallback",
     "RecordingCallback",
-    "StopOnRequest",
     "TrialTimeout",
 ]
 
@@ -210,30 +209,6 @@ class ProgressCallback(_DriverOnly, tune.Callback):
         self._bar.close()
 
 
-class StopOnRequest(_DriverOnly, tune.Stopper):
-    """Ends the whole run when `tuner stop NAME` (or the recorder, a signal) asks for
-    it, or at `deadline` (time.monotonic(); limits.study_timeout_s)."""
-
-    def __init__(
-        self, recorder: Recorder, stopping: threading.Event, deadline: float | None = None
-    ) -> None:
-        self._recorder = recorder
-        self._stopping = stopping
-        self._deadline = deadline
-        self.timed_out = False
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        if self._recorder.stop_requested.is_set():
-            self._stopping.set()
-        if self._deadline is not None and time.monotonic() >= self._deadline:
-            self.timed_out = True
-            self._stopping.set()
-        return self._stopping.is_set()
-
-
 class TrialTimeout(_DriverOnly, tune.Callback):
     """Fails and kills every trial whose attempt runs past `timeout_s`.
 
@@ -255,7 +230,7 @@ class TrialTimeout(_DriverOnly, tune.Callback):
         overdue = set(self._ledger.overdue(self._timeout))
         if not overdue:
             return
-        from tuner._faults import kill_trial
+        from tuner.run._retry import kill_trial
 
         for trial in trials:
             # A trial waiting for its retry's actor is timed when it runs again.

@@ -1,6 +1,6 @@
 """The trial ledger: the rules that decide how a study's trials end, without Ray.
 
-The Ray callback in :mod:`tuner._callbacks` only translates Ray Tune's events into calls
+The Ray callback in :mod:`tuner.run._callbacks` only translates Ray Tune's events into calls
 on a :class:`TrialLedger` and the ledger's answers into storage events. Every decision
 lives here, in plain Python, so it is unit-tested without a Ray run:
 

@@ -4,14 +4,14 @@ Three parts, kept apart (the Syne Tune split):
 
 - decisions: the searcher (what to try, :mod:`tuner.search`), the scheduler (when to
   stop a trial, :mod:`tuner.schedulers`) and the trial ledger (how each trial ended,
-  :mod:`tuner._ledger`);
+  :mod:`tuner.run._ledger`);
 - execution: Ray Tune, with worker actors reused between trials;
-- recording: Ray Tune callbacks in the driver (:mod:`tuner._callbacks`) turn trial
+- recording: Ray Tune callbacks in the driver (:mod:`tuner.run._callbacks`) turn trial
   events into storage events, and a writer thread writes them in batches, so the
   database never slows the run. The same thread keeps the study's heartbeat and
   notices `tuner stop NAME`. When the database goes away, the thread keeps the
   events and writes them when it returns (within :data:`STORAGE_GRACE_S`);
-- faults (:mod:`tuner._faults`): limits (trial and study timeouts, failed trials),
+- faults (:mod:`tuner.run._retry`): limits (trial and study timeouts, failed trials),
   retries of trials whose worker died, and SIGINT/SIGTERM as a clean stop.
 
 :func:`run_study` prepares the trainer, starts Ray, has :func:`_build` make the run's
@@ -22,45 +22,32 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
-from tuner._ledger import TrialLedger
-from tuner.exceptions import StorageError, StudyFailedError, StudyInterrupted
+from tuner.exceptions import StudyFailedError, StudyInterrupted
+from tuner.run._history import COUNTED, warm_start_history
+from tuner.run._ledger import TrialLedger
+from tuner.run._recorder import Recorder
 from tuner.spec import StudySpec
-from tuner.storage import (
-    Storage,
-    StudyRecord,
-    StudyState,
-    TrialFinished,
-    TrialRecord,
-    TrialResult,
-    TrialRetried,
-    TrialStarted,
-    TrialState,
-)
+from tuner.storage import Storage, StudyRecord, StudyState, TrialRecord, TrialState
 from tuner.trainers import Prepared
 
 if TYPE_CHECKING:
     from ray.tune import Callback
     from ray.tune.schedulers import TrialScheduler
 
-    from tuner._callbacks import ProgressCallback, RecordingCallback, TrialTimeout
+    from tuner.run._callbacks import ProgressCallback, RecordingCallback, TrialTimeout
     from tuner.search._base import TunerSearcher
 
 log = logging.getLogger(__name__)
-Event = TrialStarted | TrialResult | TrialRetried | TrialFinished
-# How long the recorder keeps events while the database is unreachable (a restarted
-# PostgreSQL) before it gives up and stops the study.
-STORAGE_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -70,102 +57,6 @@ class RunOutcome:
     status: str  # a StudyState: completed | failed | stopped
     counts: dict[str, int]
     first_error: str | None
-
-
-class Recorder:
-    """Writes storage events from a background thread, in batches.
-
-    A batch the database refuses for a lost connection is kept and written again, in
-    order, until it succeeds or `grace_s` has passed since the first failure; only
-    then is :attr:`error` set and the study stopped.
-
-    Args:
-        storage: where to write.
-        study_id: the study being run.
-        interval_s: how often queued events are written (and the stop flag polled).
-        grace_s: how long the database may be unreachable.
-    """
-
-    def __init__(
-        self,
-        storage: Storage,
-        study_id: int,
-        interval_s: float = 0.25,
-        grace_s: float = STORAGE_GRACE_S,
-    ) -> None:
-        self._storage = storage
-        self._study_id = study_id
-        self._interval = interval_s
-        self._grace = grace_s
-        self._held: list[Event] = []  # a batch not yet written (the database was away)
-        self._failing_since: float | None = None
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
-        self._closing = threading.Event()
-        self.stop_requested = threading.Event()
-        self.error: StorageError | None = None
-        self._thread = threading.Thread(target=self._loop, name="tuner-recorder", daemon=True)
-        self._thread.start()
-
-    def put(self, event: Event) -> None:
-        self._queue.put(event)
-
-    def close(self) -> None:
-        """Write everything still queued, then stop the thread."""
-        self._closing.set()
-        self._thread.join()
-
-    def _drain(self) -> list[Event]:
-        batch: list[Event] = []
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                return batch
-
-    def _loop(self) -> None:
-        last_poll = 0.0
-        while True:
-            closing = self._closing.wait(self._interval)
-            if self.error is not None:
-                self._drain()  # given up: nothing more can be written
-                if closing:
-                    return
-                continue
-            self._held.extend(self._drain())
-            try:
-                if self._held:
-                    self._storage.write(self._held)
-                    self._held = []
-                if time.monotonic() - last_poll > 2.0:
-                    last_poll = time.monotonic()
-                    self._storage.heartbeat(self._study_id)
-                    if self._storage.is_stop_requested(self._study_id):
-                        self.stop_requested.set()
-                self._failing_since = None
-            except StorageError as e:
-                now = time.monotonic()
-                if self._failing_since is None:
-                    self._failing_since = now
-                    log.warning("tuner: %s; retrying for up to %g s", e, self._grace)
-                if not _transient(e) or now - self._failing_since > self._grace:
-                    # Storage gone: stop the study rather than run trials nobody records.
-                    log.error("tuner: %s; stopping the study", e)
-                    self.error = e
-                    self.stop_requested.set()
-                elif closing:
-                    time.sleep(min(1.0, self._interval * 4))
-                    continue  # the run is over, but what is held must still be written
-            if closing and self._queue.empty() and (not self._held or self.error):
-                return
-
-
-def _transient(error: StorageError) -> bool:
-    """Whether a storage error may pass when the database comes back (a lost or
-    refused connection, a lock), rather than an error in the events themselves."""
-    text = str(error).lower()
-    return not text.startswith("cannot write trial events:") or any(
-        hint in text for hint in ("connection", "server", "terminat", "locked", "timeout", "closed")
-    )
 
 
 @contextmanager
@@ -286,12 +177,12 @@ def _build(
     this study's own history, but they count nowhere else.
     With nothing left to run, no recorder or callbacks are made.
     """
-    from tuner._callbacks import ProgressBar, ProgressCallback, RecordingCallback, TrialTimeout
+    from tuner.run._callbacks import ProgressBar, ProgressCallback, RecordingCallback, TrialTimeout
     from tuner.schedulers import build_scheduler
     from tuner.search import build_searcher
 
     searcher = build_searcher(spec, history, warm)
-    finished = [t for t in history if t.state in _COUNTED]
+    finished = [t for t in history if t.state in COUNTED]
     own = searcher.remaining  # grid search decides how many trials are left
     remaining = own if own is not None else max(0, spec.search.num_trials - len(finished))
     total = len(finished) + own if own is not None else spec.search.num_trials
@@ -328,80 +219,6 @@ def _feasibility(spec: StudySpec) -> Callable[[Any], bool] | None:
     return lambda metrics: all(c.violation(metrics.get(c.metric)) <= 0 for c in constraints)
 
 
-def warm_start_history(spec: StudySpec, storage: Storage) -> list[TrialRecord]:
-    """The finished trials of the spec's warm-start study (none without one).
-
-    Parameters that this search space does not have are dropped (logged once).
-
-    Raises:
-        SpecError: the study does not exist, or shares no parameter with the space.
-    """
-    from tuner.exceptions import SpecError, StudyNotFoundError
-
-    ws = spec.warm_start
-    if ws is None:
-        return []
-    if ws.study == spec.name and ws.storage is None:
-        raise SpecError(
-            "names this study itself; its own trials already inform a resume: name an "
-            "earlier study",
-            ["warm_start", "study"],
-        )
-    other = storage if ws.storage is None else Storage(ws.storage, read_only=True)
-    try:
-        record = other.get_study(ws.study)
-        trials = other.get_trials(record.id, list(_COUNTED))
-    except StudyNotFoundError:
-        raise SpecError(
-            f"there is no study {ws.study!r} in {other.url}; name a study that `tuner list` "
-            "shows there, or set warm_start.storage to its database",
-            ["warm_start", "study"],
-        ) from None
-    finally:
-        if other is not storage:
-            other.close()
-    names = {name for t in trials for name in t.params}
-    shared = names & set(spec.search_space)
-    if trials and not shared:
-        raise SpecError(
-            f"study {ws.study!r} shares no parameter with this search space (its parameters: "
-            f"{', '.join(sorted(names))}); warm-start from a study over the same parameters",
-            ["warm_start", "study"],
-        )
-    if ws.fixed:  # the values the earlier study ran with, for parameters it did not search
-        trials = [
-            replace(t, params={**ws.fixed, **t.params}) if set(ws.fixed) - set(t.params) else t
-            for t in trials
-        ]
-    from tuner.search._auto import resolved
-
-    unsearched = sorted(set(spec.search_space) - names - set(ws.fixed))
-    algorithm = resolved(spec)
-    if trials and unsearched and algorithm in ("gp", "cmaes"):
-        log.warning(
-            "tuner: warm_start: study %r did not search %s; %s leaves its trials out unless "
-            "warm_start.fixed gives the values they ran with",
-            ws.study,
-            ", ".join(unsearched),
-            algorithm,
-        )
-    dropped = sorted(names - shared)
-    if dropped:
-        log.warning(
-            "tuner: warm_start: parameters %s of study %r are not in this search space; dropped",
-            ", ".join(dropped),
-            ws.study,
-        )
-    log.info(
-        "tuner: warm_start: %d finished trials of %r inform the searcher", len(trials), ws.study
-    )
-    return trials
-
-
-# Trials of earlier runs that count towards num_trials (a stopped one runs again).
-_COUNTED = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED)
-
-
 def _run(
     study: StudyRecord,
     spec: StudySpec,
@@ -417,8 +234,8 @@ def _run(
     """
     from ray import tune
 
-    from tuner._callbacks import StopOnRequest
-    from tuner._faults import SignalStop, install_retry_rule
+    from tuner.run._control import SignalStop, StopOnRequest
+    from tuner.run._retry import install_retry_rule
 
     install_retry_rule()
     storage.set_study_status(study.id, StudyState.RUNNING)
@@ -453,7 +270,7 @@ def _run(
             verbose=0,
             callbacks=parts.callbacks,
             stop=stopper,
-            # Retried only when the worker died: tuner._faults.install_retry_rule.
+            # Retried only when the worker died: tuner.run._retry.install_retry_rule.
             failure_config=tune.FailureConfig(max_failures=limits.max_retries, fail_fast=False),
         ),
     )
