@@ -1,11 +1,29 @@
-"""`tuner.report`: how a trial hands its intermediate results to tuner."""
+"""`tuner.report`, and how a trial runs inside its Ray Tune trainable.
+
+Every trainer runs its trial through :func:`run_trial`, in the trial's own process. It
+decides what Ray Tune sees of the trial's end:
+
+- the trial's function returns (or the plateau rule ends it): the trial ends;
+- the function raises (the user's objective, a bad report, a diverging model): the
+  error is caught here and sent as the trial's last result, under :data:`ERROR_KEY`;
+  the trial then ends, and the driver records it as failed. Ray Tune never sees the
+  exception, so its ``FailureConfig(max_failures)`` retries only what it alone sees: a
+  trial whose worker process or node died (:class:`~tuner.run._retry.WorkerDied`, raised
+  by a data-parallel trial whose worker group died, is let through for that reason);
+- ``limits.trial_timeout_s`` passes: the trial is sent as failed, "timed out after N s",
+  and ends. The function runs in a thread of its own for this, so a hung objective,
+  which never returns, cannot keep the trial's process from the next trial: it is left
+  behind, and its next ``tuner.report`` ends it.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +34,15 @@ from tuner.exceptions import ReportError
 STEP_KEY = "_tuner_step"
 KEYS_KEY = "_tuner_keys"
 NODE_KEY = "_tuner_node"
+# The trial failed: its error text ("Type: message" and the traceback). Only in the
+# trial's last result, which carries none of the user's metrics.
+ERROR_KEY = "_tuner_error"
+
+
+class Cancelled(BaseException):
+    """Raised by :func:`report` in a trial that already ended (it ran past
+    ``limits.trial_timeout_s``): unwinds the left-behind function. A BaseException, so
+    that an objective's ``except Exception`` does not swallow it."""
 
 
 class Plateau(BaseException):
@@ -43,6 +70,34 @@ def plateau_rule(spec: Any) -> PlateauRule | None:
     return PlateauRule(es.patience, es.min_delta, spec.mode)
 
 
+@dataclass(frozen=True)
+class TrialRules:
+    """What a trial's process needs to know of its study, made once in the driver by
+    :func:`rules` and shipped with the trial function.
+
+    Attributes:
+        metric: the study's metric, required in every report.
+        also: the other objectives' metrics (several objectives), required too.
+        plateau: ``early_stopping.patience`` (None: none).
+        timeout_s: ``limits.trial_timeout_s`` (None: none).
+    """
+
+    metric: str
+    also: tuple[str, ...] = ()
+    plateau: PlateauRule | None = None
+    timeout_s: float | None = None
+
+
+def rules(spec: Any) -> TrialRules:
+    """The :class:`TrialRules` of a study spec."""
+    return TrialRules(
+        spec.metric,
+        tuple(spec.objective_metrics[1:]),
+        plateau_rule(spec),
+        spec.limits.trial_timeout_s,
+    )
+
+
 @dataclass
 class TrialContext:
     """What `report` needs to know of the trial running in this process."""
@@ -56,6 +111,7 @@ class TrialContext:
     plateau: PlateauRule | None = None
     best: float | None = None  # the metric's best value (plateau rule)
     since_best: int = 0  # reports since it improved
+    cancelled: bool = False  # the trial ended without its function (timed out)
 
     def stalled(self, value: float) -> bool:
         """Note `value`; whether the plateau rule now ends the trial."""
@@ -70,7 +126,11 @@ class TrialContext:
         return self.since_best >= rule.patience
 
 
-_current: TrialContext | None = None
+_current: TrialContext | None = None  # the process's running trial
+# The trial a thread runs: a function left behind by a timeout still sees its own.
+_owner: contextvars.ContextVar[TrialContext | None] = contextvars.ContextVar(
+    "tuner_trial", default=None
+)
 
 
 def node_label() -> str:
@@ -104,12 +164,67 @@ def trial(
     the block quietly, as if the trial's function had returned."""
     ctx = TrialContext(metric, also=also, plateau=plateau)
     previous = activate(ctx)
+    token = _owner.set(ctx)
     try:
         yield ctx
     except Plateau:
         pass
     finally:
-        activate(previous)
+        _owner.reset(token)
+        if _current is ctx:
+            activate(previous)
+
+
+def run_trial(rules: TrialRules, body: Callable[[TrialContext], object]) -> None:
+    """Run one trial's `body` in this (Ray Tune trainable's) process: see the module.
+
+    Raises:
+        WorkerDied: the trial's own workers died (Ray Tune retries the trial).
+    """
+    from tuner.run._retry import worker_died
+
+    error: list[BaseException] = []
+    holder: list[TrialContext] = []  # the attempt's context, for a timeout to cancel
+
+    def attempt() -> None:
+        try:
+            with trial(rules.metric, rules.also, rules.plateau) as ctx:
+                holder.append(ctx)
+                body(ctx)
+        except Cancelled:
+            pass
+        except Exception as e:
+            error.append(e)
+
+    if rules.timeout_s is None:
+        attempt()
+    else:
+        thread = threading.Thread(target=attempt, name="tuner-trial", daemon=True)
+        thread.start()
+        thread.join(rules.timeout_s)
+        if thread.is_alive():
+            if holder:
+                holder[0].cancelled = True
+            _fail(f"timed out after {rules.timeout_s:g} s")
+            return
+    if error:
+        if worker_died(error[0]):
+            raise error[0]
+        _fail(error_text(error[0]))
+
+
+def error_text(error: BaseException) -> str:
+    """A trial's exception as 'Type: message', then its traceback."""
+    import traceback
+
+    summary = f"{type(error).__name__}: {error}".splitlines()[0]
+    trace = "".join(traceback.format_exception(error)).rstrip()
+    return f"{summary}\n\n{trace}"
+
+
+def _fail(text: str) -> None:
+    """Send the trial's error as its last result (see the module)."""
+    _send({ERROR_KEY: text})
 
 
 def report(step: int | None = None, **metrics: float) -> None:
@@ -129,7 +244,9 @@ def report(step: int | None = None, **metrics: float) -> None:
         ReportError: outside a trial, without the study's metric, with a value that is
             not a number, or with the study's metric NaN (the trial is then failed).
     """
-    ctx = _current
+    ctx = _owner.get() or _current
+    if ctx is not None and ctx.cancelled:
+        raise Cancelled
     if ctx is None:
         raise ReportError(
             "tuner.report() was called outside a trial: call it from the function that a "

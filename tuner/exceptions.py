@@ -6,6 +6,10 @@ names what is wrong and how to fix it::
     TunerError                  base of everything below
     ├── SpecError               a study spec is invalid (names the file and key path)
     ├── StorageError            the database cannot be opened, read or written
+    │   ├── StorageUnavailable  the database cannot be reached now (connection lost or
+    │   │                       refused, server restarting, locked): may pass
+    │   ├── StorageRefused      the database refused what was asked (a constraint, a
+    │   │                       value it cannot hold, an event that breaks the contract)
     │   ├── StudyExistsError    create a study whose name is taken
     │   └── StudyNotFoundError  load a study that is not in the storage
     ├── ClusterError            the Ray cluster cannot be reached or refuses the driver
@@ -27,6 +31,8 @@ __all__ = [
     "ReportError",
     "SpecError",
     "StorageError",
+    "StorageRefused",
+    "StorageUnavailable",
     "StudyExistsError",
     "StudyFailedError",
     "StudyInterrupted",
@@ -78,6 +84,16 @@ def _key(part: str | int) -> str:
 
 class StorageError(TunerError):
     """The database cannot be opened, read or written."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached now: the connection was lost or refused, the
+    server is restarting, or the database is locked. Writing again later may succeed."""
+
+
+class StorageRefused(StorageError):
+    """The database, or the storage's own checks, refused what was asked: writing it
+    again will fail again."""
 
 
 class StudyExistsError(StorageError):

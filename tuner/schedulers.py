@@ -55,6 +55,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tuner._report import ERROR_KEY
 from tuner.spec import StudySpec
 
 if TYPE_CHECKING:
@@ -263,10 +264,8 @@ def _hyperband(spec: StudySpec) -> TrialScheduler:
 
 
 def _median(spec: StudySpec) -> TrialScheduler:
-    from ray.tune.schedulers import MedianStoppingRule
-
     es = spec.early_stopping
-    return MedianStoppingRule(
+    return _median_class()(
         time_attr=TIME_ATTR,
         metric=spec.metric,
         mode=spec.mode,
@@ -275,8 +274,24 @@ def _median(spec: StudySpec) -> TrialScheduler:
         # Never pause a trial to time-slice: a function trainer cannot be resumed.
         # It must be inf: Ray compares `now - last_pause > min_time_slice` with
         # last_pause = -inf for a trial never paused, and only inf > inf is false.
-        min_time_slice=math.inf,  # type: ignore[arg-type]
+        min_time_slice=math.inf,
     )
+
+
+@functools.cache
+def _median_class() -> Any:
+    from ray.tune.schedulers import MedianStoppingRule
+
+    class MedianStopping(MedianStoppingRule):
+        """Ray's median stopping rule, less the results of trials that failed in their
+        own process: such a trial's last result carries its error and no metric (Ray's
+        rule would keep it and fail on it when it ranks the next trial)."""
+
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+            if ERROR_KEY not in result:
+                super().on_trial_complete(tune_controller, trial, result)
+
+    return MedianStopping
 
 
 def _new_report(result: dict, metric: str | None, curve: Sequence[float]) -> float | None:
@@ -478,7 +493,8 @@ def _extrapolate_class() -> Any:
 
         def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
             curve = self._curves.get(trial.trial_id)
-            if curve and trial.trial_id not in self._stopped:
+            failed = ERROR_KEY in result  # it did not end on its own
+            if curve and trial.trial_id not in self._stopped and not failed:
                 self._ended += 1
                 self._best_final = min(self._best_final, self._value(curve))
 

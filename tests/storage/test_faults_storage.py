@@ -8,16 +8,18 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tuner.exceptions import StorageError
+from tuner.exceptions import StorageRefused, StorageUnavailable
 from tuner.run import Recorder
 from tuner.storage import (
     Storage,
@@ -210,7 +212,7 @@ class _Away:
         def call(*args: Any, **kwargs: Any) -> Any:
             if time.monotonic() < self.back_at:
                 self.refused += 1
-                raise StorageError(
+                raise StorageUnavailable(
                     "cannot write trial events in postgresql://127.0.0.1/test: connection refused"
                 )
             return target(*args, **kwargs)
@@ -224,7 +226,8 @@ def test_results_queued_while_the_database_is_away_are_written_when_it_returns(
     storage = Storage(f"sqlite:///{tmp_path / 'db.db'}")
     sid = new_study(storage)
     away = _Away(storage, time.monotonic() + 1.5)
-    recorder = Recorder(away, sid, interval_s=0.05, grace_s=30)  # type: ignore[arg-type]
+    gave_up = threading.Event()
+    recorder = Recorder(away, interval_s=0.05, grace_s=30, on_give_up=lambda e: gave_up.set())  # type: ignore[arg-type]
     recorder.put(TrialStarted(sid, 0, {"x": 0.1}, T0))
     for step in range(1, 101):
         recorder.put(TrialResult(sid, 0, step, {"loss": 1 / step}))
@@ -232,7 +235,7 @@ def test_results_queued_while_the_database_is_away_are_written_when_it_returns(
     recorder.put(TrialFinished(sid, 0, "completed", T0, 1.0, {}, 0.01))
     recorder.close()
     assert away.refused > 0
-    assert recorder.error is None and not recorder.stop_requested.is_set()
+    assert recorder.error is None and not gave_up.is_set()
     [trial] = storage.get_trials(sid)
     assert (trial.state, trial.steps) == ("completed", 100)
     assert len(storage.get_intermediate(sid)[0]["loss"]) == 100
@@ -242,11 +245,40 @@ def test_a_database_away_past_the_grace_period_stops_the_study(tmp_path: Path) -
     storage = Storage(f"sqlite:///{tmp_path / 'db.db'}")
     sid = new_study(storage)
     away = _Away(storage, time.monotonic() + 3600)
-    recorder = Recorder(away, sid, interval_s=0.05, grace_s=0.5)  # type: ignore[arg-type]
+    gave_up = threading.Event()
+    recorder = Recorder(away, interval_s=0.05, grace_s=0.5, on_give_up=lambda e: gave_up.set())  # type: ignore[arg-type]
     recorder.put(TrialStarted(sid, 0, {"x": 0.1}, T0))
-    assert recorder.stop_requested.wait(10)
+    assert gave_up.wait(10)
     recorder.close()
     assert recorder.error is not None and "connection refused" in str(recorder.error)
+
+
+def test_events_the_database_refuses_stop_the_study_at_once_without_retrying(
+    tmp_path: Path,
+) -> None:
+    storage = Storage(f"sqlite:///{tmp_path / 'db.db'}")
+    sid = new_study(storage)
+    gave_up = threading.Event()
+    recorder = Recorder(storage, interval_s=0.05, grace_s=3600, on_give_up=lambda e: gave_up.set())
+    recorder.put(TrialStarted(sid, 0, {"x": 0.1}, T0))
+    recorder.put(TrialStarted(sid, 0, {"x": 0.2}, T0))  # trial 0 again: refused
+    assert gave_up.wait(10)  # not after the hour of grace an unreachable database gets
+    recorder.close()
+    assert isinstance(recorder.error, StorageRefused)
+    assert "cannot write trial events" in str(recorder.error)
+
+
+def test_storage_errors_are_typed_by_the_drivers_exception_not_its_text(
+    storage_url: str,
+) -> None:
+    with Storage(storage_url) as storage:
+        sid = new_study(storage)
+        storage.write([TrialStarted(sid, 0, {"x": 0.1}, T0)])
+        with pytest.raises(StorageRefused):  # trial 0 again: the database refuses it
+            storage.write([TrialStarted(sid, 0, {"x": 0.2}, T0)])
+        assert [t.params for t in storage.get_trials(sid)] == [{"x": 0.1}]
+    with pytest.raises(StorageUnavailable, match=r"127\.0\.0\.1:1"):
+        Storage("postgresql://postgres@127.0.0.1:1/test")  # nothing listens there
 
 
 # ------------------------------------------------ several processes, one database

@@ -3,10 +3,10 @@
 - :class:`RecordingCallback` translates Ray's trial events into calls on the
   :class:`~tuner.run._ledger.TrialLedger`, which decides how trials end, and turns its
   answers into storage events for the :class:`~tuner.run.Recorder`;
-- :class:`ProgressCallback` shows the ledger's counts on a progress bar;
-- :class:`StopOnRequest` ends the run when `tuner stop NAME`, a signal or
-  ``limits.study_timeout_s`` asks for it;
-- :class:`TrialTimeout` fails and kills trials past ``limits.trial_timeout_s``.
+- :class:`ProgressCallback` shows the ledger's counts on a progress bar.
+
+They are typed against two small protocols, not the classes behind them: an
+:class:`EventSink` (the recorder) and a :class:`StopFlag` (the run's control).
 
 Imported by the runner only after :func:`tuner._ray.ensure_ray` (it imports Ray Tune).
 """
@@ -14,27 +14,42 @@ Imported by the runner only after :func:`tuner._ray.ensure_ray` (it imports Ray 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ray import tune
 
-from tuner._report import KEYS_KEY, NODE_KEY, STEP_KEY
+from tuner._report import ERROR_KEY, KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.run._ledger import FinishedTrial, TrialLedger
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 if TYPE_CHECKING:
-    from tuner.run import Recorder
+    from tuner.run._recorder import Event
     from tuner.search._base import TunerSearcher
 
 __all__ = [
+    "EventSink",
     "ProgressBar",
     "ProgressCallback",
     "RecordingCallback",
-    "TrialTimeout",
+    "StopFlag",
 ]
+
+
+class EventSink(Protocol):
+    """Where storage events go (the recorder)."""
+
+    def put(self, event: Event) -> None: ...
+
+
+class StopFlag(Protocol):
+    """The run's one stop flag (its control)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def request(self, reason: str) -> None: ...
+
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its tracebacks
 
@@ -49,27 +64,31 @@ class _DriverOnly:
 class RecordingCallback(_DriverOnly, tune.Callback):
     """Ray Tune trial events -> ledger calls -> storage events.
 
+    A trial that failed in its own process sends its error as its last result
+    (:data:`~tuner._report.ERROR_KEY`); Ray Tune sees an error only when the trial's
+    worker process or node died (:meth:`on_trial_error`, after the retries).
+
     Args:
-        recorder: where storage events go.
+        sink: where storage events go.
         ledger: decides each trial's number and final state.
         study_id: the study being run.
         searcher: told when the ledger decides a trial was pruned.
-        stopping: set while the whole study is being stopped.
+        control: the run's stop flag (read; raised at ``limits.max_failed_trials``).
     """
 
     def __init__(
         self,
-        recorder: Recorder,
+        sink: EventSink,
         ledger: TrialLedger,
         study_id: int,
         searcher: TunerSearcher,
-        stopping: threading.Event,
+        control: StopFlag,
     ) -> None:
-        self._rec = recorder
+        self._rec = sink
         self._ledger = ledger
         self._study_id = study_id
         self._searcher = searcher
-        self._stopping = stopping
+        self._control = control
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number = self._ledger.start(trial.trial_id)
@@ -83,6 +102,9 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         number = self._ledger.number(tid)
         if number is None:
             return
+        if ERROR_KEY in result:
+            self._failed(self._ledger.fail(tid, str(result[ERROR_KEY])))
+            return
         metrics = {k: result[k] for k in result.get(KEYS_KEY, ()) if k in result}
         step = int(result.get(STEP_KEY, result.get("training_iteration", 0)))
         self._rec.put(TrialResult(self._study_id, number, step, metrics))
@@ -91,7 +113,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
             metrics,
             iteration=int(result.get("training_iteration", 0)),
             done=bool(result.get("done")),
-            stopping=self._stopping.is_set(),
+            stopping=self._control.stopping,
             node=result.get(NODE_KEY) or result.get("hostname", ""),
         )
         if pruned:
@@ -101,14 +123,13 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         finished = trial.last_result.get("done") is True
         self._write(
             self._ledger.complete(
-                trial.trial_id, finished=finished, stopping=self._stopping.is_set()
+                trial.trial_id, finished=finished, stopping=self._control.stopping
             )
         )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._write(self._ledger.fail(trial.trial_id, _error_text(trial)))
-        if self._ledger.too_many_failures:
-            self._stopping.set()  # limits.max_failed_trials: the study fails
+        """The trial's worker died, and its retries (limits.max_retries) are spent."""
+        self._failed(self._ledger.fail(trial.trial_id, _error_text(trial)))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """The trial's worker died and Ray runs it again (limits.max_retries)."""
@@ -118,11 +139,10 @@ class RecordingCallback(_DriverOnly, tune.Callback):
             error = _error_text(trial).splitlines()[0]
             self._rec.put(TrialRetried(self._study_id, number, attempt, error))
 
-    def time_out(self, trial: Any, timeout_s: float) -> None:
-        """Record `trial` as failed for running past `timeout_s`."""
-        self._write(self._ledger.time_out(trial.trial_id, timeout_s))
+    def _failed(self, ended: FinishedTrial | None) -> None:
+        self._write(ended)
         if self._ledger.too_many_failures:
-            self._stopping.set()
+            self._control.request("limits.max_failed_trials")  # the study fails
 
     def finish_open_trials(self) -> None:
         """Trials still open when the run ended (stop, Ctrl+C) are stopped."""
@@ -207,36 +227,6 @@ class ProgressCallback(_DriverOnly, tune.Callback):
     def close(self) -> None:
         self.show()
         self._bar.close()
-
-
-class TrialTimeout(_DriverOnly, tune.Callback):
-    """Fails and kills every trial whose attempt runs past `timeout_s`.
-
-    Checked at each step of Ray Tune's loop (several times a second), so a hung
-    objective, which never reports, is caught too.
-    """
-
-    def __init__(self, recording: RecordingCallback, ledger: TrialLedger, timeout_s: float):
-        self._recording = recording
-        self._ledger = ledger
-        self._timeout = timeout_s
-        self._next_check = 0.0
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        self._next_check = now + 0.2
-        overdue = set(self._ledger.overdue(self._timeout))
-        if not overdue:
-            return
-        from tuner.run._retry import kill_trial
-
-        for trial in trials:
-            # A trial waiting for its retry's actor is timed when it runs again.
-            if trial.trial_id in overdue and trial.status == trial.RUNNING:
-                self._recording.time_out(trial, self._timeout)
-                kill_trial(trial)
 
 
 def _error_text(trial: Any) -> str:

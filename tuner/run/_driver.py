@@ -5,14 +5,15 @@ Three parts, kept apart (the Syne Tune split):
 - decisions: the searcher (what to try, :mod:`tuner.search`), the scheduler (when to
   stop a trial, :mod:`tuner.schedulers`) and the trial ledger (how each trial ended,
   :mod:`tuner.run._ledger`);
-- execution: Ray Tune, with worker actors reused between trials;
+- execution: Ray Tune, with worker actors reused between trials; a trial's own errors
+  and ``limits.trial_timeout_s`` end it inside its process (:mod:`tuner._report`), so
+  Ray Tune retries (``limits.max_retries``) only trials whose worker or node died;
 - recording: Ray Tune callbacks in the driver (:mod:`tuner.run._callbacks`) turn trial
-  events into storage events, and a writer thread writes them in batches, so the
-  database never slows the run. The same thread keeps the study's heartbeat and
-  notices `tuner stop NAME`. When the database goes away, the thread keeps the
-  events and writes them when it returns (within :data:`STORAGE_GRACE_S`);
-- faults (:mod:`tuner.run._retry`): limits (trial and study timeouts, failed trials),
-  retries of trials whose worker died, and SIGINT/SIGTERM as a clean stop.
+  events into storage events, which the recorder (:mod:`tuner.run._recorder`) writes
+  in batches from its own thread, so the database never slows the run, and keeps
+  while the database is away;
+- control (:mod:`tuner.run._control`): the run's one stop flag, raised by `tuner stop`,
+  SIGINT/SIGTERM, the study timeout, ``limits.max_failed_trials`` or lost storage.
 
 :func:`run_study` prepares the trainer, starts Ray, has :func:`_build` make the run's
 collaborators and hands them to :func:`_run`, which only drives Ray Tune.
@@ -24,11 +25,10 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from ray.tune import Callback
     from ray.tune.schedulers import TrialScheduler
 
-    from tuner.run._callbacks import ProgressCallback, RecordingCallback, TrialTimeout
+    from tuner.run._callbacks import ProgressCallback, RecordingCallback
+    from tuner.run._control import Control
     from tuner.search._base import TunerSearcher
 
 log = logging.getLogger(__name__)
@@ -149,16 +150,15 @@ class _Parts:
     scheduler: TrialScheduler
     remaining: int  # trials this run starts at most
     max_concurrent: int  # trials in flight at most
+    control: Control | None = None
     recorder: Recorder | None = None
     recording: RecordingCallback | None = None
     progress: ProgressCallback | None = None
-    timeout: TrialTimeout | None = None
-    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def callbacks(self) -> list[Callback]:
         """Recording first: the progress bar shows what the ledger has just decided."""
-        return [cb for cb in (self.recording, self.timeout, self.progress) if cb is not None]
+        return [cb for cb in (self.recording, self.progress) if cb is not None]
 
 
 def _build(
@@ -177,7 +177,8 @@ def _build(
     this study's own history, but they count nowhere else.
     With nothing left to run, no recorder or callbacks are made.
     """
-    from tuner.run._callbacks import ProgressBar, ProgressCallback, RecordingCallback, TrialTimeout
+    from tuner.run._callbacks import ProgressBar, ProgressCallback, RecordingCallback
+    from tuner.run._control import Control
     from tuner.schedulers import build_scheduler
     from tuner.search import build_searcher
 
@@ -200,10 +201,9 @@ def _build(
     parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
     if remaining == 0:
         return parts
-    parts.recorder = Recorder(storage, study.id)
-    parts.recording = RecordingCallback(parts.recorder, ledger, study.id, searcher, parts.stopping)
-    if spec.limits.trial_timeout_s is not None:
-        parts.timeout = TrialTimeout(parts.recording, ledger, spec.limits.trial_timeout_s)
+    control = parts.control = Control(storage, study.id)
+    parts.recorder = Recorder(storage, on_give_up=lambda e: control.request("storage"))
+    parts.recording = RecordingCallback(parts.recorder, ledger, study.id, searcher, control)
     if progress:
         bar = ProgressBar(study.name, total, spec.metric)
         parts.progress = ProgressCallback(ledger, bar)
@@ -235,13 +235,14 @@ def _run(
     from ray import tune
 
     from tuner.run._control import SignalStop, StopOnRequest
-    from tuner.run._retry import install_retry_rule
 
-    install_retry_rule()
     storage.set_study_status(study.id, StudyState.RUNNING)
     if parts.remaining == 0:
         return _end(storage, study, parts.ledger, stopped=False)
-    assert parts.recorder is not None and parts.recording is not None  # made by _build
+    # made by _build whenever trials remain
+    assert parts.control is not None and parts.recorder is not None
+    assert parts.recording is not None
+    control = parts.control
     trainable: Any = prepared.trainable
     if prepared.shared:
         # Put in Ray's object store once (Ray is up, so this happens now); every trial
@@ -254,7 +255,7 @@ def _run(
     workdir = tempfile.mkdtemp(prefix="tuner-ray-")
     limits = spec.limits
     deadline = None if limits.study_timeout_s is None else time.monotonic() + limits.study_timeout_s
-    stopper = StopOnRequest(parts.recorder, parts.stopping, deadline)
+    stopper = StopOnRequest(control, deadline)
     tuner_ = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -270,12 +271,13 @@ def _run(
             verbose=0,
             callbacks=parts.callbacks,
             stop=stopper,
-            # Retried only when the worker died: tuner.run._retry.install_retry_rule.
+            # Ray sees a trial fail only when its worker process or node died: the
+            # objective's own errors end the trial in its process (tuner._report).
             failure_config=tune.FailureConfig(max_failures=limits.max_retries, fail_fast=False),
         ),
     )
     interrupted = False
-    signals = SignalStop(parts.stopping.set, _give_up)
+    signals = SignalStop(lambda: control.request("signal"), _give_up)
     try:
         with _quiet_ray_logs(), signals:
             tuner_.fit()
@@ -286,11 +288,12 @@ def _run(
         if parts.progress is not None:
             parts.progress.close()
         parts.recorder.close()
+        control.close()
         shutil.rmtree(workdir, ignore_errors=True)
     if parts.recorder.error is not None:
         storage.set_study_status(study.id, StudyState.FAILED)
         raise parts.recorder.error
-    stopped = interrupted or parts.stopping.is_set()
+    stopped = interrupted or control.stopping
     outcome = _end(storage, study, parts.ledger, stopped=stopped)
     if signals.signum is not None:
         import signal

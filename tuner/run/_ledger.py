@@ -9,7 +9,8 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
 - a trial that ends while the study is stopping, before it finished on its own, is
   **stopped**; so is every trial still open when the run ends;
 - a trial that raised is **failed**, and so is one that ends with its study metric NaN
-  or infinite, and one that ran past ``limits.trial_timeout_s`` ("timed out after N s");
+  or infinite, and one that ran past ``limits.trial_timeout_s`` (its process says
+  "timed out after N s");
 - a trial whose worker process or node died runs again (Ray retries it up to
   ``limits.max_retries`` times): it keeps its number, and each dead attempt's error is
   kept (:meth:`TrialLedger.retry`);
@@ -81,7 +82,6 @@ class _Open:
     node: str | None = None
     pruned: bool = False
     best: dict[str, float] | None = None  # the metrics of its best report (keep_best)
-    attempt_started: float = 0.0
     attempts: int = 1
 
 
@@ -196,8 +196,7 @@ class TrialLedger:
         self._seen.add(trial_id)
         number = self._next
         self._next += 1
-        now = self._clock()
-        self._open[trial_id] = _Open(number, now, attempt_started=now)
+        self._open[trial_id] = _Open(number, self._clock())
         return number
 
     def retry(self, trial_id: str, error: str) -> tuple[int, int] | None:
@@ -214,17 +213,7 @@ class TrialLedger:
         open_.attempts += 1
         open_.metrics.clear()
         open_.pruned = False
-        open_.attempt_started = self._clock()
         return open_.number, open_.attempts
-
-    def overdue(self, timeout_s: float) -> list[str]:
-        """The open trials whose current attempt has run longer than `timeout_s`."""
-        now = self._clock()
-        return [tid for tid, o in self._open.items() if now - o.attempt_started > timeout_s]
-
-    def time_out(self, trial_id: str, timeout_s: float) -> FinishedTrial | None:
-        """A trial ran past the trial timeout: it is failed (the driver stops it)."""
-        return self._finish(trial_id, TrialState.FAILED, f"timed out after {timeout_s:g} s")
 
     def result(
         self,

@@ -10,8 +10,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
-from tuner.exceptions import StorageError
+from tuner.exceptions import StorageError, StorageUnavailable
 from tuner.storage import Storage, TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 __all__ = ["STORAGE_GRACE_S", "Event", "Recorder"]
@@ -24,35 +25,38 @@ STORAGE_GRACE_S = 60.0
 
 
 class Recorder:
-    """Writes storage events from a background thread, in batches.
+    """Writes storage events from a background thread, in batches; it only writes.
 
-    A batch the database refuses for a lost connection is kept and written again, in
-    order, until it succeeds or `grace_s` has passed since the first failure; only
-    then is :attr:`error` set and the study stopped.
+    A batch the database cannot take now (:class:`~tuner.exceptions.StorageUnavailable`:
+    a lost connection, a lock) is kept and written again, in order, until it succeeds or
+    `grace_s` has passed since the first failure. A batch it refuses
+    (:class:`~tuner.exceptions.StorageRefused`), or one still unwritten after `grace_s`,
+    ends the recording: :attr:`error` is set and `on_give_up` is called (the run stops
+    rather than run trials nobody records).
 
     Args:
         storage: where to write.
-        study_id: the study being run.
-        interval_s: how often queued events are written (and the stop flag polled).
+        interval_s: how often queued events are written.
         grace_s: how long the database may be unreachable.
+        on_give_up: called once, from the recorder's thread, when it gives up.
     """
 
     def __init__(
         self,
         storage: Storage,
-        study_id: int,
+        *,
         interval_s: float = 0.25,
         grace_s: float = STORAGE_GRACE_S,
+        on_give_up: Callable[[StorageError], None] | None = None,
     ) -> None:
         self._storage = storage
-        self._study_id = study_id
         self._interval = interval_s
         self._grace = grace_s
+        self._on_give_up = on_give_up
         self._held: list[Event] = []  # a batch not yet written (the database was away)
         self._failing_since: float | None = None
         self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._closing = threading.Event()
-        self.stop_requested = threading.Event()
         self.error: StorageError | None = None
         self._thread = threading.Thread(target=self._loop, name="tuner-recorder", daemon=True)
         self._thread.start()
@@ -74,7 +78,6 @@ class Recorder:
                 return batch
 
     def _loop(self) -> None:
-        last_poll = 0.0
         while True:
             closing = self._closing.wait(self._interval)
             if self.error is not None:
@@ -87,33 +90,22 @@ class Recorder:
                 if self._held:
                     self._storage.write(self._held)
                     self._held = []
-                if time.monotonic() - last_poll > 2.0:
-                    last_poll = time.monotonic()
-                    self._storage.heartbeat(self._study_id)
-                    if self._storage.is_stop_requested(self._study_id):
-                        self.stop_requested.set()
                 self._failing_since = None
             except StorageError as e:
                 now = time.monotonic()
                 if self._failing_since is None:
                     self._failing_since = now
                     log.warning("tuner: %s; retrying for up to %g s", e, self._grace)
-                if not _transient(e) or now - self._failing_since > self._grace:
-                    # Storage gone: stop the study rather than run trials nobody records.
-                    log.error("tuner: %s; stopping the study", e)
-                    self.error = e
-                    self.stop_requested.set()
+                if not isinstance(e, StorageUnavailable) or now - self._failing_since > self._grace:
+                    self._give_up(e)
                 elif closing:
                     time.sleep(min(1.0, self._interval * 4))
                     continue  # the run is over, but what is held must still be written
             if closing and self._queue.empty() and (not self._held or self.error):
                 return
 
-
-def _transient(error: StorageError) -> bool:
-    """Whether a storage error may pass when the database comes back (a lost or
-    refused connection, a lock), rather than an error in the events themselves."""
-    text = str(error).lower()
-    return not text.startswith("cannot write trial events:") or any(
-        hint in text for hint in ("connection", "server", "terminat", "locked", "timeout", "closed")
-    )
+    def _give_up(self, error: StorageError) -> None:
+        log.error("tuner: %s; stopping the study", error)
+        self.error = error
+        if self._on_give_up is not None:
+            self._on_give_up(error)

@@ -1,22 +1,17 @@
-"""Faults a run survives: dead workers (retried), hung trials (timed out), signals.
+"""Which failures of a trial are retried: only a dead worker process or node.
 
-- Ray Tune retries a failed trial up to ``FailureConfig.max_failures`` times whatever
-  failed. tuner retries only a trial whose worker process or node died (an objective
-  that raised would only raise again): :func:`install_retry_rule` makes any other error
-  final for its trial.
-- :func:`kill_trial` ends a trial's actor at once (a hung objective never returns, so
-  a graceful stop would wait on it); the trial is marked so that its death is not
-  retried.
-- :class:`SignalStop` turns SIGINT and SIGTERM into a clean stop of the run.
-
-Imported by the runner after :func:`tuner._ray.ensure_ray`.
+Ray Tune retries a failed trial up to ``FailureConfig(max_failures=limits.max_retries)``
+times, whatever failed. tuner keeps every other failure away from it: a trial's own
+exception, and ``limits.trial_timeout_s``, end the trial inside its process
+(:func:`tuner._report.run_trial`) with an error result, which the driver records as
+failed. So the only failures Ray sees, and retries, are a worker process or node that
+died, and :class:`WorkerDied`, which a data-parallel trial raises when its own worker
+group lost a node (:func:`worker_died` says which is which, for the trial's process).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-__all__ = ["WorkerDied", "install_retry_rule", "kill_trial", "worker_died"]
+__all__ = ["WorkerDied", "worker_died"]
 
 
 class WorkerDied(RuntimeError):
@@ -48,33 +43,3 @@ def worker_died(error: BaseException | None) -> bool:
             continue
         error = error.__cause__ or error.__context__
     return False
-
-
-def install_retry_rule() -> None:
-    """Make Ray Tune retry a trial only when its worker died (idempotent)."""
-    from ray.tune.experiment import Trial
-
-    if getattr(Trial.handle_error, "_tuner_retry_rule", False):
-        return
-    original = Trial.handle_error
-
-    def handle_error(self: Any, exc: Any = None) -> None:
-        original(self, exc)
-        if getattr(self, "_tuner_no_retry", False) or not worker_died(exc):
-            # Past max_failures: Ray ends the trial as errored instead of retrying it.
-            self.run_metadata.num_failures = max(
-                self.run_metadata.num_failures, self.max_failures + 1
-            )
-
-    handle_error._tuner_retry_rule = True  # type: ignore[attr-defined]
-    Trial.handle_error = handle_error  # type: ignore[method-assign]
-
-
-def kill_trial(trial: Any) -> None:
-    """Kill a running trial's actor now; its death is final, not retried."""
-    import ray
-
-    trial._tuner_no_retry = True
-    actor = trial.temporary_state.ray_actor
-    if actor is not None:
-        ray.kill(actor, no_restart=True)

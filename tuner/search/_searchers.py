@@ -44,6 +44,7 @@ from optuna.trial import FrozenTrial, create_trial
 from optuna.trial import TrialState as OptunaState
 from ray.tune.search import Searcher
 
+from tuner._report import ERROR_KEY
 from tuner.run._ledger import improves
 from tuner.search._base import TunerSearcher
 from tuner.search._space import grid_points, sample
@@ -205,6 +206,7 @@ class OptunaSearcher(TunerSearcher):
         live = self._live.pop(trial_id, None)
         if live is None:
             return
+        error = error or ERROR_KEY in (result or {})  # it failed in its own process
         if result and not error:
             # The result a scheduler stops a trial on reaches the searcher only here
             # (Ray does not pass it to on_trial_result): without it a pruned trial's

@@ -1,6 +1,7 @@
 """Checks and encodings the storage applies before anything reaches the database.
 
-Every function here raises :class:`~tuner.exceptions.StorageError` with a one-line
+Every function here raises :class:`~tuner.exceptions.StorageRefused` (a subclass of
+StorageError) with a one-line
 message on bad input; none of them touches the database.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tuner.exceptions import StorageError
+from tuner.exceptions import StorageRefused
 from tuner.storage._records import TERMINAL_TRIAL_STATES, TrialFinished, TrialStarted, TrialState
 
 
@@ -21,14 +22,14 @@ def checked_start(event_: TrialStarted, where: str) -> TrialStarted:
     require_aware(event_.started_at, f"{where}: started_at")
     require_optional_text(event_.node, f"{where}: node")
     if not isinstance(event_.number, int) or isinstance(event_.number, bool) or event_.number < 0:
-        raise StorageError(f"cannot write trial events: {where}: number must be an int >= 0")
+        raise StorageRefused(f"cannot write trial events: {where}: number must be an int >= 0")
     return event_
 
 
 def checked_finish(event_: TrialFinished, where: str) -> TrialFinished:
     """The finish event, checked, with its numbers as floats and its state as a plain value."""
     if event_.state not in TERMINAL_TRIAL_STATES:
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {where}: a finished trial's state must be one of "
             f"{TERMINAL_TRIAL_STATES} (got {event_.state!r})"
         )
@@ -52,14 +53,14 @@ def checked_finish(event_: TrialFinished, where: str) -> TrialFinished:
 def checked_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
     """Metric name -> float; refuses a non-dict, an empty name or a non-number."""
     if not isinstance(metrics, Mapping):
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {where}: metrics must be a dict "
             f"(got {type(metrics).__name__})"
         )
     checked: dict[str, float] = {}
     for name, raw in metrics.items():
         if not isinstance(name, str) or not name:
-            raise StorageError(f"cannot write trial events: {where}: metric name {name!r}")
+            raise StorageRefused(f"cannot write trial events: {where}: metric name {name!r}")
         value = as_float(raw, f"{where}: metric {name!r}")
         assert value is not None
         checked[name] = value
@@ -69,19 +70,19 @@ def checked_metrics(metrics: Mapping[str, Any], where: str) -> dict[str, float]:
 def encode_params(params: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     """The ``trial_params`` rows (``name, value_json, value_float``) of a trial's parameters."""
     if not isinstance(params, Mapping):
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {where}: params must be a dict "
             f"(got {type(params).__name__})"
         )
     rows = []
     for name, raw in params.items():
         if not isinstance(name, str) or not name:
-            raise StorageError(f"cannot write trial events: {where}: parameter name {name!r}")
+            raise StorageRefused(f"cannot write trial events: {where}: parameter name {name!r}")
         value = plain(raw)
         try:
             value_json = dumps(value)
         except (TypeError, ValueError):
-            raise StorageError(
+            raise StorageRefused(
                 f"cannot write trial events: {where}: parameter {name!r} is a "
                 f"{type(raw).__name__} ({raw!r}); store int, float, str or bool"
             ) from None
@@ -136,11 +137,11 @@ def as_float(value: Any, what: str, *, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
     if isinstance(value, str | bytes) or value is None:
-        raise StorageError(f"cannot write trial events: {what} must be a number (got {value!r})")
+        raise StorageRefused(f"cannot write trial events: {what} must be a number (got {value!r})")
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {what} must be a number (got {value!r})"
         ) from None
 
@@ -153,19 +154,19 @@ def nan_to_none(value: float | None) -> float | None:
 def require_text(what: str, value: Any) -> None:
     """Refuse a value that is not a non-empty string."""
     if not isinstance(value, str) or not value:
-        raise StorageError(f"{what} must be a non-empty string (got {value!r})")
+        raise StorageRefused(f"{what} must be a non-empty string (got {value!r})")
 
 
 def require_optional_text(value: Any, what: str) -> None:
     """Refuse a value that is neither a string nor None."""
     if value is not None and not isinstance(value, str):
-        raise StorageError(f"cannot write trial events: {what} must be a string or None")
+        raise StorageRefused(f"cannot write trial events: {what} must be a string or None")
 
 
 def require_aware(value: Any, what: str) -> None:
     """Refuse a value that is not a timezone-aware datetime."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {what} must be a timezone-aware datetime "
             f"(got {value!r}); use datetime.now(UTC)"
         )

@@ -23,9 +23,14 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from tuner.exceptions import StorageError, StudyNotFoundError
+from tuner.exceptions import (
+    StorageError,
+    StorageRefused,
+    StorageUnavailable,
+    StudyNotFoundError,
+)
 
-__all__ = ["Database", "parse_storage_url", "reason"]
+__all__ = ["Database", "error_class", "parse_storage_url", "reason"]
 
 _log = logging.getLogger("tuner.storage")
 
@@ -242,7 +247,7 @@ class Database:
             except sa_exc.SQLAlchemyError as e:
                 _quiet_rollback(session)
                 self.log_error(doing, e)
-                raise StorageError(f"cannot {doing} in {self.masked_url}: {reason(e)}") from None
+                raise error_class(e)(f"cannot {doing} in {self.masked_url}: {reason(e)}") from None
             except BaseException:
                 _quiet_rollback(session)
                 raise
@@ -267,3 +272,25 @@ class Database:
             f"no study named {name!r} in {self.masked_url}: "
             "run `tuner list` to see the study names there"
         )
+
+
+def error_class(error: sa_exc.SQLAlchemyError) -> type[StorageError]:
+    """The storage error a driver error becomes, judged by its class, never its text:
+    :class:`StorageUnavailable` when the database could not be reached (a lost or
+    refused connection, a server going down, a lock or a pool time-out: DBAPI's
+    OperationalError and InterfaceError are exactly those), else
+    :class:`StorageRefused` (IntegrityError, DataError, ProgrammingError ...: the
+    database refused the statement)."""
+    return StorageUnavailable if _unreachable(error) else StorageRefused
+
+
+def _unreachable(error: sa_exc.SQLAlchemyError) -> bool:
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(
+        error,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from tuner.exceptions import StorageError
-from tuner.storage._engine import Database, reason
+from tuner.storage._engine import Database, error_class, reason
 
 __all__ = ["prepare_schema"]
 
@@ -33,7 +33,7 @@ def prepare_schema(db: Database) -> None:
             current = MigrationContext.configure(connection).get_current_revision()
     except sa_exc.SQLAlchemyError as e:
         db.log_error("open", e)
-        raise StorageError(f"cannot open database {db.masked_url}: {reason(e)}") from None
+        raise error_class(e)(f"cannot open database {db.masked_url}: {reason(e)}") from None
     if current == head:
         return
     if current is not None and current not in known:
@@ -76,7 +76,7 @@ def _migrate(db: Database, head: str) -> None:
             command.upgrade(config, "head")
     except sa_exc.SQLAlchemyError as e:
         db.log_error("migrate", e)
-        raise StorageError(
+        raise error_class(e)(
             f"cannot create or upgrade tuner's tables in {db.masked_url}: {reason(e)}"
         ) from None
 

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
-from tuner.exceptions import StorageError
+from tuner.exceptions import StorageRefused
 from tuner.storage._checks import (
     as_float,
     checked_finish,
@@ -104,7 +104,7 @@ class TrialWriter:
         """Write finished trials with their whole history, ``batch_size`` a transaction
         (see :meth:`Storage.import_trials`); returns how many were written."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise StorageError(f"batch_size must be an int >= 1 (got {batch_size!r})")
+            raise StorageRefused(f"batch_size must be an int >= 1 (got {batch_size!r})")
         written = 0
         remaining = iter(trials)  # a generator is consumed a batch at a time
         while chunk := list(itertools.islice(remaining, batch_size)):
@@ -143,13 +143,13 @@ class TrialWriter:
         batch: dict[_Key, _Pending] = {}
         for trial in trials:
             if not isinstance(trial, TrialImport):
-                raise StorageError(
+                raise StorageRefused(
                     f"cannot import trials: expected TrialImport, got {type(trial).__name__}"
                 )
             key = (study_id, trial.number)
             where = f"trial {trial.number} of study {study_id}"
             if key in batch or key in self._running:
-                raise StorageError(f"cannot write trial events: {where} was already started")
+                raise StorageRefused(f"cannot write trial events: {where} was already started")
             pending = _Pending(
                 trial_id=None,
                 started=checked_start(
@@ -171,7 +171,7 @@ class TrialWriter:
             for metric, curve in _checked_curves(trial.curves, where).items():
                 for step, raw in curve:
                     if not isinstance(step, int) or isinstance(step, bool):
-                        raise StorageError(
+                        raise StorageRefused(
                             f"cannot write trial events: {where}: step must be an int "
                             f"(got {step!r})"
                         )
@@ -191,7 +191,7 @@ class TrialWriter:
         """Validate the batch against what is stored and fold it into one change per trial."""
         for event_ in events:
             if not isinstance(event_, TrialStarted | TrialResult | TrialRetried | TrialFinished):
-                raise StorageError(
+                raise StorageRefused(
                     "cannot write trial events: expected TrialStarted, TrialResult, "
                     f"TrialRetried or TrialFinished, got {type(event_).__name__}"
                 )
@@ -211,7 +211,7 @@ class TrialWriter:
             where = f"trial {event_.number} of study {event_.study_id}"
             if isinstance(event_, TrialStarted):
                 if key in batch or key in self._running or key in stored:
-                    raise StorageError(f"cannot write trial events: {where} was already started")
+                    raise StorageRefused(f"cannot write trial events: {where} was already started")
                 batch[key] = _Pending(
                     trial_id=None,
                     started=checked_start(event_, where),
@@ -223,14 +223,14 @@ class TrialWriter:
                 pending = _pending_for(key, where, self._running.get(key), stored.get(key))
                 batch[key] = pending
             if pending.finish is not None:
-                raise StorageError(
+                raise StorageRefused(
                     f"cannot write trial events: {where} has finished; "
                     "finished trials are read-only"
                 )
             if isinstance(event_, TrialResult):
                 step = event_.step
                 if not isinstance(step, int) or isinstance(step, bool):
-                    raise StorageError(
+                    raise StorageRefused(
                         f"cannot write trial events: {where}: step must be an int (got {step!r})"
                     )
                 for metric, raw in checked_metrics(event_.metrics, where).items():
@@ -239,7 +239,7 @@ class TrialWriter:
                 pending.steps += 1
             elif isinstance(event_, TrialRetried):
                 if not isinstance(event_.error, str):
-                    raise StorageError(
+                    raise StorageRefused(
                         f"cannot write trial events: {where}: a retry's error must be a str "
                         f"(got {type(event_.error).__name__})"
                     )
@@ -346,19 +346,19 @@ class TrialWriter:
             if updated != len(rows):
                 # Another process (a second driver, `tuner resume`) finished a trial
                 # under us; refuse rather than overwrite its outcome.
-                raise StorageError(
+                raise StorageRefused(
                     "cannot write trial events: a trial of this batch was finished by "
                     "another process meanwhile; finished trials are read-only"
                 )
 
-    def _explain_refused_start(self, refused: _StartRefused) -> StorageError:
+    def _explain_refused_start(self, refused: _StartRefused) -> StorageRefused:
         by_study: dict[int, list[int]] = defaultdict(list)
         for study_id, number in refused.keys:
             by_study[study_id].append(number)
         with self._db.session("write trial events") as session:
             for study_id, numbers in sorted(by_study.items()):
                 if not Study.exists(session, study_id):
-                    return StorageError(
+                    return StorageRefused(
                         f"cannot write trial events: there is no study with id {study_id} "
                         f"in {self._db.masked_url}"
                     )
@@ -369,7 +369,7 @@ class TrialWriter:
                     )
                 )
                 if taken is not None:
-                    return StorageError(
+                    return StorageRefused(
                         f"cannot write trial events: trial {taken} of study {study_id} "
                         "was already started"
                     )
@@ -386,7 +386,7 @@ class TrialWriter:
     def mark_running_trials(self, study_id: int, state: TrialState | str, error: str) -> int:
         """Close the study's running trials (see :meth:`Storage.mark_running_trials`)."""
         if state not in TERMINAL_TRIAL_STATES:
-            raise StorageError(
+            raise StorageRefused(
                 f"running trials can be marked {TERMINAL_TRIAL_STATES} only (got {state!r})"
             )
         with self.lock:
@@ -432,7 +432,7 @@ class _Pending:
         return self.started is None and (self.steps > 0 or self.finish is not None or self.reset)
 
 
-class _StartRefused(StorageError):
+class _StartRefused(StorageRefused):
     """The database refused a batch's new trials; :meth:`Storage.write` says why."""
 
     def __init__(self, keys: list[_Key], message: str) -> None:
@@ -484,11 +484,11 @@ def _pending_for(
             attempt_errors=list(running.attempt_errors),
         )
     if stored is None:
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {where} was never started (write its TrialStarted first)"
         )
     if stored.state != _RUNNING:
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {where} is {stored.state}; finished trials are read-only"
         )
     return _Pending(
@@ -622,11 +622,11 @@ def _update_progress_postgresql(session: Session, rows: list[dict[str, Any]]) ->
 
 def _checked_curves(curves: Any, where: str) -> Mapping[str, Sequence[tuple[int, Any]]]:
     if not isinstance(curves, Mapping):
-        raise StorageError(
+        raise StorageRefused(
             f"cannot write trial events: {where}: curves must be a dict "
             f"(got {type(curves).__name__})"
         )
     for metric in curves:
         if not isinstance(metric, str) or not metric:
-            raise StorageError(f"cannot write trial events: {where}: metric name {metric!r}")
+            raise StorageRefused(f"cannot write trial events: {where}: metric name {metric!r}")
     return curves

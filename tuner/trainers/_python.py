@@ -30,8 +30,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
 
     trainer = spec.trainer
     assert isinstance(trainer, PythonTrainer)  # the registry dispatches on kind
-    metric, also = spec.metric, tuple(spec.objective_metrics[1:])
-    plateau = _report.plateau_rule(spec)
+    rules = _report.rules(spec)
     search_path = [spec.base_dir, os.getcwd()]
     resolve(trainer.function, search_path)  # fail now, not in every trial
     function = trainer.function
@@ -40,8 +39,9 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
         # On a cluster the spec's folder comes with the trial (Ray's working_dir, first
         # on sys.path); the driver's folders, where this node has them, only after it.
         shipped = bool(os.environ.get(SHIPPED_ENV))
-        with _report.trial(metric, also, plateau) as ctx:
-            run(resolve(function, search_path, last=shipped), config, ctx)
+        _report.run_trial(
+            rules, lambda ctx: run(resolve(function, search_path, last=shipped), config, ctx)
+        )
 
     return Prepared(tuner_trial)
 

@@ -61,8 +61,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     check_study_metrics(spec, reported_metrics(trainer, task), "sklearn")
     incremental = hasattr(pipe.steps[-1][1], "partial_fit")
     ds = trainer.dataset
-    metric = spec.metric
-    plateau = _report.plateau_rule(spec)
+    rules = _report.rules(spec)
     report = _report.report
     if ds.stream:
         if not incremental:
@@ -76,8 +75,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
         plan = plan_stream(ds, spec.base_dir, task, trainer.batch_size)
 
         def tuner_sklearn_stream_trial(config: dict[str, Any], data: Any = None) -> None:
-            with _report.trial(metric, plateau=plateau):
-                run_stream(trainer, config, data, report, nthread)
+            _report.run_trial(rules, lambda _: run_stream(trainer, config, data, report, nthread))
 
         return Prepared(tuner_sklearn_stream_trial, {"data": plan}, plan.nbytes)
 
@@ -86,8 +84,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     data = load_dataset(ds, spec.base_dir, task)
 
     def tuner_sklearn_trial(config: dict[str, Any], data: Any = None) -> None:
-        with _report.trial(metric, plateau=plateau):
-            run(trainer, config, data, report, nthread)
+        _report.run_trial(rules, lambda _: run(trainer, config, data, report, nthread))
 
     return Prepared(
         tuner_sklearn_trial, {"data": data}, data.nbytes, budget=None if incremental else 1

@@ -36,7 +36,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     trainer = spec.trainer
     assert isinstance(trainer, XGBoostTrainer)  # the registry dispatches on kind
     metric = spec.metric
-    plateau = _report.plateau_rule(spec)
+    rules = _report.rules(spec)
     data = load_dataset(trainer.dataset, spec.base_dir)
     check_metric(metric, trainer, data.n_classes)
     reported = [*reported_metrics(trainer, data.n_classes), "rounds", "workers"]
@@ -52,8 +52,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
         return prepare_data_parallel(spec, trainer, data, workers, trainer.num_workers == "auto")
 
     def tuner_xgboost_trial(config: dict[str, Any], data: Any = None) -> None:
-        with _report.trial(metric, plateau=plateau):
-            run(trainer, config, data, nthread)
+        _report.run_trial(rules, lambda _: run(trainer, config, data, nthread))
 
     return Prepared(tuner_xgboost_trial, {"data": data}, data.nbytes)
 

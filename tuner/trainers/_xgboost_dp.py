@@ -478,9 +478,7 @@ def _cause(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def relay(
-    dispatcher_name: str, metric: str, plateau: _report.PlateauRule | None = None
-) -> Callable[[dict[str, Any]], None]:
+def relay(dispatcher_name: str, rules: _report.TrialRules) -> Callable[[dict[str, Any]], None]:
     """The Ray Tune trial function that hands its config to a worker group (a plateau
     of its metric ends it, and cancels the job)."""
 
@@ -491,8 +489,9 @@ def relay(
         dispatcher = ray.get_actor(dispatcher_name)
         job_id = tune.get_context().get_trial_id() or uuid.uuid4().hex
         ray.get(dispatcher.submit.remote(job_id, dict(config)))
-        after = 0
-        with _report.trial(metric, plateau=plateau):
+
+        def follow(_: _report.TrialContext) -> None:
+            after = 0
             try:
                 while True:
                     rows, state, error = ray.get(dispatcher.poll.remote(job_id, after))
@@ -509,6 +508,8 @@ def relay(
                         raise TunerError(error or "the trial failed in its worker group")
             finally:
                 dispatcher.cancel.remote(job_id)
+
+        _report.run_trial(rules, follow)
 
     return tuner_xgboost_dp_trial
 
@@ -528,7 +529,7 @@ def prepare_data_parallel(
         worker_resources=_ray_names(spec.resources.per_trial()),
     )
     return Prepared(
-        relay(groups.dispatcher_name, spec.metric, _report.plateau_rule(spec)),
+        relay(groups.dispatcher_name, _report.rules(spec)),
         data_bytes=data.nbytes,
         # The relay only waits on its worker group, which holds the CPUs.
         resources={"cpu": 0, "memory": 1},
