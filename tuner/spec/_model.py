@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuner import _pareto
 from tuner.schedulers._registry import SCHEDULER_NAMES
 from tuner.schedulers._registry import SCHEDULERS as SCHEDULER_REGISTRY
 from tuner.search._registry import ALGORITHM_NAMES
@@ -522,14 +523,7 @@ class ConstraintSpec(_Strict):
 
     def violation(self, value: float | None) -> float:
         """How far `value` is outside the bounds (<= 0: it holds; inf: not reported)."""
-        if value is None or not math.isfinite(value):
-            return math.inf
-        out = -math.inf
-        if self.max is not None:
-            out = max(out, value - self.max)
-        if self.min is not None:
-            out = max(out, self.min - value)
-        return out
+        return _pareto.violation(value, self.min, self.max)
 
 
 class WarmStartSpec(_Strict):
