@@ -158,7 +158,9 @@ class BOHBSampler(BaseSampler):
 
 def _quiet_study(direction: StudyDirection, sampler: BaseSampler) -> Study:
     # A view a suggestion: Optuna would log "A new study created in memory" each time.
-    logger = logging.getLogger("optuna.storages._in_memory")
+    from tuner._compat.optuna import IN_MEMORY_STORAGE_LOGGER
+
+    logger = logging.getLogger(IN_MEMORY_STORAGE_LOGGER)
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:

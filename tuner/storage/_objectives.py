@@ -127,7 +127,8 @@ def hypervolume_history(
     :func:`reference_point` of the candidates. Points beyond it add nothing.
     """
     import numpy as np
-    from optuna._hypervolume import compute_hypervolume
+
+    from tuner._compat.optuna import compute_hypervolume
 
     points = [c for c in candidates if c is not None]
     if not points:
