@@ -83,35 +83,58 @@ def pareto_flags(points: Sequence[Sequence[float]]) -> list[bool]:
 
     if not len(points):
         return []
-    values = np.asarray(points, dtype=np.float64)
-    flags = [False] * len(values)
-    # In lexicographic order a point can only be dominated by one before it, and a point
-    # on the front never by one after it: each point is compared with the front so far.
-    order = np.lexsort(values.T[::-1])
-    front = np.empty((0, values.shape[1]))
-    for i in order:
-        p = values[i]
-        if front.size and bool(np.any(np.all(front <= p, axis=1) & np.any(front < p, axis=1))):
-            continue
-        flags[int(i)] = True
-        front = np.vstack([front, p])
+    flags: list[bool] = _front_mask(np.asarray(points, dtype=np.float64)).tolist()
     return flags
+
+
+def _front_mask(values: Any) -> Any:
+    """The non-dominated rows of an ``n x m`` array of losses, as a boolean array."""
+    import numpy as np
+
+    # Equal rows share a verdict: decide on the distinct rows, in lexicographic order.
+    unique, inverse = np.unique(values, axis=0, return_inverse=True)
+    return _sorted_front_mask(unique)[inverse.reshape(-1)]
+
+
+def _sorted_front_mask(rows: Any) -> Any:
+    """:func:`_front_mask` of distinct rows in lexicographic order, where a row can only
+    be dominated by one before it."""
+    import numpy as np
+
+    if rows.shape[1] == 2:
+        # On the front: its second loss is below that of every row before it.
+        second = rows[:, 1]
+        on = np.ones(len(rows), dtype=bool)
+        on[1:] = second[1:] < np.minimum.accumulate(second)[:-1]
+        return on
+    # The first row left is on the front; drop every row it dominates; repeat.
+    on = np.zeros(len(rows), dtype=bool)
+    index, rest = np.arange(len(rows)), rows
+    while len(rest):
+        on[index[0]] = True
+        better_somewhere = np.any(rest < rest[0], axis=1)
+        index, rest = index[better_somewhere], rest[better_somewhere]
+    return on
 
 
 def nondominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
     """Each loss vector's non-dominated front, 0 the best (NSGA-II's sorting): front k
     is what no other point dominates once fronts 0..k-1 are taken out."""
-    ranks = [-1] * len(points)
-    left = list(range(len(points)))
+    import numpy as np
+
+    if not len(points):
+        return []
+    unique, inverse = np.unique(np.asarray(points, dtype=np.float64), axis=0, return_inverse=True)
+    ranks = np.full(len(unique), -1)
+    left = np.arange(len(unique))  # a subset of sorted distinct rows stays so
     rank = 0
-    while left:
-        flags = pareto_flags([points[i] for i in left])
-        for i, on in zip(left, flags, strict=True):
-            if on:
-                ranks[i] = rank
-        left = [i for i, on in zip(left, flags, strict=True) if not on]
+    while left.size:
+        on = _sorted_front_mask(unique[left])
+        ranks[left[on]] = rank
+        left = left[~on]
         rank += 1
-    return ranks
+    out: list[int] = ranks[inverse.reshape(-1)].tolist()
+    return out
 
 
 def crowding_distance(front: Any) -> Any:
