@@ -54,11 +54,12 @@ def objective(config: dict[str, float]) -> None:
 
 def hypervolume(points: list[tuple[float, float]]) -> float:
     import numpy as np
-    from optuna._hypervolume import compute_hypervolume
+
+    from tuner._compat.optuna import compute_hypervolume
 
     ref = np.array(REFERENCE)
     inside = np.array([p for p in points if p[0] < ref[0] and p[1] < ref[1]])
-    return 0.0 if len(inside) == 0 else float(compute_hypervolume(inside, ref))
+    return 0.0 if len(inside) == 0 else compute_hypervolume(inside, ref, assume_pareto=False)
 
 
 def spec(algorithm: str, seed: int, trials: int = 20, name: str = "zdt1") -> dict[str, Any]:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from tuner.schedulers import MultiObjectiveASHA, build_scheduler, promoted, rungs
+from tuner.schedulers import SCHEDULERS, build_scheduler, promoted, rungs
+from tuner.schedulers._mo_asha import MultiObjectiveASHA
 from tuner.spec import load_spec
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
@@ -39,6 +40,31 @@ def report(scheduler, tid: str, step: int, f1: float, f2: float) -> str:
 def test_rungs_are_asha_milestones_below_the_budget():
     assert rungs(12, 2, 2) == [2, 4, 8]
     assert rungs(100, 1, 3) == [1, 3, 9, 27, 81]
+
+
+def test_the_registry_and_the_spec_read_without_importing_ray():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tuner.schedulers, tuner.spec\n"
+        "tuner.spec.load_spec({'name': 'n', 'metric': 'loss',"
+        " 'trainer': {'kind': 'python', 'function': 'm:f'},"
+        " 'search_space': {'x': {'type': 'float', 'low': 0.0, 'high': 1.0}},"
+        " 'early_stopping': {'scheduler': 'asha'}})\n"
+        "print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_registry_says_which_take_several_objectives_and_which_have_rungs():
+    several = {n for n, s in SCHEDULERS.items() if s.multi_objective}
+    assert several == {"none", "fifo", "asha"}
+    assert {n for n, s in SCHEDULERS.items() if s.rungs} == {"asha", "hyperband"}
+    for name in set(SCHEDULERS) - several:
+        with pytest.raises(Exception, match=f"{name} ranks trials on one metric"):
+            mo_spec(scheduler=name)
 
 
 def test_the_spec_picks_the_scheduler():

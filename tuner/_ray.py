@@ -244,10 +244,9 @@ def _loopback_only() -> None:
     single-machine clusters keeps it on loopback: read by this process's Ray now, and
     by the Ray processes a local Ray starts through their environment.
     """
-    import ray._private.ray_constants as ray_constants
+    from tuner._compat.ray import single_machine
 
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    single_machine()
 
 
 def check_fits(per_trial: dict[str, float]) -> None:

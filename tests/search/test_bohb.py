@@ -6,12 +6,30 @@ import optuna
 import pytest
 
 import tuner
-from tuner.search._bohb import BOHBSampler, rungs
+from tuner.search._bohb import BOHBSampler, budgets
 
 
-def test_rungs_are_hyperbands_and_the_whole_budget():
-    assert rungs(1, 3, 27) == [1, 3, 9, 27]
-    assert rungs(2, 3, 20) == [2, 6, 18, 20]
+def budget_spec(grace_period: int, reduction_factor: float, max_steps: int):
+    return tuner.load_spec(
+        {
+            "name": "b",
+            "metric": "loss",
+            "trainer": {"kind": "python", "function": "m:f", "max_steps": max_steps},
+            "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "search": {"algorithm": "bohb"},
+            "early_stopping": {
+                "scheduler": "hyperband",
+                "grace_period": grace_period,
+                "reduction_factor": reduction_factor,
+            },
+        }
+    )
+
+
+def test_budgets_are_hyperbands_rungs_and_the_whole_budget():
+    assert budgets(budget_spec(1, 3, 27)) == [1, 3, 9, 27]
+    assert budgets(budget_spec(2, 3, 20)) == [2, 6, 18, 20]
+    assert budgets(budget_spec(1, 1.1, 3)) == [1, 2, 3]  # rungs rounded down, once each
 
 
 def test_the_model_moves_up_to_the_largest_budget_with_enough_results():

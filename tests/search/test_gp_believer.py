@@ -11,7 +11,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from tuner.search import _gp, build_searcher
+from tuner._compat import optuna as compat
+from tuner.search import build_searcher
 from tuner.search._gp import BelieverGPSampler
 from tuner.spec import load_spec
 
@@ -88,7 +89,7 @@ def test_with_nothing_pending_it_is_exactly_gp_sampler():
 
 
 def test_other_optuna_internals_fall_back_to_plain_gp_sampler(monkeypatch, caplog):
-    monkeypatch.setattr(_gp, "check_internals", lambda: "pretend they changed")
+    monkeypatch.setattr(compat, "check_gp_internals", lambda: "pretend they changed")
     done, pending = history(), [running(np.full(3, 0.3))]
     with caplog.at_level(logging.WARNING, logger="tuner.search._gp"):
         got = ask(BelieverGPSampler(seed=0), done + pending)
@@ -98,7 +99,7 @@ def test_other_optuna_internals_fall_back_to_plain_gp_sampler(monkeypatch, caplo
 
 def test_a_fitted_gp_without_the_state_it_reads_falls_back_to_plain_gp_sampler(monkeypatch, caplog):
     # As if a later Optuna renamed an attribute of GPRegressor that believing() reads.
-    monkeypatch.setattr(_gp, "_REGRESSOR_STATE", (*_gp._REGRESSOR_STATE, "_renamed"))
+    monkeypatch.setattr(compat, "REGRESSOR_STATE", (*compat.REGRESSOR_STATE, "_renamed"))
     done, pending = history(), [running(np.full(3, 0.3))]
     sampler = BelieverGPSampler(seed=0)
     with caplog.at_level(logging.WARNING, logger="tuner.search._gp"):
@@ -153,7 +154,7 @@ def test_the_believing_gp_keeps_the_mean_and_collapses_the_variance_at_pending_p
     with torch.no_grad():
         mean, var = fitted.posterior(pending)
         before = fitted.posterior(probe)
-        believer = _gp.believing(fitted, pending, mean)
+        believer = compat.believing(fitted, pending, mean)
         b_mean, b_var = believer.posterior(pending)
         after = fitted.posterior(probe)
         near_var = believer.posterior(probe)[1]

@@ -28,10 +28,23 @@ def test_the_spec_takes_exactly_the_registered_names():
     assert SearchSpec.model_fields["algorithm"].annotation.__args__ == tuple(ALGORITHMS)
 
 
-def test_every_scheduler_name_has_a_builder():
-    from tuner.schedulers import SCHEDULERS as BUILDERS
+def test_the_spec_takes_exactly_the_registered_schedulers():
+    from tuner.schedulers import SCHEDULERS as REGISTRY
+    from tuner.spec import EarlyStoppingSpec
 
-    assert tuple(BUILDERS) == SCHEDULERS
+    annotation = EarlyStoppingSpec.model_fields["scheduler"].annotation
+    assert annotation.__args__ == tuple(REGISTRY) == SCHEDULERS
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_every_scheduler_builds_a_ray_scheduler(name):
+    from ray.tune.schedulers import TrialScheduler
+
+    from tuner.schedulers import build_scheduler
+
+    data = gp_spec().to_dict()
+    data["early_stopping"] = {"scheduler": name}
+    assert isinstance(build_scheduler(load_spec(data)), TrialScheduler)
 
 
 @pytest.mark.parametrize("name", list(ALGORITHMS))

@@ -213,10 +213,12 @@ def _build(
 
 def _feasibility(spec: StudySpec) -> Callable[[Any], bool] | None:
     """Whether final metrics satisfy the spec's constraints (None: it has none)."""
+    from tuner._pareto import feasible
+
     if not spec.constraints:
         return None
-    constraints = spec.constraints
-    return lambda metrics: all(c.violation(metrics.get(c.metric)) <= 0 for c in constraints)
+    bounds = [(c.metric, c.min, c.max) for c in spec.constraints]
+    return lambda metrics: feasible(metrics, bounds)
 
 
 def _run(

@@ -32,8 +32,9 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
+from tuner import _pareto
 from tuner.storage import StudyState, TrialState
 
 __all__ = ["FinishedTrial", "PastTrial", "TrialLedger"]
@@ -338,16 +339,6 @@ class TrialLedger:
 
     def _add_to_front(self, values: tuple[float, ...]) -> None:
         assert self._objectives is not None
-        loss = _losses(values, self._objectives)
-        fronts = [_losses(f, self._objectives) for f in self.front]
-        if any(all(a <= b for a, b in zip(f, loss, strict=True)) for f in fronts):
-            return  # dominated by (or equal to) a trial of the front
-        self.front = [
-            f
-            for f, fl in zip(self.front, fronts, strict=True)
-            if not all(a <= b for a, b in zip(loss, fl, strict=True))
-        ] + [values]
-
-
-def _losses(values: Sequence[float], objectives: Sequence[tuple[str, Any]]) -> list[float]:
-    return [v if mode == "min" else -v for v, (_, mode) in zip(values, objectives, strict=True)]
+        # A trial dominated by (or equal to) one of the front leaves it as it is.
+        modes = [mode for _, mode in self._objectives]
+        self.front = _pareto.add_to_front(self.front, values, modes)

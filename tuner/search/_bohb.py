@@ -29,10 +29,11 @@ from optuna.samplers import BaseSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from tuner.schedulers import rungs
 from tuner.search._searchers import OptunaSearcher, PastTrial
 from tuner.spec import StudySpec
 
-__all__ = ["BOHBSampler", "Fit", "bohb", "rungs"]
+__all__ = ["BOHBSampler", "Fit", "bohb", "budgets"]
 
 
 @dataclass(frozen=True)
@@ -45,13 +46,12 @@ class Fit:
     from_pruned: int  # of which trials stopped early
 
 
-def rungs(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
-    """The budgets Hyperband's brackets compare trials at, and the whole budget."""
-    out, r = [], float(grace_period)
-    while r < max_t:
-        out.append(int(r))
-        r *= reduction_factor
-    return sorted({*out, max_t})
+def budgets(spec: StudySpec) -> list[int]:
+    """The budgets BOHB fits at: the rungs Hyperband's brackets compare trials at
+    (:func:`tuner.schedulers.rungs`, the schedulers' own), and the whole budget."""
+    es = spec.early_stopping
+    max_t = spec.trainer.budget
+    return sorted({*rungs(max_t, es.grace_period, es.reduction_factor), max_t})
 
 
 class BOHBSampler(BaseSampler):
@@ -158,7 +158,9 @@ class BOHBSampler(BaseSampler):
 
 def _quiet_study(direction: StudyDirection, sampler: BaseSampler) -> Study:
     # A view a suggestion: Optuna would log "A new study created in memory" each time.
-    logger = logging.getLogger("optuna.storages._in_memory")
+    from tuner._compat.optuna import IN_MEMORY_STORAGE_LOGGER
+
+    logger = logging.getLogger(IN_MEMORY_STORAGE_LOGGER)
     level = logger.level
     logger.setLevel(logging.WARNING)
     try:
@@ -186,8 +188,5 @@ def bohb(
 ) -> OptunaSearcher:
     """BOHB: TPE fitted at Hyperband's rungs (the spec checks early_stopping is
     asha or hyperband)."""
-    es = spec.early_stopping
-    sampler = BOHBSampler(
-        rungs(es.grace_period, es.reduction_factor, spec.trainer.budget), seed=spec.search.seed
-    )
+    sampler = BOHBSampler(budgets(spec), seed=spec.search.seed)
     return OptunaSearcher(spec, history, sampler, warm=warm)

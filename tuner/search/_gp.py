@@ -18,20 +18,21 @@ the pending points, with the fitted kernel's parameters: the same posterior as O
 constructor and ``_cache_matrix`` that every Optuna 5 release has. The fitted GP itself
 is left as it was, so Optuna's cache of kernel parameters for the next fit is unchanged.
 
-This reaches into Optuna's private GP modules. ``check_internals`` says whether the
+This reaches into Optuna's private GP modules, through :mod:`tuner._compat.optuna`
+(every private name goes through there). ``check_gp_internals`` there says whether the
 pieces used are there; if they are not, the sampler behaves as plain ``GPSampler`` and
 logs one warning.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.study._constrained_optimization import _is_constrained_optimization
+
+from tuner._compat import optuna as compat
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -39,50 +40,6 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 log = logging.getLogger(__name__)
-
-_IMPL = "_sample_relative_impl"
-_IMPL_ARGS = ["self", "study", "completed_trials", "running_trials", "search_space"]
-# What believing() reads of a fitted GPRegressor besides its constructor's arguments.
-_REGRESSOR_STATE = (
-    "_is_categorical",
-    "_X_train",
-    "_y_train",
-    "inverse_squared_lengthscales",
-    "kernel_scale",
-    "noise_var",
-)
-_REGRESSOR_ARGS = [
-    "is_categorical",
-    "X_train",
-    "y_train",
-    "inverse_squared_lengthscales",
-    "kernel_scale",
-    "noise_var",
-]
-
-
-def check_internals() -> str | None:
-    """None if this Optuna has the GP internals the believer uses, else what is missing."""
-    try:
-        from optuna._gp import acqf, gp, search_space
-        from optuna.samplers._gp import sampler
-    except ImportError as e:  # pragma: no cover - depends on the installed Optuna
-        return f"optuna._gp is not importable ({e})"
-    impl = getattr(optuna.samplers.GPSampler, _IMPL, None)
-    if impl is None or list(inspect.signature(impl).parameters) != _IMPL_ARGS:
-        return f"GPSampler.{_IMPL} is missing or has another signature"
-    if not callable(getattr(optuna.samplers.GPSampler, "_optimize_acqf", None)):
-        return "GPSampler._optimize_acqf is missing"
-    regressor_args = list(inspect.signature(gp.GPRegressor).parameters)
-    if regressor_args != _REGRESSOR_ARGS:
-        return f"GPRegressor takes {regressor_args}, not {_REGRESSOR_ARGS}"
-    if not callable(getattr(gp.GPRegressor, "_cache_matrix", None)):
-        return "GPRegressor._cache_matrix is missing"
-    if not callable(getattr(search_space.SearchSpace, "get_normalized_params", None)):
-        return "SearchSpace.get_normalized_params is missing"
-    if not callable(getattr(sampler, "_get_params", None)) or not hasattr(acqf, "LogEI"):
-        return "optuna.samplers._gp.sampler._get_params or acqf.LogEI is missing"
-    return None
 
 
 class BelieverGPSampler(optuna.samplers.GPSampler):
@@ -99,7 +56,7 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
     def __init__(self, *, raise_threshold: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._raise_threshold = raise_threshold
-        self._unavailable = check_internals()
+        self._unavailable = compat.check_gp_internals()
         self._warned = False
         # Normalized params of the running trials, set for the duration of one
         # _sample_relative_impl call and consumed by _optimize_acqf.
@@ -117,18 +74,14 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
         if (
             not running_trials
             or len(study.directions) != 1
-            or _is_constrained_optimization(completed_trials)
-            or self._fallback()
+            or self._fallback()  # before is_constrained, which reads an Optuna internal
+            or compat.is_constrained(completed_trials)
         ):
             return super()._sample_relative_impl(
                 study, completed_trials, running_trials, search_space
             )
 
-        from optuna._gp.search_space import SearchSpace
-        from optuna.samplers._gp.sampler import _get_params
-
-        params = [_get_params(t) for t in running_trials]
-        self._believe = SearchSpace(search_space).get_normalized_params(running_trials, params)
+        self._believe = compat.running_params(search_space, running_trials)
         try:
             # No running trials: the GP is fitted on finished trials and the acquisition
             # is plain LogEI; _optimize_acqf conditions it on the pending points.
@@ -143,16 +96,16 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
 
     def _condition(self, acqf: Any, X: np.ndarray) -> None:
         import torch
-        from optuna._gp.acqf import LogEI
 
-        gpr = getattr(acqf, "_gpr", None)
-        if not isinstance(acqf, LogEI) or gpr is None or not hasattr(acqf, "_threshold"):
+        parts = compat.log_ei_parts(acqf)
+        if isinstance(parts, str):
             # This suggestion is made from finished trials only; later ones fall back.
-            self._unavailable = f"{type(acqf).__name__} is not LogEI with _gpr and _threshold"
+            self._unavailable = parts
             self._fallback()
             return
-        if missing := [a for a in _REGRESSOR_STATE if not hasattr(gpr, a)]:
-            # Instance attributes that believing() reads; check_internals cannot see them.
+        gpr, threshold = parts
+        if missing := compat.gp_regressor_missing(gpr):
+            # Instance attributes that believing() reads; the class check cannot see them.
             self._unavailable = f"the fitted GPRegressor has no {', '.join(missing)}"
             self._fallback()
             return
@@ -160,10 +113,11 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
         with torch.no_grad():
             mean, _ = gpr.posterior(X_running)
             # Condition the fitted GP on its own mean at the pending points (kernel unchanged).
-            acqf._gpr = believing(gpr, X_running, mean)
+            believer = compat.believing(gpr, X_running, mean)
         if self._raise_threshold:
             # Values are standardized and maximized here; the believed ones are data too.
-            acqf._threshold = max(float(acqf._threshold), float(mean.max()))
+            threshold = max(threshold, float(mean.max()))
+        compat.set_log_ei(acqf, believer, threshold)
         self.n_believed = len(X)
         log.debug("GP: believing %d trials in flight", len(X))
 
@@ -178,21 +132,3 @@ class BelieverGPSampler(optuna.samplers.GPSampler):
             )
             self._warned = True
         return True
-
-
-def believing(gpr: Any, X_running: Any, y_running: Any) -> Any:
-    """A copy of a fitted ``GPRegressor`` that also has ``y_running`` observed at
-    ``X_running``: the same kernel parameters, not refitted, its matrices cached."""
-    import torch
-    from optuna._gp.gp import GPRegressor
-
-    believer = GPRegressor(
-        is_categorical=gpr._is_categorical,
-        X_train=torch.cat([gpr._X_train, X_running], dim=0),
-        y_train=torch.cat([gpr._y_train.reshape(-1), y_running.reshape(-1)], dim=0),
-        inverse_squared_lengthscales=gpr.inverse_squared_lengthscales,
-        kernel_scale=gpr.kernel_scale,
-        noise_var=gpr.noise_var,
-    )
-    believer._cache_matrix()
-    return believer

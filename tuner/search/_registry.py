@@ -25,6 +25,8 @@ class Algorithm:
         requires: modules it imports that are not installed with tuner itself.
         extra: the ``pip install 'tuner[extra]'`` that brings them.
         multi_objective: whether it takes a spec with several ``objectives``.
+        needs_rungs: whether it fits its model at Hyperband's rungs, so that the spec's
+            scheduler must have them (``tuner.schedulers``' registry says which do).
     """
 
     name: str
@@ -32,6 +34,7 @@ class Algorithm:
     requires: tuple[str, ...] = ()
     extra: str | None = None
     multi_objective: bool = True
+    needs_rungs: bool = False
 
     def load(self) -> Any:
         """The factory function (imports its module)."""
@@ -52,7 +55,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         Algorithm("nsga3", "tuner.search._samplers:nsga3"),
         # bohb ranks by one value at a rung; auto picks among tpe, gp and qmc, which all
         # take several objectives.
-        Algorithm("bohb", "tuner.search._bohb:bohb", multi_objective=False),
+        Algorithm("bohb", "tuner.search._bohb:bohb", multi_objective=False, needs_rungs=True),
         Algorithm("auto", "tuner.search._auto:auto"),
     )
 }

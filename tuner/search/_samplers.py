@@ -17,12 +17,12 @@ starting distribution through Optuna's ``source_trials`` (WS-CMA-ES,
 Ray Tune pickles the searcher, sampler included, when a study starts and at every
 experiment checkpoint. Optuna 5.1's genetic samplers (NSGA-II, NSGA-III) hold a
 ``threading.Lock``, which does not pickle; tuner uses subclasses that leave it out of
-their pickled state and make a new one when unpickled (``_FreshLock``).
+their pickled state and make a new one when unpickled (a private attribute, so they
+live in :mod:`tuner._compat.optuna`, with their check).
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,33 +40,6 @@ def _sampler(cls: Callable[..., optuna.samplers.BaseSampler], **kwargs: Any) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return cls(**kwargs)
-
-
-class _FreshLock:
-    """Pickles a genetic sampler without its ``_thread_lock`` and gives the copy a new one.
-
-    The lock (Optuna >= 5.1) guards the sampler's generation cache against threads of one
-    process; a copy in another process has no such threads to share it with.
-    """
-
-    _thread_lock: Any
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_thread_lock", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._thread_lock = threading.Lock()
-
-
-class _NSGAIISampler(_FreshLock, optuna.samplers.NSGAIISampler):
-    pass
-
-
-class _NSGAIIISampler(_FreshLock, optuna.samplers.NSGAIIISampler):
-    pass
 
 
 def tpe(
@@ -138,7 +111,9 @@ def nsga2(
     spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
 ) -> OptunaSearcher:
     """NSGA-II (Optuna's defaults: generations of 50 trials)."""
-    sampler = _sampler(_NSGAIISampler, seed=spec.search.seed)
+    from tuner._compat.optuna import NSGAIISampler
+
+    sampler = _sampler(NSGAIISampler, seed=spec.search.seed)
     return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
@@ -146,5 +121,7 @@ def nsga3(
     spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
 ) -> OptunaSearcher:
     """NSGA-III, for three or more objectives (Optuna's defaults)."""
-    sampler = _sampler(_NSGAIIISampler, seed=spec.search.seed)
+    from tuner._compat.optuna import NSGAIIISampler
+
+    sampler = _sampler(NSGAIIISampler, seed=spec.search.seed)
     return OptunaSearcher(spec, history, sampler, warm=warm)

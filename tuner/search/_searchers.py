@@ -305,8 +305,7 @@ def _frozen(
     """An earlier trial as Optuna sees it (told as on_trial_complete would have), or None
     if its params do not fit the space (then appended to `misfits`). Parameters the space
     does not have are dropped (a warm start from a study with other parameters)."""
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
+    from tuner._compat.optuna import constraint_attrs
     from tuner.search._space import distribution
 
     params = {k: v for k, v in past.params.items() if k in spec.search_space}
@@ -315,7 +314,7 @@ def _frozen(
         metrics.setdefault(spec.metric, cast(float, past.value))
     values = [metrics.get(m) for m in spec.objective_metrics]
     # As Trial.set_constraint keeps them (see on_trial_complete).
-    system = {f"{_CONSTRAINTS_KEY}:{i}": v for i, v in enumerate(violations(spec, metrics))}
+    system = constraint_attrs(violations(spec, metrics))
     try:
         dists = {name: distribution(spec.search_space[name]) for name in params}
         pruned = past.state == TrialState.PRUNED

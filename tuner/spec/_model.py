@@ -22,18 +22,23 @@ from pydantic import (
     model_validator,
 )
 
+from tuner import _pareto
+from tuner.schedulers._registry import SCHEDULER_NAMES
+from tuner.schedulers._registry import SCHEDULERS as SCHEDULER_REGISTRY
 from tuner.search._registry import ALGORITHM_NAMES
+from tuner.search._registry import ALGORITHMS as ALGORITHM_REGISTRY
 
 Scalar = bool | int | float | str
-# search.algorithm takes its names from the algorithms' registry (tuner.search).
+# search.algorithm and early_stopping.scheduler take their names from the registries
+# (tuner.search, tuner.schedulers), and the rules below from their lines.
 if TYPE_CHECKING:
     AlgorithmName = str
+    SchedulerName = str
 else:
     AlgorithmName = Literal[ALGORITHM_NAMES]
+    SchedulerName = Literal[SCHEDULER_NAMES]
 ALGORITHMS: tuple[str, ...] = ALGORITHM_NAMES
-# The schedulers of tuner.schedulers (its registry has a line for each).
-SchedulerName = Literal["none", "fifo", "asha", "hyperband", "median", "percentile", "extrapolate"]
-SCHEDULERS: tuple[str, ...] = get_args(SchedulerName)
+SCHEDULERS: tuple[str, ...] = SCHEDULER_NAMES
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 # Grid search enumerates int ranges; past this many points a range is surely a mistake.
 MAX_GRID_INT_VALUES = 1000
@@ -518,14 +523,7 @@ class ConstraintSpec(_Strict):
 
     def violation(self, value: float | None) -> float:
         """How far `value` is outside the bounds (<= 0: it holds; inf: not reported)."""
-        if value is None or not math.isfinite(value):
-            return math.inf
-        out = -math.inf
-        if self.max is not None:
-            out = max(out, value - self.max)
-        if self.min is not None:
-            out = max(out, self.min - value)
-        return out
+        return _pareto.violation(value, self.min, self.max)
 
 
 class WarmStartSpec(_Strict):
@@ -721,11 +719,13 @@ class StudySpec(_Strict):
                 "(gpus_per_trial: 1) or use trainer.num_workers: 1",
             )
         es = self.early_stopping
-        if self.search.algorithm == "bohb" and es.scheduler not in ("asha", "hyperband"):
+        algorithm = ALGORITHM_REGISTRY[self.search.algorithm]
+        if algorithm.needs_rungs and not SCHEDULER_REGISTRY[es.scheduler].rungs:
+            with_rungs = " or ".join(n for n, s in SCHEDULER_REGISTRY.items() if s.rungs)
             raise _PathError(
                 ("search", "algorithm"),
-                "bohb fits its model at Hyperband's rungs: set early_stopping.scheduler to "
-                f"hyperband or asha (got {es.scheduler}), or use tpe",
+                f"{algorithm.name} fits its model at Hyperband's rungs: set "
+                f"early_stopping.scheduler to {with_rungs} (got {es.scheduler}), or use tpe",
             )
         if self.is_multi_objective and es.patience is not None:
             raise _PathError(
@@ -737,7 +737,7 @@ class StudySpec(_Strict):
                 ("early_stopping", "trial_value"),
                 "best takes one objective (the best of which?); use last",
             )
-        if es.scheduler in ("asha", "hyperband") and es.grace_period > self.trainer.budget:
+        if SCHEDULER_REGISTRY[es.scheduler].rungs and es.grace_period > self.trainer.budget:
             raise _PathError(
                 ("early_stopping", "grace_period"),
                 f"must be <= the trainer's budget {self.trainer.budget} (got {es.grace_period})",
@@ -774,13 +774,7 @@ class _PathError(ValueError):
         self.message = message
 
 
-# Schedulers that rank trials on one metric only.
-_SINGLE_OBJECTIVE_SCHEDULERS = ("hyperband", "median", "percentile", "extrapolate")
-
-
 def _check_objectives(spec: StudySpec) -> None:
-    from tuner.search._registry import ALGORITHMS as REGISTRY
-
     es = spec.early_stopping
     if spec.objectives is None:
         changed = {"multi_objective": es.multi_objective != "nondominated", "weights": es.weights}
@@ -796,14 +790,14 @@ def _check_objectives(spec: StudySpec) -> None:
         if o.metric in seen:
             raise _PathError(("objectives", i, "metric"), f"{o.metric!r} is listed twice")
         seen.append(o.metric)
-    algorithm = REGISTRY[spec.search.algorithm]
+    algorithm = ALGORITHM_REGISTRY[spec.search.algorithm]
     if not algorithm.multi_objective:
-        several = ", ".join(n for n, a in REGISTRY.items() if a.multi_objective)
+        several = ", ".join(n for n, a in ALGORITHM_REGISTRY.items() if a.multi_objective)
         raise _PathError(
             ("search", "algorithm"),
             f"{algorithm.name} optimises one metric; with several objectives use one of {several}",
         )
-    if es.scheduler in _SINGLE_OBJECTIVE_SCHEDULERS:
+    if not SCHEDULER_REGISTRY[es.scheduler].multi_objective:
         raise _PathError(
             ("early_stopping", "scheduler"),
             f"{es.scheduler} ranks trials on one metric; with several objectives use asha "

@@ -7,7 +7,7 @@ driver's events need not carry them.
 
 The Pareto set is computed when read, never stored: the completed, feasible trials
 with every objective's value that no other such trial dominates
-(:func:`pareto_flags`, Optuna's own non-dominated test). :func:`hypervolume_history`
+(:func:`pareto_flags`, :mod:`tuner._pareto`'s non-dominated test). :func:`hypervolume_history`
 is the hypervolume of the Pareto set after each trial (Optuna's WFG routine).
 """
 
@@ -18,6 +18,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from tuner import _pareto
 
 __all__ = ["Derived", "StudyObjectives", "hypervolume_history", "pareto_flags", "reference_point"]
 
@@ -32,18 +34,6 @@ class Derived:
 
 
 @dataclass(frozen=True)
-class _Bound:
-    metric: str
-    min: float | None
-    max: float | None
-
-    def holds(self, value: float | None) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
-
-
-@dataclass(frozen=True)
 class StudyObjectives:
     """The objectives (metric and mode each) and constraints of one study.
 
@@ -52,14 +42,14 @@ class StudyObjectives:
 
     metrics: tuple[str, ...]
     modes: tuple[str, ...]
-    constraints: tuple[_Bound, ...] = ()
+    constraints: tuple[_pareto.Bound, ...] = ()  # (metric, min, max) each
 
     @classmethod
     def of(cls, spec: Mapping[str, Any], metric: str, mode: str) -> StudyObjectives:
         """From a stored spec (a dict), falling back to the study's metric and mode."""
         objectives = spec.get("objectives") or [{"metric": metric, "mode": mode}]
         constraints = tuple(
-            _Bound(c["metric"], c.get("min"), c.get("max")) for c in spec.get("constraints") or ()
+            (c["metric"], c.get("min"), c.get("max")) for c in spec.get("constraints") or ()
         )
         return cls(
             tuple(o["metric"] for o in objectives),
@@ -84,15 +74,15 @@ class StudyObjectives:
         """The objective values, feasibility and constraint values of final `metrics`."""
         values = [_number(metrics.get(m)) for m in self.metrics]
         complete = all(v is not None and math.isfinite(v) for v in values)
-        constrained = {c.metric: _number(metrics.get(c.metric)) for c in self.constraints}
-        feasible = all(c.holds(constrained[c.metric]) for c in self.constraints)
+        constrained = {metric: _number(metrics.get(metric)) for metric, _, _ in self.constraints}
+        feasible = _pareto.feasible(constrained, self.constraints)
         return Derived(
             [v for v in values if v is not None] if complete else None, feasible, constrained
         )
 
     def losses(self, values: Sequence[float]) -> list[float]:
         """`values` turned so that lower is better on every objective."""
-        return [v if mode == "min" else -v for v, mode in zip(values, self.modes, strict=True)]
+        return _pareto.losses(values, self.modes)
 
 
 def _number(value: Any) -> float | None:
@@ -105,19 +95,12 @@ def pareto_flags(
     objectives: StudyObjectives, candidates: Sequence[Sequence[float] | None]
 ) -> list[bool]:
     """For each candidate's values (None: not a candidate), whether no other candidate
-    dominates it. Equal values are all kept."""
-    import numpy as np
-    from optuna.study._multi_objective import _is_pareto_front
-
+    dominates it. Equal values are all kept (:func:`tuner._pareto.pareto_flags`)."""
     index = [i for i, v in enumerate(candidates) if v is not None]
     flags = [False] * len(candidates)
-    if not index:
-        return flags
     rows = [objectives.losses(c) for c in candidates if c is not None]
-    losses = np.array(rows, dtype=np.float64)
-    front = _is_pareto_front(losses, assume_unique_lexsorted=False)
-    for i, on in zip(index, front, strict=True):
-        flags[i] = bool(on)
+    for i, on in zip(index, _pareto.pareto_flags(rows), strict=True):
+        flags[i] = on
     return flags
 
 
@@ -144,23 +127,26 @@ def hypervolume_history(
     :func:`reference_point` of the candidates. Points beyond it add nothing.
     """
     import numpy as np
-    from optuna._hypervolume import compute_hypervolume
+
+    from tuner._compat.optuna import compute_hypervolume
 
     points = [c for c in candidates if c is not None]
     if not points:
         return [0.0] * len(candidates)
-    ref = np.array(reference if reference is not None else reference_point(objectives, points))
-    front = np.empty((0, len(ref)))
+    ref = list(reference if reference is not None else reference_point(objectives, points))
+    minimise = ["min"] * len(ref)
+    front: list[list[float]] = []
     out: list[float] = []
     hv = 0.0
     for c in candidates:
         if c is not None:
-            loss = np.array(objectives.losses(c), dtype=float)
-            inside = bool(np.all(loss < ref))
-            dominated = bool(front.size) and bool(np.any(np.all(front <= loss, axis=1)))
-            if inside and not dominated:
-                keep = ~np.all(loss <= front, axis=1)
-                front = np.vstack([front[keep], loss])
-                hv = float(compute_hypervolume(front, ref, assume_pareto=True))
+            loss = objectives.losses(c)
+            if all(x < r for x, r in zip(loss, ref, strict=True)):
+                grown = _pareto.add_to_front(front, loss, minimise)
+                if grown[-1] is loss:  # it joined the front (nothing there covers it)
+                    front = grown
+                    hv = float(
+                        compute_hypervolume(np.array(front), np.array(ref), assume_pareto=True)
+                    )
         out.append(hv)
     return out
