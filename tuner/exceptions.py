@@ -13,6 +13,8 @@ names what is wrong and how to fix it::
     │   ├── StudyExistsError    create a study whose name is taken
     │   └── StudyNotFoundError  load a study that is not in the storage
     ├── ClusterError            the Ray cluster cannot be reached or refuses the driver
+    ├── IncompatibleDependency  an installed Ray or Optuna lacks a private name tuner
+    │                           uses (tuner/_compat checks each)
     ├── ReportError             tuner.report() called wrongly (outside a trial, bad value)
     ├── StudyFailedError        a study ended without a single successful trial, or
     │                           with more failed trials than limits.max_failed_trials
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "ClusterError",
+    "IncompatibleDependency",
     "ReportError",
     "SpecError",
     "StorageError",
@@ -106,6 +109,10 @@ class StudyNotFoundError(StorageError):
 
 class ClusterError(TunerError):
     """The Ray cluster cannot be started or reached, or refuses the driver (token)."""
+
+
+class IncompatibleDependency(TunerError):
+    """An installed Ray or Optuna lacks a private name tuner relies on."""
 
 
 class ReportError(TunerError):

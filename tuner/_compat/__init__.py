@@ -25,13 +25,9 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
-from tuner.exceptions import TunerError
+from tuner.exceptions import IncompatibleDependency
 
 __all__ = ["CHECKS", "IncompatibleDependency", "check", "check_all", "incompatible"]
-
-
-class IncompatibleDependency(TunerError):
-    """An installed Ray or Optuna lacks a private name tuner relies on."""
 
 
 def version(dependency: str) -> str:
