@@ -96,7 +96,7 @@ def test_study_view_draws_the_picked_chart_only(seeded_url: str) -> None:
     assert not _charts(at) and "Pick a chart above" in _texts(at)
 
 
-def test_study_views_default_chart_shows_every_completed_trial_and_the_best(
+def test_study_views_default_chart_shows_every_trial_it_ran_and_the_best(
     seeded_url: str,
 ) -> None:
     def page(url: str) -> None:
@@ -106,21 +106,34 @@ def test_study_views_default_chart_shows_every_completed_trial_and_the_best(
 
     at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
     assert not at.exception
-    frame = at.dataframe[0].value
-    done = frame[frame["state"] == "completed"].sort_values("number")
+    frame = at.dataframe[0].value.sort_values("number")
+    done = frame[frame["state"] == "completed"]
+    pruned = frame[frame["state"] == "pruned"]
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     data = _vega_data(at.get("vega_lite_chart")[0])
-    trials, best = data["trials"], data["best"]
+    trials, best = data["completed"], data["best"]
     # 24 trials: no downsampling, each completed trial a marker at its number
     assert trials["number"].tolist() == done["number"].tolist() == trials["x"].tolist()
     assert trials["value"].tolist() == pytest.approx(done["value"].tolist())
-    # the best-so-far line: steps down to the best value, at the trial that reached it
+    # pruned trials too (6 of 24, most of an ASHA study's), at their last value
+    cut = data["pruned"].sort_values("number")
+    assert cut["number"].tolist() == pruned["number"].tolist() and len(cut) == 6
+    assert cut["value"].tolist() == pytest.approx(pruned["metrics.loss"].tolist())
+    assert spec["layer"][1]["mark"]["shape"] == "cross"
+    # whole trial numbers on the x axis
+    assert spec["layer"][0]["encoding"]["x"]["axis"] == {"tickMinStep": 1, "format": "d"}
+    # the best-so-far line: steps down to the best completed value, where it was reached
     assert best["best"].is_monotonic_decreasing
     assert best["best"].iloc[-1] == pytest.approx(done["value"].min())
     first_best = done.loc[done["value"] == done["value"].min(), "number"].iloc[0]
     assert first_best in best["x"].tolist()
+    # the switch hides the pruned trials
+    at.toggle(key="hist_pruned").set_value(False).run()
+    data = _vega_data(at.get("vega_lite_chart")[0])
+    assert "pruned" not in data and len(data["completed"]) == len(done)
     # over wall-clock time: seconds since the first trial started (10 s apart, 5 s each)
     at.radio(key="hist_x").set_value("wall-clock time").run()
-    trials = _vega_data(at.get("vega_lite_chart")[0])["trials"]
+    trials = _vega_data(at.get("vega_lite_chart")[0])["completed"]
     assert trials["x"].tolist() == pytest.approx([10.0 * n + 5 for n in trials["number"]])
 
 

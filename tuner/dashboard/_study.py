@@ -291,17 +291,25 @@ def pareto_chart(url: str, study: c.StudyRecord, fp: tuple, chart: str) -> None:
 
 
 def history_chart(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
-    over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
-    spec, shown = history_spec(
-        url, study.name, fp, "number" if over == "trial number" else "elapsed_s"
+    cols = st.columns([3, 2])
+    over = cols[0].radio("Over", ["trial number", "wall-clock time"], horizontal=True,
+                         key="hist_x")  # fmt: skip
+    n_pruned = int((frame["state"] == "pruned").sum())
+    pruned = n_pruned > 0 and cols[1].toggle(
+        f"Pruned trials ({n_pruned:,})", value=True, key="hist_pruned",
+        help="Trials early stopping cut, at their last reported value (red crosses). "
+        "The best-so-far line counts completed trials only.",
+    )  # fmt: skip
+    spec, shown, total = history_spec(
+        url, study.name, fp, "number" if over == "trial number" else "elapsed_s", pruned
     )
     if spec is None:
-        st.info("No completed trial with a value yet.", icon=":material/info:")
+        st.info("No completed or pruned trial with a value yet.", icon=":material/info:")
         return
     st.vega_lite_chart(spec=spec, width="stretch", key="history")
-    if shown < (frame["state"] == "completed").sum():
+    if shown < total:
         st.caption(
-            f"Downsampled to {shown:,} points (each bin's lowest and highest); "
+            f"Downsampled to {shown:,} of {total:,} points (each bin's lowest and highest); "
             "the best-so-far line is exact."
         )
 
@@ -358,14 +366,19 @@ def timeline_figure(url: str, name: str, fp: tuple) -> Any:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def history_spec(url: str, name: str, fp: tuple, x: str) -> tuple[dict[str, Any] | None, int]:
-    """The history's Vega-Lite spec (None without a completed trial) and how many trial
-    markers it has."""
+def history_spec(
+    url: str, name: str, fp: tuple, x: str, pruned: bool = True
+) -> tuple[dict[str, Any] | None, int, int]:
+    """The history's Vega-Lite spec (None without a trial to mark), how many trial
+    markers it has, and how many trials it stands for (before downsampling)."""
     study = c.load_study(url, name)
-    points, best = q.history(c.load_trials(url, name, fp), study.mode, HISTORY_POINTS)
+    frame = c.load_trials(url, name, fp)
+    points, best = q.history(frame, study.mode, HISTORY_POINTS, metric=study.metric,
+                             pruned=pruned)  # fmt: skip
     if points.empty:
-        return None, 0
-    return charts.history_spec(points, best, study.metric, x), len(points)
+        return None, 0, 0
+    total, _ = q.history(frame, study.mode, len(frame) + 1, metric=study.metric, pruned=pruned)
+    return charts.history_spec(points, best, study.metric, x), len(points), len(total)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
