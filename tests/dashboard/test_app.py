@@ -44,6 +44,8 @@ def test_studies_view_lists_every_study(monkeypatch: pytest.MonkeyPatch, seeded_
     assert frame["name"].tolist() == ["tpe-study", "gp-study", "random-study", HOSTILE_STUDY]
     assert {"status", "algorithm", "scheduler", "completed", "pruned", "best", "started",
             "duration_s"} <= set(frame)  # fmt: skip
+    # what studies are compared by comes first (on screen at a laptop's width)
+    assert list(frame.columns[:5]) == ["name", "status", "best", "trials", "duration_s"]
 
 
 def _titles(at: AppTest) -> list[str]:
@@ -185,6 +187,29 @@ def test_compare_studies_view(seeded_url: str) -> None:
     assert "tpe-study" in chart.proto.spec and "random-study" in chart.proto.spec
     best = at.dataframe[0].value
     assert {"tpe-study", "gp-study", "random-study"} <= set(best.columns)
+
+
+def test_compare_studies_keeps_coinciding_curves_visible() -> None:
+    """Two studies with one curve (same seed): each line in its own width and dashes,
+    each marker its own symbol and size, so neither hides the other."""
+    from tuner.dashboard import charts
+
+    curve = pd.DataFrame({"number": [0, 1, 2], "best": [3.0, 2.0, 2.0]})
+    both = pd.concat([curve.assign(study="a"), curve.assign(study="b")], ignore_index=True)
+    fig = charts.compare_studies_fig(both)
+    looks = [(t.line.dash, t.line.width, t.marker.symbol, t.marker.size) for t in fig.data]
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert all(len({look[k] for look in looks}) == 2 for k in range(4)), looks
+    # the one drawn on top is the narrower, with the smaller markers
+    assert looks[1][1] < looks[0][1] and looks[1][3] < looks[0][3]
+
+
+def test_the_trial_table_gets_a_row_of_height_per_row_up_to_a_cap() -> None:
+    from tuner.dashboard import _study
+
+    assert _study.table_height(8) < _study.table_height(20) == _study.TABLE_HEIGHT_MAX
+    assert _study.table_height(200) == _study.TABLE_HEIGHT_MAX
+    assert _study.table_height(20) >= 35 * 21  # 20 rows and the header, no scrolling
 
 
 def test_trial_view_shows_error_node_and_absent_params(seeded_url: str) -> None:

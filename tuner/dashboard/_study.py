@@ -131,6 +131,16 @@ def prefetch_plotly() -> None:
         st.html(_PREFETCH_JS % json.dumps(chunk), unsafe_allow_javascript=True)
 
 
+TABLE_HEIGHT_MAX = 35 * 21 + 3
+"""The trial table's most height in pixels (20 rows); more rows scroll inside it."""
+
+
+def table_height(rows: int) -> int:
+    """The trial table's height for ``rows`` rows: every row without scrolling, up to
+    :data:`TABLE_HEIGHT_MAX` (Streamlit's rows are 35 px, its header too, plus a border)."""
+    return min(35 * (rows + 1) + 3, TABLE_HEIGHT_MAX)
+
+
 def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     st.subheader("Trials")
     present = [s for s in q.TRIAL_STATES if (frame["state"] == s).any()]
@@ -164,7 +174,7 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     picked = c.selectable_table(
         shown,
         key="trials_table",
-        height=320,
+        height=table_height(len(shown)),
         column_config={
             "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
             "finished": st.column_config.DatetimeColumn("finished", format="YYYY-MM-DD HH:mm:ss"),

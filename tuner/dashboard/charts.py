@@ -497,15 +497,28 @@ def compare_curves_fig(curves: pd.DataFrame, metric: str) -> go.Figure:
     return fig
 
 
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "star"]
+
+
 def compare_studies_fig(curves: pd.DataFrame, x: str = "number") -> go.Figure:
-    """The best-so-far curve of several studies on one chart."""
+    """The best-so-far curve of several studies on one chart.
+
+    Two studies can have the very same curve (same seed, same searcher): each study's
+    line is narrower and differently dashed than the one before it, with its own marker
+    symbol, smaller, so a curve drawn over another leaves it showing at the edges.
+    """
     fig = go.Figure()
+    n = curves["study"].nunique() if len(curves) else 0
     for i, (study, curve) in enumerate(curves.groupby("study", sort=False)):
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(
             go.Scatter(
                 x=curve[x], y=curve["best"], mode="lines+markers", name=esc(study),
-                line={"shape": "hv", "color": color}, marker={"size": 4, "color": color},
+                line={"shape": "hv", "color": color, "dash": DASHES[i % len(DASHES)],
+                      "width": 1.5 + 1.5 * (n - 1 - i)},
+                marker={"size": 5 + 3 * (n - 1 - i), "color": color,
+                        "symbol": SYMBOLS[i % len(SYMBOLS)]},
             )
         )  # fmt: skip
     fig.update_layout(
