@@ -151,6 +151,16 @@ def test_the_node_is_the_last_one_reported():
     assert ended is not None and ended.node == "n2"
 
 
+@pytest.mark.parametrize("unnamed", [None, ""])
+def test_a_result_that_names_no_node_keeps_the_known_one(unnamed):
+    led = ledger(budget=3)
+    led.start("a")
+    led.result("a", {"loss": 1.0}, iteration=1, done=False, stopping=False, node="n1")
+    led.result("a", {"loss": 0.5}, iteration=2, done=False, stopping=False, node=unnamed)
+    ended = led.complete("a", finished=True, stopping=False)
+    assert ended is not None and ended.node == "n1"
+
+
 @pytest.mark.parametrize(
     ("states", "stopped", "expected"),
     [

@@ -90,6 +90,7 @@ def test_the_wheel_ships_the_search_spaces_and_the_dashboard_under_tuner(wheel: 
     spaces = {Path(n).stem for n in names if n.startswith("tuner/search_spaces/")}
     assert {"xgboost", "random_forest", "sgd", "pca_pipeline"} <= spaces
     assert "tuner/dashboard/app.py" in names
+    assert "tuner/dashboard/icon.svg" in names  # the tab icon, never fetched from a CDN
     assert "tuner/storage/migrations/versions/0001_initial.py" in names
 
     assert set(metadata.get_all("Provides-Extra") or []) >= {"dashboard", "gp", "all"}

@@ -44,6 +44,8 @@ def test_studies_view_lists_every_study(monkeypatch: pytest.MonkeyPatch, seeded_
     assert frame["name"].tolist() == ["tpe-study", "gp-study", "random-study", HOSTILE_STUDY]
     assert {"status", "algorithm", "scheduler", "completed", "pruned", "best", "started",
             "duration_s"} <= set(frame)  # fmt: skip
+    # what studies are compared by comes first (on screen at a laptop's width)
+    assert list(frame.columns[:5]) == ["name", "status", "best", "trials", "duration_s"]
 
 
 def _titles(at: AppTest) -> list[str]:
@@ -96,7 +98,7 @@ def test_study_view_draws_the_picked_chart_only(seeded_url: str) -> None:
     assert not _charts(at) and "Pick a chart above" in _texts(at)
 
 
-def test_study_views_default_chart_shows_every_completed_trial_and_the_best(
+def test_study_views_default_chart_shows_every_trial_it_ran_and_the_best(
     seeded_url: str,
 ) -> None:
     def page(url: str) -> None:
@@ -106,21 +108,34 @@ def test_study_views_default_chart_shows_every_completed_trial_and_the_best(
 
     at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
     assert not at.exception
-    frame = at.dataframe[0].value
-    done = frame[frame["state"] == "completed"].sort_values("number")
+    frame = at.dataframe[0].value.sort_values("number")
+    done = frame[frame["state"] == "completed"]
+    pruned = frame[frame["state"] == "pruned"]
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
     data = _vega_data(at.get("vega_lite_chart")[0])
-    trials, best = data["trials"], data["best"]
+    trials, best = data["completed"], data["best"]
     # 24 trials: no downsampling, each completed trial a marker at its number
     assert trials["number"].tolist() == done["number"].tolist() == trials["x"].tolist()
     assert trials["value"].tolist() == pytest.approx(done["value"].tolist())
-    # the best-so-far line: steps down to the best value, at the trial that reached it
+    # pruned trials too (6 of 24, most of an ASHA study's), at their last value
+    cut = data["pruned"].sort_values("number")
+    assert cut["number"].tolist() == pruned["number"].tolist() and len(cut) == 6
+    assert cut["value"].tolist() == pytest.approx(pruned["metrics.loss"].tolist())
+    assert spec["layer"][1]["mark"]["shape"] == "cross"
+    # whole trial numbers on the x axis
+    assert spec["layer"][0]["encoding"]["x"]["axis"] == {"tickMinStep": 1, "format": "d"}
+    # the best-so-far line: steps down to the best completed value, where it was reached
     assert best["best"].is_monotonic_decreasing
     assert best["best"].iloc[-1] == pytest.approx(done["value"].min())
     first_best = done.loc[done["value"] == done["value"].min(), "number"].iloc[0]
     assert first_best in best["x"].tolist()
+    # the switch hides the pruned trials
+    at.toggle(key="hist_pruned").set_value(False).run()
+    data = _vega_data(at.get("vega_lite_chart")[0])
+    assert "pruned" not in data and len(data["completed"]) == len(done)
     # over wall-clock time: seconds since the first trial started (10 s apart, 5 s each)
     at.radio(key="hist_x").set_value("wall-clock time").run()
-    trials = _vega_data(at.get("vega_lite_chart")[0])["trials"]
+    trials = _vega_data(at.get("vega_lite_chart")[0])["completed"]
     assert trials["x"].tolist() == pytest.approx([10.0 * n + 5 for n in trials["number"]])
 
 
@@ -172,6 +187,29 @@ def test_compare_studies_view(seeded_url: str) -> None:
     assert "tpe-study" in chart.proto.spec and "random-study" in chart.proto.spec
     best = at.dataframe[0].value
     assert {"tpe-study", "gp-study", "random-study"} <= set(best.columns)
+
+
+def test_compare_studies_keeps_coinciding_curves_visible() -> None:
+    """Two studies with one curve (same seed): each line in its own width and dashes,
+    each marker its own symbol and size, so neither hides the other."""
+    from tuner.dashboard import charts
+
+    curve = pd.DataFrame({"number": [0, 1, 2], "best": [3.0, 2.0, 2.0]})
+    both = pd.concat([curve.assign(study="a"), curve.assign(study="b")], ignore_index=True)
+    fig = charts.compare_studies_fig(both)
+    looks = [(t.line.dash, t.line.width, t.marker.symbol, t.marker.size) for t in fig.data]
+    assert [t.name for t in fig.data] == ["a", "b"]
+    assert all(len({look[k] for look in looks}) == 2 for k in range(4)), looks
+    # the one drawn on top is the narrower, with the smaller markers
+    assert looks[1][1] < looks[0][1] and looks[1][3] < looks[0][3]
+
+
+def test_the_trial_table_gets_a_row_of_height_per_row_up_to_a_cap() -> None:
+    from tuner.dashboard import _study
+
+    assert _study.table_height(8) < _study.table_height(20) == _study.TABLE_HEIGHT_MAX
+    assert _study.table_height(200) == _study.TABLE_HEIGHT_MAX
+    assert _study.table_height(20) >= 35 * 21  # 20 rows and the header, no scrolling
 
 
 def test_trial_view_shows_error_node_and_absent_params(seeded_url: str) -> None:

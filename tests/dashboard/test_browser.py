@@ -8,11 +8,12 @@ except where CI=true: there they fail (``make test`` installs Chromium).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -53,6 +54,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     with Storage(url) as storage:
         seed_study(storage, "tpe-study", algorithm="tpe", seed=1)
         seed_study(storage, "random-study", algorithm="random", seed=3)
+        seed_study(storage, "tpe-twin", algorithm="tpe", seed=1)  # tpe-study's very curve
         seed_study(storage, HOSTILE_STUDY, n_trials=8, seed=4,
                    extra_param="'; drop table trials; --", error=HOSTILE_ERROR)  # fmt: skip
         seed_study(storage, "live-study", n_trials=5, status="running", seed=5)
@@ -79,16 +81,47 @@ def browser(chromium: str) -> Iterator[Any]:
         b.close()
 
 
+OWN_HOSTS = {"127.0.0.1", "localhost"}
+ELSEWHERE = re.compile(r"^(?!(https?|wss?)://(127\.0\.0\.1|localhost)[:/])[a-z]+://")
+"""Any URL of another host: blocked, so that a test never sends traffic out."""
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A page of its own browser context. Every test fails when a script ran in it or
+    when it asked for anything from a host other than the dashboard's own: the
+    dashboard must work offline and tell no one what its users look at."""
     context = browser.new_context(viewport={"width": 1400, "height": 2600})
+    left: list[str] = []
+    # Only other hosts' URLs are routed (the pattern goes to the browser), so the
+    # dashboard's own hundreds of requests are not slowed down.
+    context.route(ELSEWHERE, lambda route: (left.append(route.request.url), route.abort()))
     page = context.new_page()
+    page.on("request", lambda r: _note_host(r.url, left))
+    page.on("websocket", lambda ws: _note_host(ws.url, left))
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.dialogs = dialogs
+    page.left_host = left
     yield page
     context.close()
     assert not dialogs, f"a script ran in the page: {dialogs}"
+    assert not left, f"the page asked another host: {sorted(set(left))}"
+
+
+def _note_host(url: str, left: list[str]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("data", "blob") and parts.hostname not in OWN_HOSTS:
+        left.append(url)
+
+
+def test_the_pattern_blocks_every_other_host() -> None:
+    blocked = ["https://fonts.gstatic.com/s/i/x.svg", "http://cdn.plot.ly/a.js",
+               "wss://example.com/ws", "http://127.0.0.1.evil.com/x"]  # fmt: skip
+    own = ["http://127.0.0.1:8501/static/js/a.js", "ws://127.0.0.1:8501/_stcore/stream",
+           "http://localhost:8501/"]  # fmt: skip
+    assert all(ELSEWHERE.match(u) for u in blocked)
+    assert not any(ELSEWHERE.match(u) for u in own)
 
 
 def _shot(page: Any, name: str) -> None:
@@ -109,6 +142,12 @@ def test_studies_view_lists_the_seeded_studies(dashboard: str, page: Any) -> Non
     # Glide's grid draws on a canvas; its accessible table holds the visible cells.
     for name in ("tpe-study", "random-study", "live-study", HOSTILE_STUDY):
         page.locator("td", has_text=name).first.wait_for(state="attached", timeout=TIMEOUT_MS)
+    # What studies are compared by is on screen at 1400 px, without scrolling sideways:
+    # the grid's accessible table holds the columns it draws.
+    headers = grid.locator('[role="columnheader"]')
+    expect(headers.first).to_be_attached(timeout=TIMEOUT_MS)
+    names = [h.strip() for h in headers.all_inner_texts()]
+    assert names[:5] == ["name", "status", "best", "trials", "duration (s)"], names
     _no_exception(page)
     _shot(page, "studies")
 
@@ -120,9 +159,16 @@ def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
     history = page.locator('[data-testid="stVegaLiteChart"] .role-title-text')
     assert history.all_text_contents() == ["Optimization history over trials"]
     assert page.locator(".js-plotly-plot").count() == 0  # Vega-Lite's, not Plotly's
-    # a marker for each completed trial (15 of 24), and the best-so-far line
-    assert page.locator(".mark-symbol.role-mark path").count() == 15
+    # a marker for each completed trial (15 of 24) and each pruned one (6, at its last
+    # value), and the best-so-far line
+    markers = page.locator(".mark-symbol.role-mark path")
+    assert markers.count() == 21
     assert page.locator(".mark-line.role-mark path").count() == 1
+    ticks = page.locator('g.role-axis[aria-label^="X-axis"] .role-axis-label text')
+    assert all(t.isdigit() for t in ticks.all_text_contents()), ticks.all_text_contents()
+    # the trial table has the room: 24 rows, up to its cap, not an 8-row box
+    table = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+    assert table is not None and table["height"] >= 700, table
     # Playwright's expect retries: Streamlit may still be sending the picker after the chart
     picker = page.locator('[data-testid="stButtonGroup"]').get_by_role("radio")
     expect(picker).to_have_text(["Optimization history", *ON_DEMAND], timeout=TIMEOUT_MS)
@@ -134,6 +180,8 @@ def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
     assert page.locator(".js-plotly-plot").count() == 0
     page.wait_for_timeout(300)
     _shot(page, "study")
+    page.get_by_text("Pruned trials (6)").click()  # the switch hides them
+    expect(markers).to_have_count(15, timeout=TIMEOUT_MS)
     for label, title in ON_DEMAND.items():
         open_chart(page, label, title, TIMEOUT_MS)
         titles = page.locator(".gtitle").all_text_contents()
@@ -142,6 +190,9 @@ def test_study_view_draws_its_charts(dashboard: str, page: Any) -> None:
             assert page.locator(".legendtext", has_text="pruned here").count() == 1
         _no_exception(page)
         _shot(page, "study-" + label.lower().replace(" ", "-"))
+    # every chart drawn, no request left 127.0.0.1 (Streamlit's ":material/..." page
+    # icon is fetched from fonts.gstatic.com, for one)
+    assert not page.left_host, page.left_host
 
 
 def test_comparing_two_trials_shows_both(dashboard: str, page: Any) -> None:
@@ -156,10 +207,18 @@ def test_comparing_two_trials_shows_both(dashboard: str, page: Any) -> None:
 
 
 def test_compare_studies_and_trial_views(dashboard: str, page: Any) -> None:
-    page.goto(dashboard + "/compare-studies?studies=tpe-study&studies=random-study")
+    studies = ("tpe-study", "tpe-twin", "random-study")
+    page.goto(dashboard + "/compare-studies?" + "&".join(f"studies={s}" for s in studies))
     wait_until_drawn(page, 1, TIMEOUT_MS)
     legend = set(page.locator(".legendtext").all_text_contents())
-    assert legend == {"tpe-study", "random-study"}
+    assert legend == set(studies)
+    # tpe-twin's curve is tpe-study's: each line is drawn in its own width and dashes,
+    # so the one on top leaves the one below showing
+    lines = page.locator(".scatterlayer .trace path.js-line")
+    styles = lines.evaluate_all(
+        "ps => ps.map(p => [p.style.strokeDasharray, p.style.strokeWidth].join(' '))"
+    )
+    assert len(styles) == 3 and len(set(styles)) == 3, styles
     _shot(page, "compare-studies")
     page.goto(dashboard + "/trial?study=tpe-study&trial=6")
     page.get_by_text("ValueError: the loss diverged").wait_for(timeout=TIMEOUT_MS)

@@ -108,6 +108,22 @@ def test_history_best_so_far_is_exact_and_downsampled(seeded_url: str) -> None:
     assert (best["elapsed_s"] >= 0).all()
 
 
+def test_history_draws_pruned_trials_at_their_last_value(seeded_url: str) -> None:
+    storage = q.open_storage(seeded_url)
+    study = storage.get_study("tpe-study")
+    frame = q.trials_frame(storage, study)
+    only_done, _ = q.history(frame, "min")
+    points, best = q.history(frame, "min", metric="loss", pruned=True)
+    pruned = frame[frame["state"] == "pruned"]
+    assert set(only_done["state"]) == {"completed"}
+    assert len(points) == len(only_done) + len(pruned)
+    cut = points[points["state"] == "pruned"].sort_values("number")
+    assert cut["number"].tolist() == sorted(pruned["number"])
+    assert cut["value"].tolist() == pruned.sort_values("number")["metrics.loss"].tolist()
+    # the best so far counts completed trials only
+    assert set(best["number"]) <= set(only_done["number"])
+
+
 def test_curve_sample_has_the_best_and_pruned_trials(seeded_url: str) -> None:
     storage = q.open_storage(seeded_url)
     study = storage.get_study("tpe-study")

@@ -331,6 +331,23 @@ def test_a_trial_reads_back_as_written(storage: Storage) -> None:
     assert storage.get_trials(study.id) == [done]
 
 
+def test_the_node_a_result_names_is_written_while_the_trial_runs(storage: Storage) -> None:
+    """The start event knows no node (Ray places the trial after): the first result
+    that names one records it, so a trial the driver never closes (killed, then marked
+    stopped on resume) still says where it ran; a result naming none keeps it."""
+    study = new_study(storage)
+    storage.write([TrialStarted(study.id, 0, {"lr": 0.1}, T0),
+                   TrialStarted(study.id, 1, {"lr": 0.2}, T0),
+                   TrialResult(study.id, 1, 0, {"loss": 0.8}, node="host-b")])  # fmt: skip
+    storage.write([TrialResult(study.id, 0, 0, {"loss": 0.9}, node="host-a")])
+    assert storage.get_trial(study.id, 0).node == "host-a"  # running, written already
+    assert storage.get_trial(study.id, 1).node == "host-b"  # same batch as its start
+    storage.write([TrialResult(study.id, 0, 1, {"loss": 0.7})])
+    assert storage.get_trial(study.id, 0).node == "host-a"
+    storage.mark_running_trials(study.id, "stopped", "the driver died")
+    assert [t.node for t in storage.get_trials(study.id)] == ["host-a", "host-b"]
+
+
 def test_a_failed_trial_keeps_its_error_and_node(storage: Storage) -> None:
     study = new_study(storage)
     storage.write(

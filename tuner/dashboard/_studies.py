@@ -7,6 +7,9 @@ import streamlit as st
 from tuner.dashboard import _common as c
 from tuner.dashboard.queries import TRIAL_STATES
 
+FIRST_COLUMNS = ("name", "status", "best", "trials", "duration_s", "metric", "mode")
+"""The Studies table's first columns: what a comparison of studies starts with."""
+
 
 def render() -> None:
     url = c.storage_url()
@@ -18,7 +21,9 @@ def render() -> None:
     @st.fragment(run_every=c.REFRESH_S if live else None)
     def table() -> None:
         frame = c.load_studies(url)
-        shown = frame.drop(columns=["id"])
+        # What people compare first, on screen at a laptop's width; the rest after.
+        first = [col for col in FIRST_COLUMNS if col in frame]
+        shown = frame[first + [col for col in frame if col not in first and col != "id"]]
         picked = c.selectable_table(
             shown,
             key="studies_table",

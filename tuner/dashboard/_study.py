@@ -131,6 +131,16 @@ def prefetch_plotly() -> None:
         st.html(_PREFETCH_JS % json.dumps(chunk), unsafe_allow_javascript=True)
 
 
+TABLE_HEIGHT_MAX = 35 * 21 + 3
+"""The trial table's most height in pixels (20 rows); more rows scroll inside it."""
+
+
+def table_height(rows: int) -> int:
+    """The trial table's height for ``rows`` rows: every row without scrolling, up to
+    :data:`TABLE_HEIGHT_MAX` (Streamlit's rows are 35 px, its header too, plus a border)."""
+    return min(35 * (rows + 1) + 3, TABLE_HEIGHT_MAX)
+
+
 def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     st.subheader("Trials")
     present = [s for s in q.TRIAL_STATES if (frame["state"] == s).any()]
@@ -164,7 +174,7 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
     picked = c.selectable_table(
         shown,
         key="trials_table",
-        height=320,
+        height=table_height(len(shown)),
         column_config={
             "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
             "finished": st.column_config.DatetimeColumn("finished", format="YYYY-MM-DD HH:mm:ss"),
@@ -291,17 +301,25 @@ def pareto_chart(url: str, study: c.StudyRecord, fp: tuple, chart: str) -> None:
 
 
 def history_chart(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
-    over = st.radio("Over", ["trial number", "wall-clock time"], horizontal=True, key="hist_x")
-    spec, shown = history_spec(
-        url, study.name, fp, "number" if over == "trial number" else "elapsed_s"
+    cols = st.columns([3, 2])
+    over = cols[0].radio("Over", ["trial number", "wall-clock time"], horizontal=True,
+                         key="hist_x")  # fmt: skip
+    n_pruned = int((frame["state"] == "pruned").sum())
+    pruned = n_pruned > 0 and cols[1].toggle(
+        f"Pruned trials ({n_pruned:,})", value=True, key="hist_pruned",
+        help="Trials early stopping cut, at their last reported value (red crosses). "
+        "The best-so-far line counts completed trials only.",
+    )  # fmt: skip
+    spec, shown, total = history_spec(
+        url, study.name, fp, "number" if over == "trial number" else "elapsed_s", pruned
     )
     if spec is None:
-        st.info("No completed trial with a value yet.", icon=":material/info:")
+        st.info("No completed or pruned trial with a value yet.", icon=":material/info:")
         return
     st.vega_lite_chart(spec=spec, width="stretch", key="history")
-    if shown < (frame["state"] == "completed").sum():
+    if shown < total:
         st.caption(
-            f"Downsampled to {shown:,} points (each bin's lowest and highest); "
+            f"Downsampled to {shown:,} of {total:,} points (each bin's lowest and highest); "
             "the best-so-far line is exact."
         )
 
@@ -358,14 +376,19 @@ def timeline_figure(url: str, name: str, fp: tuple) -> Any:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def history_spec(url: str, name: str, fp: tuple, x: str) -> tuple[dict[str, Any] | None, int]:
-    """The history's Vega-Lite spec (None without a completed trial) and how many trial
-    markers it has."""
+def history_spec(
+    url: str, name: str, fp: tuple, x: str, pruned: bool = True
+) -> tuple[dict[str, Any] | None, int, int]:
+    """The history's Vega-Lite spec (None without a trial to mark), how many trial
+    markers it has, and how many trials it stands for (before downsampling)."""
     study = c.load_study(url, name)
-    points, best = q.history(c.load_trials(url, name, fp), study.mode, HISTORY_POINTS)
+    frame = c.load_trials(url, name, fp)
+    points, best = q.history(frame, study.mode, HISTORY_POINTS, metric=study.metric,
+                             pruned=pruned)  # fmt: skip
     if points.empty:
-        return None, 0
-    return charts.history_spec(points, best, study.metric, x), len(points)
+        return None, 0, 0
+    total, _ = q.history(frame, study.mode, len(frame) + 1, metric=study.metric, pruned=pruned)
+    return charts.history_spec(points, best, study.metric, x), len(points), len(total)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

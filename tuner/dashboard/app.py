@@ -21,7 +21,13 @@ import streamlit as st  # noqa: E402
 
 from tuner.dashboard import _common, _compare, _studies, _study, _trial  # noqa: E402
 
-st.set_page_config(page_title="tuner dashboard", page_icon=":material/tune:", layout="wide")
+# The tab's icon from a file beside this one (sent inline): a ":material/..." page icon
+# is an image that the browser fetches from fonts.gstatic.com, and the dashboard makes
+# no request to any host but its own (tests/dashboard/test_browser.py checks).
+st.set_page_config(
+    page_title="tuner dashboard", page_icon=str(Path(__file__).with_name("icon.svg")),
+    layout="wide",
+)  # fmt: skip
 
 pages = {
     "studies": st.Page(_studies.render, title="Studies", url_path="studies", default=True,

@@ -67,8 +67,9 @@ def _name(column: str) -> str:
 def history_spec(
     points: pd.DataFrame, best: pd.DataFrame, metric: str, x: str = "number"
 ) -> dict[str, Any]:
-    """Each completed trial's value and the best so far, over ``x`` (``number`` or
-    ``elapsed_s``), as a Vega-Lite spec for ``st.vega_lite_chart``.
+    """Each trial's value (completed trials as dots; pruned ones, if ``points`` has
+    them, as red crosses at their last value) and the best so far, over ``x``
+    (``number`` or ``elapsed_s``), as a Vega-Lite spec for ``st.vega_lite_chart``.
 
     The page's default chart is drawn by Vega-Lite, not Plotly: Streamlit loads its
     Plotly component (4.7 MB of JavaScript) only for a Plotly chart, and in a browser
@@ -76,51 +77,74 @@ def history_spec(
     page. Vega-Lite draws text as text (no HTML), so names need no escaping.
 
     Args:
-        points: ``number``, ``value`` and ``x`` of the trials to mark.
+        points: ``number``, ``value``, ``state`` and ``x`` of the trials to mark.
         best: ``best`` and ``x`` where the best so far changed, and at the last trial.
         metric: the y axis's title.
         x: the column to draw along the x axis.
     """
     title = "trial number" if x == "number" else "seconds since the first trial started"
-    legend = {"domain": ["trial", "best so far"], "range": [STATE_COLORS["completed"], BEST_COLOR]}
-    x_enc = {"field": "x", "type": "quantitative", "title": title}
+    states = (
+        points["state"].astype(str) if "state" in points else pd.Series("completed", points.index)
+    )
+    domain = ["completed", "pruned", "best so far"]
+    colors = [STATE_COLORS["completed"], STATE_COLORS["pruned"], BEST_COLOR]
+    if not (states == "pruned").any():
+        domain, colors = [domain[0], domain[2]], [colors[0], colors[2]]
+    legend = {"domain": domain, "range": colors}
+    x_enc: dict[str, Any] = {"field": "x", "type": "quantitative", "title": title}
+    if x == "number":  # trial numbers are whole: no tick at 2.5
+        x_enc["axis"] = {"tickMinStep": 1, "format": "d"}
     y_title = str(metric)
+    tooltip = [
+        {"field": "number", "type": "quantitative", "title": "trial"},
+        {"field": "state", "type": "nominal", "title": "state"},
+        {"field": "value", "type": "quantitative", "title": y_title},
+    ]
+
+    def marks(state: str, mark: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "data": {"name": state},
+            "mark": {"type": "point", "size": 25, "opacity": 0.6, **mark},
+            "encoding": {
+                "x": x_enc,
+                "y": {"field": "value", "type": "quantitative", "title": y_title,
+                      "scale": {"zero": False}},
+                "color": {"datum": state, "scale": legend,
+                          "legend": {"title": None, "orient": "bottom"}},
+                "tooltip": tooltip,
+            },
+        }  # fmt: skip
+
+    def rows(state: str) -> pd.DataFrame:
+        part = points[states == state]
+        return pd.DataFrame(
+            {"x": part[x], "number": part["number"], "value": part["value"], "state": state}
+        )
+
+    layers = [marks("completed", {"filled": True})]
+    datasets = {"completed": rows("completed")}
+    if "pruned" in domain:
+        # drawn after the completed dots, as crosses: told apart without colour too
+        layers.append(marks("pruned", {"shape": "cross", "filled": True, "opacity": 0.7}))
+        datasets["pruned"] = rows("pruned")
+    datasets["best"] = pd.DataFrame({"x": best[x], "best": best["best"]})
+    layers.append(
+        {
+            "data": {"name": "best"},
+            "mark": {"type": "line", "interpolate": "step-after", "strokeWidth": 2},
+            "encoding": {
+                "x": x_enc,
+                "y": {"field": "best", "type": "quantitative"},
+                "color": {"datum": "best so far", "scale": legend},
+            },
+        }
+    )
     return {
         "title": f"Optimization history over {'trials' if x == 'number' else 'time'}",
         "height": _LAYOUT["height"],  # the whole chart, as the Plotly charts
-        "datasets": {
-            "trials": pd.DataFrame(
-                {"x": points[x], "number": points["number"], "value": points["value"]}
-            ),
-            "best": pd.DataFrame({"x": best[x], "best": best["best"]}),
-        },
-        "layer": [
-            {
-                "data": {"name": "trials"},
-                "mark": {"type": "point", "filled": True, "size": 25, "opacity": 0.6},
-                "encoding": {
-                    "x": x_enc,
-                    "y": {"field": "value", "type": "quantitative", "title": y_title,
-                          "scale": {"zero": False}},
-                    "color": {"datum": "trial", "scale": legend,
-                              "legend": {"title": None, "orient": "bottom"}},
-                    "tooltip": [
-                        {"field": "number", "type": "quantitative", "title": "trial"},
-                        {"field": "value", "type": "quantitative", "title": y_title},
-                    ],
-                },
-            },
-            {
-                "data": {"name": "best"},
-                "mark": {"type": "line", "interpolate": "step-after", "strokeWidth": 2},
-                "encoding": {
-                    "x": x_enc,
-                    "y": {"field": "best", "type": "quantitative"},
-                    "color": {"datum": "best so far", "scale": legend},
-                },
-            },
-        ],
-    }  # fmt: skip
+        "datasets": datasets,
+        "layer": layers,
+    }
 
 
 def _axis_values(series: pd.Series, log: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
@@ -473,15 +497,28 @@ def compare_curves_fig(curves: pd.DataFrame, metric: str) -> go.Figure:
     return fig
 
 
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "cross", "star"]
+
+
 def compare_studies_fig(curves: pd.DataFrame, x: str = "number") -> go.Figure:
-    """The best-so-far curve of several studies on one chart."""
+    """The best-so-far curve of several studies on one chart.
+
+    Two studies can have the very same curve (same seed, same searcher): each study's
+    line is narrower and differently dashed than the one before it, with its own marker
+    symbol, smaller, so a curve drawn over another leaves it showing at the edges.
+    """
     fig = go.Figure()
+    n = curves["study"].nunique() if len(curves) else 0
     for i, (study, curve) in enumerate(curves.groupby("study", sort=False)):
         color = PALETTE[i % len(PALETTE)]
         fig.add_trace(
             go.Scatter(
                 x=curve[x], y=curve["best"], mode="lines+markers", name=esc(study),
-                line={"shape": "hv", "color": color}, marker={"size": 4, "color": color},
+                line={"shape": "hv", "color": color, "dash": DASHES[i % len(DASHES)],
+                      "width": 1.5 + 1.5 * (n - 1 - i)},
+                marker={"size": 5 + 3 * (n - 1 - i), "color": color,
+                        "symbol": SYMBOLS[i % len(SYMBOLS)]},
             )
         )  # fmt: skip
     fig.update_layout(

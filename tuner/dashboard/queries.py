@@ -260,28 +260,50 @@ def best_so_far(values: pd.Series, mode: str) -> pd.Series:
 
 
 def history(
-    frame: pd.DataFrame, mode: str, max_points: int = MAX_POINTS
+    frame: pd.DataFrame,
+    mode: str,
+    max_points: int = MAX_POINTS,
+    *,
+    metric: str | None = None,
+    pruned: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Optimization history of the completed trials with a value.
+    """Optimization history: the completed trials with a value and, with ``pruned``,
+    the pruned trials at their last value (their ``value``, else the last reported
+    ``metrics.<metric>``), so a study whose early stopping cut most trials still shows
+    every trial it ran.
+
+    The best-so-far line follows the completed trials only: a pruned trial's last value
+    was reached at fewer steps, and is not a result the study reports as its best.
 
     Returns:
         ``points``: number, value, state, finished, elapsed_s (seconds since the first
         trial started), downsampled to ``max_points``; and ``best``: number, finished,
         elapsed_s, best at every trial where the best so far changed, plus the last one.
     """
-    done = frame[(frame["state"] == TrialState.COMPLETED) & frame["value"].notna()]
-    done = done[["number", "value", "state", "finished"]].reset_index(drop=True)
+    states = frame["state"].astype(str)
+    values = frame["value"].astype(float)
+    kept = (states == TrialState.COMPLETED) & values.notna()
+    if pruned:
+        column = f"metrics.{metric}" if metric else None
+        last = values
+        if column is not None and column in frame:
+            last = values.fillna(pd.to_numeric(frame[column], errors="coerce"))
+        values = values.where(states != TrialState.PRUNED, last)
+        kept |= (states == TrialState.PRUNED) & values.notna()
+    trials = frame.assign(value=values, state=states)[kept]
+    trials = trials[["number", "value", "state", "finished"]].reset_index(drop=True)
     start = frame["started"].min() if len(frame) else None
-    done["elapsed_s"] = (
-        (done["finished"] - start).dt.total_seconds() if start is not None else np.nan
+    trials["elapsed_s"] = (
+        (trials["finished"] - start).dt.total_seconds() if start is not None else np.nan
     )
+    done = trials[trials["state"] == TrialState.COMPLETED]
     best = best_so_far(done["value"], mode)
     changed = best.ne(best.shift())
     if len(done):
         changed.iloc[-1] = True
     best_frame = done.loc[changed, ["number", "finished", "elapsed_s"]].assign(best=best[changed])
-    idx = downsample(done["number"].to_numpy(), done["value"].to_numpy(dtype=float), max_points)
-    return done.iloc[idx].reset_index(drop=True), best_frame.reset_index(drop=True)
+    idx = downsample(trials["number"].to_numpy(), trials["value"].to_numpy(dtype=float), max_points)
+    return trials.iloc[idx].reset_index(drop=True), best_frame.reset_index(drop=True)
 
 
 def parallel_frame(

@@ -107,14 +107,15 @@ class RecordingCallback(_DriverOnly, tune.Callback):
             return
         metrics = {k: result[k] for k in result.get(KEYS_KEY, ()) if k in result}
         step = int(result.get(STEP_KEY, result.get("training_iteration", 0)))
-        self._rec.put(TrialResult(self._study_id, number, step, metrics))
+        node = result.get(NODE_KEY) or result.get("hostname") or None
+        self._rec.put(TrialResult(self._study_id, number, step, metrics, node))
         pruned = self._ledger.result(
             tid,
             metrics,
             iteration=int(result.get("training_iteration", 0)),
             done=bool(result.get("done")),
             stopping=self._control.stopping,
-            node=result.get(NODE_KEY) or result.get("hostname", ""),
+            node=node,
         )
         if pruned:
             self._searcher.note_pruned(tid)

@@ -244,7 +244,7 @@ class TrialLedger:
         best = None if open_.best is None else open_.best[self._metric]
         if self._keep_best and improves(metrics.get(self._metric), best, self._mode):
             open_.best = dict(open_.metrics)
-        if node is not None:
+        if node:  # a result that names no node keeps the one known
             open_.node = node
         if done and not stopping and iteration < self._budget and not open_.pruned:
             open_.pruned = True

@@ -187,12 +187,15 @@ class TrialStarted:
 
 @dataclass(frozen=True)
 class TrialResult:
-    """A trial reported intermediate metric values at a step."""
+    """A trial reported intermediate metric values at a step, from ``node`` (where it
+    runs, if known: written while the trial runs, so a trial that never finishes in
+    this driver still says where it ran)."""
 
     study_id: int
     number: int
     step: int
     metrics: dict[str, float]
+    node: str | None = None
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from tuner.storage._checks import (
     encode_params,
     nan_to_none,
     now,
+    require_optional_text,
 )
 from tuner.storage._engine import Database, reason
 from tuner.storage._models import PARAMS, STUDIES, TRIALS, VALUES, Study
@@ -237,6 +238,9 @@ class TrialWriter:
                     pending.metrics[metric] = raw
                     pending.values[(metric, step)] = raw
                 pending.steps += 1
+                require_optional_text(event_.node, f"{where}: node")
+                if event_.node:
+                    pending.node = event_.node
             elif isinstance(event_, TrialRetried):
                 if not isinstance(event_.error, str):
                     raise StorageRefused(
@@ -309,6 +313,8 @@ class TrialWriter:
             "metrics_json": bindparam("b_metrics_json"),
             "attempts": bindparam("b_attempts"),
             "attempt_errors_json": bindparam("b_attempt_errors_json"),
+            # the node as soon as a result names it; an unnamed one keeps what is stored
+            "node": func.coalesce(bindparam("b_node", type_=TRIALS.c.node.type), TRIALS.c.node),
         }
         for statement, rows in (
             (update(TRIALS).where(by_id, still_running).values(**progress_values), progress),
@@ -326,9 +332,6 @@ class TrialWriter:
                     feasible=bindparam("b_feasible", type_=TRIALS.c.feasible.type),
                     constraints_json=bindparam(
                         "b_constraints_json", type_=TRIALS.c.constraints_json.type
-                    ),
-                    node=func.coalesce(
-                        bindparam("b_node", type_=TRIALS.c.node.type), TRIALS.c.node
                     ),
                 ),
                 finishes,
@@ -424,6 +427,7 @@ class _Pending:
     finish: TrialFinished | None = None
     reset: bool = False  # a retry dropped the stored results of the attempt that died
     attempt_errors: list[str] = field(default_factory=list)
+    node: str | None = None  # the latest node a result of this batch named
     # values_json, feasible, constraints_json of a finishing trial (from its metrics).
     derived: dict[str, Any] = field(default_factory=dict)
 
@@ -507,7 +511,7 @@ def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
         "state": finish.state if finish else _RUNNING,
         "value": nan_to_none(finish.value) if finish else None,
         "metrics_json": dumps(p.metrics),
-        "node": (finish.node if finish and finish.node is not None else p.started.node),
+        "node": (finish.node if finish else None) or p.node or p.started.node,
         "started_at": p.started.started_at,
         "finished_at": finish.finished_at if finish else None,
         "duration_s": nan_to_none(finish.duration_s) if finish else None,
@@ -540,6 +544,7 @@ def _progress_row(p: _Pending) -> dict[str, Any]:
         "b_metrics_json": dumps(p.metrics),
         "b_attempts": 1 + len(p.attempt_errors),
         "b_attempt_errors_json": dumps(p.attempt_errors),
+        "b_node": p.node,
     }
 
 
@@ -552,7 +557,7 @@ def _finish_row(p: _Pending) -> dict[str, Any]:
         "b_finished_at": finish.finished_at,
         "b_duration_s": nan_to_none(finish.duration_s),
         "b_error": finish.error,
-        "b_node": finish.node,
+        "b_node": finish.node or p.node,
         "b_values_json": p.derived.get("values_json"),
         "b_feasible": p.derived.get("feasible"),
         "b_constraints_json": p.derived.get("constraints_json"),
@@ -605,16 +610,20 @@ def _upsert_values_postgresql(session: Session, rows: list[tuple[Any, ...]]) -> 
 
 _PG_UPDATE_PROGRESS = (
     "UPDATE trials SET steps = trials.steps * u.keep + u.steps, metrics_json = u.metrics, "
-    "attempts = u.attempts, attempt_errors_json = u.errors "
+    "attempts = u.attempts, attempt_errors_json = u.errors, "
+    "node = coalesce(u.node, trials.node) "
     "FROM unnest(%s::integer[], %s::integer[], %s::integer[], %s::text[], %s::integer[], "
-    "%s::text[]) AS u(id, keep, steps, metrics, attempts, errors) "
+    "%s::text[], %s::text[]) AS u(id, keep, steps, metrics, attempts, errors, node) "
     "WHERE trials.id = u.id AND trials.state = 'running'"
 )
 
 
 def _update_progress_postgresql(session: Session, rows: list[dict[str, Any]]) -> int:
     """The running trials' progress on PostgreSQL in one statement; rows updated."""
-    names = ("b_id", "b_keep", "b_steps", "b_metrics_json", "b_attempts", "b_attempt_errors_json")
+    names = (
+        "b_id", "b_keep", "b_steps", "b_metrics_json", "b_attempts", "b_attempt_errors_json",
+        "b_node",
+    )  # fmt: skip
     arrays = tuple([row[name] for row in rows] for name in names)
     result = session.connection().exec_driver_sql(_PG_UPDATE_PROGRESS, arrays)
     return int(result.rowcount)
