@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuner import _output
 from tuner.exceptions import ReportError
 
 # Keys tuner adds to each Ray Tune result beside the user's metrics.
@@ -105,7 +106,8 @@ def trial(
     ctx = TrialContext(metric, also=also, plateau=plateau)
     previous = activate(ctx)
     try:
-        yield ctx
+        with _output.capture():
+            yield ctx
     except Plateau:
         pass
     finally:
@@ -161,7 +163,10 @@ def report(step: int | None = None, **metrics: float) -> None:
         )
     ctx.reports += 1
     ctx.last_step = int(step)
-    _send({**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node})
+    _send(
+        {**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node}
+        | _output.pending_output()
+    )
     if ctx.stalled(values[ctx.metric]):
         raise Plateau
 

@@ -13,7 +13,6 @@ Imported by the runner only after :func:`tuner._ray.ensure_ray` (it imports Ray 
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -21,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
+from tuner._errors import reorder_traceback_text
 from tuner._report import KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.run._ledger import FinishedTrial, TrialLedger
+from tuner.run._trial_output import TrialOutputs
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ __all__ = [
     "RecordingCallback",
     "TrialTimeout",
 ]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its tracebacks
 
 
 class _DriverOnly:
@@ -55,6 +54,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         study_id: the study being run.
         searcher: told when the ledger decides a trial was pruned.
         stopping: set while the whole study is being stopped.
+        study_name: the study's name, which a trial reads (:func:`tuner.current_trial`).
     """
 
     def __init__(
@@ -64,16 +64,19 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         study_id: int,
         searcher: TunerSearcher,
         stopping: threading.Event,
+        study_name: str = "",
     ) -> None:
         self._rec = recorder
         self._ledger = ledger
         self._study_id = study_id
         self._searcher = searcher
         self._stopping = stopping
+        self.outputs = TrialOutputs(recorder.put, study_id, study_name)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number = self._ledger.start(trial.trial_id)
         if number is not None:
+            self.outputs.started(trial.trial_id, number)
             self._rec.put(TrialStarted(self._study_id, number, dict(trial.config), _now()))
 
     def on_trial_result(
@@ -83,6 +86,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         number = self._ledger.number(tid)
         if number is None:
             return
+        self.outputs.result(tid, result)
         metrics = {k: result[k] for k in result.get(KEYS_KEY, ()) if k in result}
         step = int(result.get(STEP_KEY, result.get("training_iteration", 0)))
         self._rec.put(TrialResult(self._study_id, number, step, metrics))
@@ -98,6 +102,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
             self._searcher.note_pruned(tid)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outputs.ended(trial.trial_id)
         finished = trial.last_result.get("done") is True
         self._write(
             self._ledger.complete(
@@ -106,6 +111,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         )
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outputs.ended(trial.trial_id)
         self._write(self._ledger.fail(trial.trial_id, _error_text(trial)))
         if self._ledger.too_many_failures:
             self._stopping.set()  # limits.max_failed_trials: the study fails
@@ -115,6 +121,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         retried = self._ledger.retry(trial.trial_id, _error_text(trial))
         if retried is not None:
             number, attempt = retried
+            self.outputs.retried(trial.trial_id, number, attempt)
             error = _error_text(trial).splitlines()[0]
             self._rec.put(TrialRetried(self._study_id, number, attempt, error))
 
@@ -126,6 +133,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
 
     def finish_open_trials(self) -> None:
         """Trials still open when the run ended (stop, Ctrl+C) are stopped."""
+        self.outputs.close()
         for ended in self._ledger.stop_open():
             self._write(ended)
 
@@ -256,7 +264,8 @@ def _error_text(trial: Any) -> str:
         return "the trial failed without an error message (run with --verbose to see Ray's logs)"
     cause = getattr(err, "cause", None) or err
     summary = f"{type(cause).__name__}: {cause}".splitlines()[0]
-    return _ANSI.sub("", f"{summary}\n\n{err}")
+    # The user's frames first, Ray's and tuner's after them.
+    return reorder_traceback_text(str(err), summary=summary)
 
 
 def _now() -> datetime:

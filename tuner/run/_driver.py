@@ -201,7 +201,9 @@ def _build(
     if remaining == 0:
         return parts
     parts.recorder = Recorder(storage, study.id)
-    parts.recording = RecordingCallback(parts.recorder, ledger, study.id, searcher, parts.stopping)
+    parts.recording = RecordingCallback(
+        parts.recorder, ledger, study.id, searcher, parts.stopping, study_name=study.name
+    )
     if spec.limits.trial_timeout_s is not None:
         parts.timeout = TrialTimeout(parts.recording, ledger, spec.limits.trial_timeout_s)
     if progress:
