@@ -80,6 +80,8 @@ def dies_once(config):
     the retry runs to the end (a marker file per x in the temp folder says which ran;
     the test removes them first)."""
     marker = dies_once_marker(config["x"])
+    me = tuner.current_trial()
+    print(f"trial {me.number}, attempt {me.attempt}")
     for step in range(1, 6):
         tuner.report(step=step, loss=config["x"] + 1 / step)
         if step == 2 and not os.path.exists(marker):
