@@ -127,3 +127,35 @@ def test_a_trials_output_is_stored_bounded_kept_when_it_fails_and_knows_its_numb
     result = runner.invoke(app, ["logs", "chatty", "--trial", str(failed), "--storage", sqlite_url])
     assert result.exit_code == 0
     assert "a warning on stderr\nafter the last report\n" in result.stdout
+
+
+def test_logs_trial_follow_prints_a_running_trials_output_until_it_ends(sqlite_url):
+    import threading
+    import time
+
+    _study_with_output(sqlite_url)
+    with Storage(sqlite_url) as storage:
+        study = storage.get_study("talk")
+        storage.write(
+            [TrialStarted(study.id, 2, {"x": 0.3}, T0), TrialOutput(study.id, 2, 1, "epoch 0\n")]
+        )
+
+    def finish_later() -> None:
+        time.sleep(1.5)
+        with Storage(sqlite_url) as storage:
+            storage.write(
+                [
+                    TrialOutput(study.id, 2, 1, "epoch 1\n"),
+                    TrialFinished(study.id, 2, "completed", T0, 2.0, {"loss": 0.5}, 0.5),
+                    TrialOutput(study.id, 2, 1, "bye\n"),  # what it wrote after its last report
+                ]
+            )
+
+    writer = threading.Thread(target=finish_later)
+    writer.start()
+    result = runner.invoke(
+        app, ["logs", "talk", "--trial", "2", "--follow", "--storage", sqlite_url]
+    )
+    writer.join()
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "epoch 0\nepoch 1\nbye\n"

@@ -65,9 +65,10 @@ class TrialOutputs:
         self._open.pop(trial_id, None)
 
     def close(self) -> None:
-        """The run is over: forget every identity still published."""
-        for trial_id in list(self._open):
-            self.ended(trial_id)
+        """The run is over (stopped, interrupted): forget the trials still open. No
+        call goes to Ray here, whose cluster may be gone by now; what those trials
+        sent with their results is stored already."""
+        self._open.clear()
 
     def _record(self, trial_id: str, text: str) -> None:
         opened = self._open.get(trial_id)
