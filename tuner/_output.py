@@ -146,16 +146,20 @@ def capture(limit: int = OUTPUT_LIMIT) -> Iterator[OutputTail]:
     tail = OutputTail(limit)
     previous = _tail
     out, err = sys.stdout, sys.stderr
-    tee_out, tee_err = _Tee(out, tail), _Tee(err, tail)
-    sys.stdout, sys.stderr = tee_out, tee_err
+    tee_out = _Tee(out, tail) if out is not None else None  # None: no console (pythonw)
+    tee_err = _Tee(err, tail) if err is not None else None
+    if tee_out is not None:
+        sys.stdout = tee_out
+    if tee_err is not None:
+        sys.stderr = tee_err
     _tail = tail
     try:
         yield tail
     finally:
         # Only undo what is still ours: the objective may have replaced them itself.
-        if sys.stdout is tee_out:
+        if tee_out is not None and sys.stdout is tee_out:
             sys.stdout = out
-        if sys.stderr is tee_err:
+        if tee_err is not None and sys.stderr is tee_err:
             sys.stderr = err
         _tail = previous
         _cached.clear()
