@@ -96,6 +96,12 @@ class OutputTail:
                 kept = tail_bytes("".join(self._parts), self._limit)
                 self._parts, self._size = [kept], len(kept)
 
+    @property
+    def empty(self) -> bool:
+        """Whether nothing was written since the last take (a racy peek: a write that
+        races with it is taken next time)."""
+        return self._size == 0
+
     def take(self) -> str:
         """What was written since the last take (its last `limit` bytes)."""
         with self._lock:
@@ -172,11 +178,8 @@ def pending_output() -> dict[str, str]:
     """``{OUTPUT_KEY: text}`` with what the trial wrote since its last report, for the
     next result; empty when it wrote nothing (or runs outside :func:`capture`)."""
     tail = _tail
-    if tail is None:
+    if tail is None or tail.empty:  # the common case, without taking the lock
         return {}
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
     text = tail.take()
     return {OUTPUT_KEY: text} if text else {}
 
