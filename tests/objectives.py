@@ -80,6 +80,8 @@ def dies_once(config):
     the retry runs to the end (a marker file per x in the temp folder says which ran;
     the test removes them first)."""
     marker = dies_once_marker(config["x"])
+    me = tuner.current_trial()
+    print(f"trial {me.number}, attempt {me.attempt}")
     for step in range(1, 6):
         tuner.report(step=step, loss=config["x"] + 1 / step)
         if step == 2 and not os.path.exists(marker):
@@ -112,3 +114,19 @@ def u_shaped(config):
     """Loss best at step 4, worse after it (a model that starts to overfit)."""
     for step in range(1, 13):
         tuner.report(step=step, loss=(config["x"] - 0.3) ** 2 + (step - 4) ** 2 / 100)
+
+
+def chatty(config):
+    """Prints who it is (tuner.current_trial()) to stdout, a line to stderr, reports,
+    then prints after its last report; x < 0 raises there, x > 0.8 prints 100 KB."""
+    import sys
+
+    me = tuner.current_trial()
+    print(f"trial {me.number} of {me.study}, attempt {me.attempt}, x={config['x']}")
+    print("a warning on stderr", file=sys.stderr)
+    tuner.report(step=1, loss=abs(config["x"]))
+    if config["x"] > 0.8:
+        print("y" * 100_000)
+    print("after the last report")
+    if config["x"] < 0:
+        raise ValueError(f"x must be >= 0 (got {config['x']})")

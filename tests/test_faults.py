@@ -112,6 +112,11 @@ def test_trial_whose_worker_died_is_retried_with_its_number_and_params(ray_local
         assert t.steps == 5
         curve = study.intermediate([t.number])[t.number]["loss"]
         assert [s for s, _ in curve] == [1, 2, 3, 4, 5]
+        # Each attempt knew its number and attempt (tuner.current_trial()); both
+        # attempts' output is kept.
+        first, second = study.trial_output(t.number)
+        assert first.text == f"trial {t.number}, attempt 1\n"
+        assert second.text == f"trial {t.number}, attempt 2\n"
     assert study.status == "completed"
     exported = json.loads(export(study, "json", None) or "[]")
     assert all(t["attempts"] == 2 and len(t["attempt_errors"]) == 1 for t in exported)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tuner._output import TrialInfo, current_trial
 from tuner._report import report
 from tuner.exceptions import (
     ReportError,
@@ -41,9 +42,11 @@ __all__ = [
     "StudyNotFoundError",
     "StudySpec",
     "Trial",
+    "TrialInfo",
     "TunerError",
     "__version__",
     "create_study",
+    "current_trial",
     "load_spec",
     "load_study",
     "report",

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuner import _output
 from tuner.exceptions import ReportError
 
 # Keys tuner adds to each Ray Tune result beside the user's metrics.
@@ -166,7 +167,8 @@ def trial(
     previous = activate(ctx)
     token = _owner.set(ctx)
     try:
-        yield ctx
+        with _output.capture():
+            yield ctx
     except Plateau:
         pass
     finally:
@@ -210,21 +212,14 @@ def run_trial(rules: TrialRules, body: Callable[[TrialContext], object]) -> None
     if error:
         if worker_died(error[0]):
             raise error[0]
-        _fail(error_text(error[0]))
+        from tuner._errors import trial_error_text
 
-
-def error_text(error: BaseException) -> str:
-    """A trial's exception as 'Type: message', then its traceback."""
-    import traceback
-
-    summary = f"{type(error).__name__}: {error}".splitlines()[0]
-    trace = "".join(traceback.format_exception(error)).rstrip()
-    return f"{summary}\n\n{trace}"
+        _fail(trial_error_text(error[0]))
 
 
 def _fail(text: str) -> None:
     """Send the trial's error as its last result (see the module)."""
-    _send({ERROR_KEY: text})
+    _send({ERROR_KEY: text, **_output.pending_output()})
 
 
 def report(step: int | None = None, **metrics: float) -> None:
@@ -278,7 +273,10 @@ def report(step: int | None = None, **metrics: float) -> None:
         )
     ctx.reports += 1
     ctx.last_step = int(step)
-    _send({**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node})
+    _send(
+        {**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node}
+        | _output.pending_output()
+    )
     if ctx.stalled(values[ctx.metric]):
         raise Plateau
 

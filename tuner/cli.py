@@ -161,11 +161,66 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="keep printing until it ends")
     ] = False,
+    trial: Annotated[
+        int | None,
+        typer.Option(help="print what trial N wrote (from the database; local or submitted)"),
+    ] = None,
+    storage: StorageOpt = None,
 ) -> None:
-    """Print the output of a submitted study's driver (its latest Ray job)."""
+    """Print the output of a submitted study's driver (its latest Ray job), or with
+    --trial N what trial N of any study wrote to stdout and stderr (the last 64 KiB of
+    each attempt)."""
+    if trial is not None:
+        raise typer.Exit(_trial_logs(name, storage, trial, follow=follow))
     from tuner import _jobs
 
     raise typer.Exit(_jobs.logs(name, address, follow=follow))
+
+
+def _trial_logs(name: str, storage: str | None, number: int, *, follow: bool) -> int:
+    """Print trial `number`'s output; with `follow`, what it adds until it ends."""
+    from tuner.exceptions import StorageError
+
+    study = _load(name, storage)
+    numbers = [t.number for t in study.trials()]
+    if number not in numbers:
+        have = f"0-{max(numbers)}" if numbers else "none yet"
+        raise StorageError(f"study {name!r} has no trial {number} (its trials: {have})")
+    shown: dict[int, str] = {}  # attempt -> its output as printed so far
+    while True:
+        # Read the state first: output still arrives as a trial ends.
+        ended = not follow or _trial_state(study, number) != "running"
+        outputs = study.trial_output(number)
+        several = len(outputs) > 1 or any(o.attempt > 1 for o in outputs)
+        for out in outputs:
+            before = shown.get(out.attempt)
+            if before is None and several:
+                sys.stdout.write(f"--- trial {number}, attempt {out.attempt} ---\n")
+            if before is None and out.truncated:
+                sys.stdout.write("[... earlier output dropped: the last 64 KiB are kept]\n")
+            sys.stdout.write(_new_part(before or "", out.text))
+            shown[out.attempt] = out.text
+        sys.stdout.flush()
+        if ended:
+            break
+        time.sleep(1.0)
+    if not any(shown.values()):
+        _console(stderr=True).print(f"trial {number} of study {name} wrote nothing", markup=False)
+    return 0
+
+
+def _new_part(before: str, now: str) -> str:
+    """What `now` adds to `before`, where the storage may have dropped the start of
+    both (it keeps the last 64 KiB)."""
+    if now.startswith(before):
+        return now[len(before) :]
+    anchor = before[-256:]
+    at = now.rfind(anchor) if anchor else -1
+    return now[at + len(anchor) :] if at >= 0 else now
+
+
+def _trial_state(study: Study, number: int) -> str:
+    return next(str(t.state) for t in study.trials() if t.number == number)
 
 
 @app.command()

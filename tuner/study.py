@@ -18,7 +18,7 @@ from tuner.exceptions import (
 )
 from tuner.search._auto import describe
 from tuner.spec import StudySpec, load_spec
-from tuner.storage import Storage, StudyRecord, TrialRecord
+from tuner.storage import Storage, StudyRecord, TrialOutputRecord, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,6 +160,15 @@ class Study:
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
         """The study's trials, by number, optionally only those in `states`."""
         return self._storage.get_trials(self._record.id, states)
+
+    def trial_output(self, number: int) -> list[TrialOutputRecord]:
+        """What trial `number` wrote to stdout and stderr: one record per attempt that
+        wrote anything (its last 64 KiB), oldest first.
+
+        Raises:
+            StorageError: the study has no trial `number`, or the database fails.
+        """
+        return self._storage.trial_output(self._record.id, number)
 
     @property
     def best_trial(self) -> Trial | None:

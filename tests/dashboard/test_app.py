@@ -228,6 +228,36 @@ def test_trial_view_shows_error_node_and_absent_params(seeded_url: str) -> None:
     assert params["rate_drop"] == "(absent: inactive)"  # trial 6 is gbtree
 
 
+def test_trial_view_shows_each_attempts_output(seeded_url: str) -> None:
+    from tuner.storage import Storage, TrialOutput
+
+    with Storage(seeded_url) as storage:
+        study = storage.get_study("tpe-study")
+        storage.write(
+            [
+                TrialOutput(study.id, 6, 1, "loading data\nepoch 0 loss=nan\n"),
+                TrialOutput(study.id, 6, 2, "x" * 70_000 + "\nepoch 0 loss=inf\n"),
+            ]
+        )
+
+    def page(url: str) -> None:
+        from tuner.dashboard import _trial
+
+        _trial.show_trial(url, "tpe-study", 6)
+        _trial.show_output([])  # a trial that wrote nothing
+
+    at = AppTest.from_function(page, args=(seeded_url,), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    codes = [c.value for c in at.code]
+    assert codes[1].rstrip("\n") == "loading data\nepoch 0 loss=nan"
+    assert codes[2].rstrip("\n").endswith("x\nepoch 0 loss=inf")
+    assert 60_000 < len(codes[2]) <= 64 * 1024
+    captions = [c.value for c in at.caption]
+    assert "attempt 1" in captions
+    assert "attempt 2 · the last 64 KiB; earlier output was dropped" in captions
+    assert any(c.startswith("Nothing written to stdout") for c in captions)
+
+
 def test_hostile_names_are_text(seeded_url: str) -> None:
     def page(url: str, name: str) -> None:
         from tuner.dashboard import _study, _trial

@@ -897,3 +897,45 @@ def test_an_invalid_import_writes_nothing(
 def test_an_import_into_a_missing_study_says_so(storage: Storage) -> None:
     with pytest.raises(StorageError, match="no study with id 42"):
         storage.import_trials(42, [imported(0)])
+
+
+def test_trial_output_is_appended_per_attempt_bounded_and_kept_after_the_end(
+    storage: Storage,
+) -> None:
+    from tuner._output import OUTPUT_LIMIT
+    from tuner.storage import TrialOutput, TrialRetried
+
+    study = new_study(storage)
+    storage.write(
+        [
+            TrialStarted(study.id, 0, {"lr": 0.1}, T0),
+            TrialOutput(study.id, 0, 1, "epoch 0\n"),
+            TrialResult(study.id, 0, 0, {"loss": 1.0}),
+        ]
+    )
+    storage.write([TrialOutput(study.id, 0, 1, "épock 1 ✓\n")])  # a batch of output only
+    storage.write([TrialRetried(study.id, 0, 2, "worker died"), TrialOutput(study.id, 0, 2, "a")])
+    storage.write(
+        [
+            TrialOutput(study.id, 0, 2, "b" * OUTPUT_LIMIT),
+            TrialFinished(study.id, 0, "failed", T0, 1.0, {}, None, "ValueError: x"),
+        ]
+    )
+    # What a trial wrote after its last report arrives once it has finished.
+    storage.write([TrialOutput(study.id, 0, 2, "the end\n")])
+    first, second = storage.trial_output(study.id, 0)
+    assert (first.attempt, first.text, first.truncated) == (1, "epoch 0\népock 1 ✓\n", False)
+    assert second.attempt == 2 and second.truncated
+    assert second.text.endswith("b" * 100 + "the end\n")
+    assert len(second.text.encode()) == OUTPUT_LIMIT
+    assert storage.get_trial(study.id, 0).state == "failed"  # output is not an outcome
+
+    run_trial(storage, study.id, 1)
+    assert storage.trial_output(study.id, 1) == []
+    with pytest.raises(StorageError, match="no trial number 7"):
+        storage.trial_output(study.id, 7)
+    with pytest.raises(StorageError, match="never started"):
+        storage.write([TrialOutput(study.id, 9, 1, "x")])
+    storage.delete_study(study.name)  # the output goes with its trials
+    with storage._engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM trial_outputs")).scalar_one() == 0

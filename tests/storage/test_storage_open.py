@@ -30,6 +30,8 @@ def test_exported_names() -> None:
         "TrialEvent",
         "TrialFinished",
         "TrialImport",
+        "TrialOutput",
+        "TrialOutputRecord",
         "TrialRecord",
         "TrialResult",
         "TrialRetried",

@@ -10,7 +10,8 @@ that test, not a user's run. The pandas habit (pandas/compat): one module per de
 
 - :mod:`tuner._compat.optuna`: the constraint key, the hypervolume routine, the GP
   internals the kriging believer reads, the genetic samplers' lock, a logger's name;
-- :mod:`tuner._compat.ray`: the single-machine switch.
+- :mod:`tuner._compat.ray`: the single-machine switch, the GCS key-value store (a
+  trial's identity and its final output, :mod:`tuner._output`).
 
 Both import their dependency at their top: import them where it is used, lazily. This
 module imports neither.
@@ -56,6 +57,7 @@ CHECKS: dict[str, str] = {
     "optuna genetic samplers pickle": "tuner._compat.optuna:check_genetic_samplers_pickle",
     "optuna in-memory storage logger": "tuner._compat.optuna:check_in_memory_logger",
     "ray single-machine switch": "tuner._compat.ray:check_single_machine_switch",
+    "ray internal key-value store": "tuner._compat.ray:check_internal_kv",
 }
 
 

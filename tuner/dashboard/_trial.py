@@ -1,12 +1,15 @@
-"""The Trial page: one trial's parameters, metrics, node, duration, error, curves."""
+"""The Trial page: one trial's parameters, metrics, node, duration, error, curves and
+what it wrote to stdout and stderr."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from tuner._output import OUTPUT_LIMIT
 from tuner.dashboard import _common as c
 from tuner.dashboard import charts
+from tuner.storage import TrialOutputRecord
 
 
 def render() -> None:
@@ -85,3 +88,20 @@ def show_trial(url: str, name: str, number: int) -> None:
         for metric, points in sorted(curves.items()):
             frame = pd.DataFrame(points, columns=["step", "value"]).assign(number=number)
             st.plotly_chart(charts.compare_curves_fig(frame, metric), key=f"curve_{metric}")
+    show_output(storage.trial_output(study.id, number))
+
+
+def show_output(outputs: list[TrialOutputRecord]) -> None:
+    """What the trial wrote to stdout and stderr: a code block per attempt."""
+    st.subheader("Output")
+    if not outputs:
+        st.caption("Nothing written to stdout or stderr (or the trial ran before tuner kept it).")
+        return
+    several = len(outputs) > 1 or outputs[0].attempt > 1
+    for out in outputs:
+        notes = [f"attempt {out.attempt}"] if several else []
+        if out.truncated:
+            notes.append(f"the last {OUTPUT_LIMIT // 1024} KiB; earlier output was dropped")
+        if notes:
+            st.caption(" · ".join(notes))
+        st.code(out.text, language=None, height=400 if out.text.count("\n") > 20 else "content")

@@ -13,14 +13,15 @@ Imported by the runner only after :func:`tuner._ray.ensure_ray` (it imports Ray 
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ray import tune
 
+from tuner._errors import reorder_traceback_text
 from tuner._report import ERROR_KEY, KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.run._ledger import FinishedTrial, TrialLedger
+from tuner.run._trial_output import TrialOutputs
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 if TYPE_CHECKING:
@@ -51,9 +52,6 @@ class StopFlag(Protocol):
     def request(self, reason: str) -> None: ...
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its tracebacks
-
-
 class _DriverOnly:
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the run config for Tuner.restore, which tuner never uses (resume
@@ -74,6 +72,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         study_id: the study being run.
         searcher: told when the ledger decides a trial was pruned.
         control: the run's stop flag (read; raised at ``limits.max_failed_trials``).
+        study_name: the study's name, which a trial reads (:func:`tuner.current_trial`).
     """
 
     def __init__(
@@ -83,16 +82,19 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         study_id: int,
         searcher: TunerSearcher,
         control: StopFlag,
+        study_name: str = "",
     ) -> None:
         self._rec = sink
         self._ledger = ledger
         self._study_id = study_id
         self._searcher = searcher
         self._control = control
+        self.outputs = TrialOutputs(sink.put, study_id, study_name)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         number = self._ledger.start(trial.trial_id)
         if number is not None:
+            self.outputs.started(trial.trial_id, number)
             self._rec.put(TrialStarted(self._study_id, number, dict(trial.config), _now()))
 
     def on_trial_result(
@@ -102,6 +104,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         number = self._ledger.number(tid)
         if number is None:
             return
+        self.outputs.result(tid, result)
         if ERROR_KEY in result:
             self._failed(self._ledger.fail(tid, str(result[ERROR_KEY])))
             return
@@ -121,6 +124,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
             self._searcher.note_pruned(tid)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.outputs.ended(trial.trial_id)
         finished = trial.last_result.get("done") is True
         self._write(
             self._ledger.complete(
@@ -130,6 +134,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """The trial's worker died, and its retries (limits.max_retries) are spent."""
+        self.outputs.ended(trial.trial_id)
         self._failed(self._ledger.fail(trial.trial_id, _error_text(trial)))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -137,6 +142,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         retried = self._ledger.retry(trial.trial_id, _error_text(trial))
         if retried is not None:
             number, attempt = retried
+            self.outputs.retried(trial.trial_id, number, attempt)
             error = _error_text(trial).splitlines()[0]
             self._rec.put(TrialRetried(self._study_id, number, attempt, error))
 
@@ -147,6 +153,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
 
     def finish_open_trials(self) -> None:
         """Trials still open when the run ended (stop, Ctrl+C) are stopped."""
+        self.outputs.close()
         for ended in self._ledger.stop_open():
             self._write(ended)
 
@@ -247,7 +254,8 @@ def _error_text(trial: Any) -> str:
         return "the trial failed without an error message (run with --verbose to see Ray's logs)"
     cause = getattr(err, "cause", None) or err
     summary = f"{type(cause).__name__}: {cause}".splitlines()[0]
-    return _ANSI.sub("", f"{summary}\n\n{err}")
+    # The user's frames first, Ray's and tuner's after them.
+    return reorder_traceback_text(str(err), summary=summary)
 
 
 def _now() -> datetime:

@@ -203,7 +203,9 @@ def _build(
         return parts
     control = parts.control = Control(storage, study.id)
     parts.recorder = Recorder(storage, on_give_up=lambda e: control.request("storage"))
-    parts.recording = RecordingCallback(parts.recorder, ledger, study.id, searcher, control)
+    parts.recording = RecordingCallback(
+        parts.recorder, ledger, study.id, searcher, control, study_name=study.name
+    )
     if progress:
         bar = ProgressBar(study.name, total, spec.metric)
         parts.progress = ProgressCallback(ledger, bar)

@@ -13,12 +13,19 @@ import time
 from collections.abc import Callable
 
 from tuner.exceptions import StorageError, StorageUnavailable
-from tuner.storage import Storage, TrialFinished, TrialResult, TrialRetried, TrialStarted
+from tuner.storage import (
+    Storage,
+    TrialFinished,
+    TrialOutput,
+    TrialResult,
+    TrialRetried,
+    TrialStarted,
+)
 
 __all__ = ["STORAGE_GRACE_S", "Event", "Recorder"]
 
 log = logging.getLogger(__name__)
-Event = TrialStarted | TrialResult | TrialRetried | TrialFinished
+Event = TrialStarted | TrialResult | TrialRetried | TrialFinished | TrialOutput
 # How long the recorder keeps events while the database is unreachable (a restarted
 # PostgreSQL) before it gives up and stops the study.
 STORAGE_GRACE_S = 60.0

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "OUTPUTS",
     "PARAMS",
     "STUDIES",
     "TRIALS",
@@ -37,6 +38,7 @@ __all__ = [
     "Base",
     "Study",
     "Trial",
+    "TrialOutputRow",
     "TrialParam",
     "TrialValue",
     "UTCDateTime",
@@ -167,8 +169,22 @@ class TrialValue(Base):
     value: Mapped[float | None] = mapped_column(Double)
 
 
+class TrialOutputRow(Base):
+    """What one attempt of a trial wrote to stdout and stderr: its last 64 KiB."""
+
+    __tablename__ = "trial_outputs"
+
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    truncated: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
 # Core tables, for the set-based statements of the write path and the read model.
 STUDIES: Table = Base.metadata.tables["studies"]
 TRIALS: Table = Base.metadata.tables["trials"]
 PARAMS: Table = Base.metadata.tables["trial_params"]
 VALUES: Table = Base.metadata.tables["trial_values"]
+OUTPUTS: Table = Base.metadata.tables["trial_outputs"]

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from tuner.exceptions import StorageError
 from tuner.storage._engine import Database
-from tuner.storage._models import PARAMS, STUDIES, TRIALS, VALUES, Study
-from tuner.storage._records import TRIAL_STATES, TrialRecord, TrialState
+from tuner.storage._models import OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._records import TRIAL_STATES, TrialOutputRecord, TrialRecord, TrialState
 
 __all__ = [
     "IN_CHUNK",
@@ -29,6 +29,7 @@ __all__ = [
     "get_trials",
     "next_trial_number",
     "pareto_candidate",
+    "trial_output",
 ]
 
 # Bound parameters a single IN (...) may carry; SQLite allows 32766, keep well below.
@@ -110,6 +111,27 @@ def get_trial(db: Database, study_id: int, number: int) -> TrialRecord:
                 raise db.not_found_by_id(study_id)
             raise StorageError(f"study {study_id} in {db.masked_url} has no trial number {number}")
         return _with_params(session, row)
+
+
+def trial_output(db: Database, study_id: int, number: int) -> list[TrialOutputRecord]:
+    """What trial ``number`` of the study wrote, one record per attempt that wrote."""
+    with db.session(f"read the output of trial {number} of study {study_id}") as session:
+        trial_id = session.scalar(
+            select(TRIALS.c.id).where(TRIALS.c.study_id == study_id, TRIALS.c.number == number)
+        )
+        if trial_id is None:
+            if not Study.exists(session, study_id):
+                raise db.not_found_by_id(study_id)
+            raise StorageError(f"study {study_id} in {db.masked_url} has no trial number {number}")
+        rows = session.execute(
+            select(OUTPUTS.c.attempt, OUTPUTS.c.text, OUTPUTS.c.truncated)
+            .where(OUTPUTS.c.trial_id == trial_id)
+            .order_by(OUTPUTS.c.attempt)
+        )
+        return [
+            TrialOutputRecord(number, attempt, text, bool(truncated))
+            for attempt, text, truncated in rows
+        ]
 
 
 def best_trial(db: Database, study_id: int) -> TrialRecord | None:

@@ -2,7 +2,7 @@
 
 Records (:class:`StudyRecord`, :class:`StudySummary`, :class:`TrialRecord`) are what the
 storage returns; events (:class:`TrialStarted`, :class:`TrialResult`,
-:class:`TrialRetried`, :class:`TrialFinished`) are what the study's driver hands to :meth:`Storage.write`.
+:class:`TrialRetried`, :class:`TrialFinished`, :class:`TrialOutput`) are what the study's driver hands to :meth:`Storage.write`.
 None of them knows about SQLAlchemy, so the runner, the CLI and the dashboard can use
 them without touching the database layer.
 
@@ -27,6 +27,8 @@ __all__ = [
     "StudySummary",
     "TrialFinished",
     "TrialImport",
+    "TrialOutput",
+    "TrialOutputRecord",
     "TrialRecord",
     "TrialResult",
     "TrialRetried",
@@ -224,6 +226,37 @@ class TrialFinished:
     value: float | None
     error: str | None = None
     node: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialOutput:
+    """A trial wrote `text` to its stdout or stderr during attempt `attempt` (1, or 2
+    for the first retry): appended to what the attempt wrote before, of which the
+    storage keeps the last :data:`tuner._output.OUTPUT_LIMIT` bytes. Output is not an
+    outcome: it may arrive after the trial finished (what it wrote after its last
+    report)."""
+
+    study_id: int
+    number: int
+    attempt: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TrialOutputRecord:
+    """What one attempt of a trial wrote to stdout and stderr, as stored.
+
+    Attributes:
+        number: the trial's number.
+        attempt: 1, plus one for each retry.
+        text: its output, the last :data:`tuner._output.OUTPUT_LIMIT` bytes of it.
+        truncated: whether earlier output was dropped to keep it within that limit.
+    """
+
+    number: int
+    attempt: int
+    text: str
+    truncated: bool
 
 
 @dataclass(frozen=True)

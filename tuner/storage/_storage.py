@@ -27,6 +27,7 @@ from tuner.storage._records import (
     StudyState,
     StudySummary,
     TrialImport,
+    TrialOutputRecord,
     TrialRecord,
     TrialState,
 )
@@ -245,7 +246,9 @@ class Storage:
         :class:`TrialResult` (intermediate values; a repeated step replaces the
         earlier values of that step) and closed by :class:`TrialFinished`. A
         :class:`TrialRetried` (its worker died; it runs again) drops the results of the
-        attempt that died, counts the attempt and keeps its error. The trial's
+        attempt that died, counts the attempt and keeps its error. A
+        :class:`TrialOutput` appends to what the attempt wrote (the last 64 KiB are
+        kept); unlike the others it is taken for a finished trial too. The trial's
         ``metrics`` hold the last value reported for each metric, from results and
         from the finish event.
 
@@ -330,6 +333,17 @@ class Storage:
             StorageError: the study has no such trial, or the database fails.
         """
         return _reads.get_trial(self._db, study_id, number)
+
+    def trial_output(self, study_id: int, number: int) -> list[TrialOutputRecord]:
+        """What trial ``number`` of the study wrote to stdout and stderr: one record per
+        attempt that wrote anything, oldest first (empty: it wrote nothing, or ran
+        before tuner kept output). Each holds the attempt's last 64 KiB.
+
+        Raises:
+            StudyNotFoundError: there is no such study.
+            StorageError: the study has no such trial, or the database fails.
+        """
+        return _reads.trial_output(self._db, study_id, number)
 
     def best_trial(self, study_id: int) -> TrialRecord | None:
         """The completed, feasible trial with the lowest (mode min) or highest (max)

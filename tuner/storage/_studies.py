@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from tuner.exceptions import StorageError, StudyExistsError
 from tuner.storage._checks import dumps, now, require_text
 from tuner.storage._engine import Database
-from tuner.storage._models import PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._models import OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
 from tuner.storage._records import (
     STUDY_STATES,
     TRIAL_STATES,
@@ -214,6 +214,7 @@ def delete_study(db: Database, name: str) -> int:
         # the row-by-row cascade (the foreign keys cascade too, as a backstop).
         trial_ids = select(TRIALS.c.id).where(TRIALS.c.study_id == study_id)
         session.execute(delete(VALUES).where(VALUES.c.trial_id.in_(trial_ids)))
+        session.execute(delete(OUTPUTS).where(OUTPUTS.c.trial_id.in_(trial_ids)))
         session.execute(delete(PARAMS).where(PARAMS.c.trial_id.in_(trial_ids)))
         session.execute(delete(TRIALS).where(TRIALS.c.study_id == study_id))
         session.execute(delete(STUDIES).where(STUDIES.c.id == study_id))

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.orm import Session
 
+from tuner._output import OUTPUT_LIMIT, tail_bytes
 from tuner.exceptions import StorageRefused
 from tuner.storage._checks import (
     as_float,
@@ -35,13 +36,14 @@ from tuner.storage._checks import (
     require_optional_text,
 )
 from tuner.storage._engine import Database, reason
-from tuner.storage._models import PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._models import OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
 from tuner.storage._objectives import StudyObjectives
 from tuner.storage._reads import IN_CHUNK
 from tuner.storage._records import (
     TERMINAL_TRIAL_STATES,
     TrialFinished,
     TrialImport,
+    TrialOutput,
     TrialResult,
     TrialRetried,
     TrialStarted,
@@ -50,7 +52,7 @@ from tuner.storage._records import (
 
 __all__ = ["TrialEvent", "TrialWriter"]
 
-TrialEvent: TypeAlias = TrialStarted | TrialResult | TrialRetried | TrialFinished
+TrialEvent: TypeAlias = TrialStarted | TrialResult | TrialRetried | TrialFinished | TrialOutput
 
 _Key: TypeAlias = tuple[int, int]
 _RUNNING = TrialState.RUNNING.value
@@ -95,8 +97,13 @@ class TrialWriter:
         """Record a batch of trial events in one transaction (see :meth:`Storage.write`)."""
         if not events:
             return
+        outputs = [e for e in events if isinstance(e, TrialOutput)]
+        trial_events = [e for e in events if not isinstance(e, TrialOutput)]
         with self.lock:
-            batch = self._commit(lambda session: self._stage(session, events))
+            batch = self._commit(
+                lambda session: self._stage(session, trial_events),
+                after=lambda session, batch: self._write_outputs(session, batch, outputs),
+            )
             self._remember(batch)
 
     def import_trials(
@@ -114,12 +121,19 @@ class TrialWriter:
             written += len(chunk)
         return written
 
-    def _commit(self, stage: Callable[[Session], dict[_Key, _Pending]]) -> dict[_Key, _Pending]:
-        """Stage a batch and apply it in one write transaction; explains a refused start."""
+    def _commit(
+        self,
+        stage: Callable[[Session], dict[_Key, _Pending]],
+        after: Callable[[Session, dict[_Key, _Pending]], None] | None = None,
+    ) -> dict[_Key, _Pending]:
+        """Stage a batch and apply it in one write transaction (then `after`, in the
+        same transaction); explains a refused start."""
         try:
             with self._db.session("write trial events", write=True) as session:
                 batch = stage(session)
                 self._apply(session, batch)
+                if after is not None:
+                    after(session, batch)
         except _StartRefused as refused:
             raise self._explain_refused_start(refused) from None
         return batch
@@ -253,7 +267,7 @@ class TrialWriter:
                 pending.values.clear()
                 pending.steps = 0
                 pending.attempt_errors.append(event_.error)
-            else:
+            elif isinstance(event_, TrialFinished):
                 pending.finish = checked_finish(event_, where)
                 pending.metrics.update(checked_metrics(event_.metrics, where))
         return batch
@@ -377,6 +391,103 @@ class TrialWriter:
                         "was already started"
                     )
         return refused
+
+    def _write_outputs(
+        self, session: Session, batch: dict[_Key, _Pending], outputs: Sequence[TrialOutput]
+    ) -> None:
+        """Append each output to its trial attempt's stored output, keeping the last
+        :data:`OUTPUT_LIMIT` bytes. A finished trial takes output too (what it wrote
+        after its last report arrives as it ends): output is not an outcome."""
+        if not outputs:
+            return
+        appended: dict[tuple[int, int], str] = {}  # (trial id, attempt) -> new text
+        order: list[tuple[int, int]] = []
+        missing = {
+            (e.study_id, e.number)
+            for e in outputs
+            if (e.study_id, e.number) not in batch and (e.study_id, e.number) not in self._running
+        }
+        stored = _lookup_trials(session, missing)
+        for e in outputs:
+            key = (e.study_id, e.number)
+            where = f"trial {e.number} of study {e.study_id}"
+            if not isinstance(e.text, str):
+                raise StorageRefused(
+                    f"cannot write trial events: {where}: output must be a str "
+                    f"(got {type(e.text).__name__})"
+                )
+            if not isinstance(e.attempt, int) or isinstance(e.attempt, bool) or e.attempt < 1:
+                raise StorageRefused(
+                    f"cannot write trial events: {where}: attempt must be an int >= 1 "
+                    f"(got {e.attempt!r})"
+                )
+            pending, running, found = batch.get(key), self._running.get(key), stored.get(key)
+            trial_id = (
+                pending.trial_id
+                if pending is not None
+                else running.trial_id
+                if running is not None
+                else found.trial_id
+                if found is not None
+                else None
+            )
+            if trial_id is None:
+                raise StorageRefused(
+                    f"cannot write trial events: {where} was never started "
+                    "(write its TrialStarted first)"
+                )
+            slot = (trial_id, e.attempt)
+            if slot not in appended:
+                appended[slot] = ""
+                order.append(slot)
+            appended[slot] += e.text
+        for i in range(0, len(order), IN_CHUNK):
+            chunk = order[i : i + IN_CHUNK]
+            ids = sorted({trial_id for trial_id, _ in chunk})
+            old = {
+                (trial_id, attempt): (text, truncated)
+                for trial_id, attempt, text, truncated in session.execute(
+                    select(
+                        OUTPUTS.c.trial_id, OUTPUTS.c.attempt, OUTPUTS.c.text, OUTPUTS.c.truncated
+                    ).where(OUTPUTS.c.trial_id.in_(ids))
+                )
+            }
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for slot in chunk:
+                before, was_truncated = old.get(slot, ("", False))
+                combined = before + appended[slot]
+                text = tail_bytes(combined, OUTPUT_LIMIT)
+                row = {
+                    "b_trial_id": slot[0],
+                    "b_attempt": slot[1],
+                    "b_text": text,
+                    "b_truncated": bool(was_truncated) or text != combined,
+                }
+                (updates if slot in old else inserts).append(row)
+            if inserts:
+                session.execute(
+                    insert(OUTPUTS),
+                    [
+                        {
+                            "trial_id": r["b_trial_id"],
+                            "attempt": r["b_attempt"],
+                            "text": r["b_text"],
+                            "truncated": r["b_truncated"],
+                        }
+                        for r in inserts
+                    ],
+                )
+            if updates:
+                session.connection().execute(
+                    update(OUTPUTS)
+                    .where(
+                        OUTPUTS.c.trial_id == bindparam("b_trial_id"),
+                        OUTPUTS.c.attempt == bindparam("b_attempt"),
+                    )
+                    .values(text=bindparam("b_text"), truncated=bindparam("b_truncated")),
+                    updates,
+                )
 
     def _upsert_values(self) -> Any:
         dialect = pg_dialect if self._db.backend == "postgresql" else sqlite_dialect
