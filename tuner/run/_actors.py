@@ -7,15 +7,18 @@ ramps up is a trial whose own actor is still starting (a new worker process: sec
 a busy machine, longer than a short trial). That trial takes the cached actor and Ray
 Tune stops the actor it was starting; the resources it frees start yet another actor for
 the next trial, which loses it the same way. Measured on 2 cores, 320 trials of 1 s, 16
-in flight: 26 to 44 trial actors started where 16 would do, and under heavy load one
-actor ran every trial while the others were started and stopped (bench/RESULTS.md).
+in flight: 26 to 44 trial actors started where 16 would do (issue 20), and under heavy
+load one actor ran every trial while the others were started and stopped
+(bench/RESULTS.md).
 
 :class:`ClaimCachedActor` wraps the study's scheduler and, when the scheduler would
 start the oldest pending trial, starts one that arrived since the last choice instead:
-the trial the searcher has just suggested in the place of the one that ended, which has no actor of its own yet and so takes the cached actor without stopping
-anything. The trials whose actors are starting keep them. Only which pending trial
-starts first changes; every decision of the wrapped scheduler (results, stops, pauses)
-is its own.
+the trial the searcher has just suggested in the place of the one that ended, which has
+no actor of its own yet and so takes the cached actor without stopping anything. The
+trials whose actors are starting keep them. Only which pending trial starts first
+changes; every decision of the wrapped scheduler (results, stops, pauses) is its own,
+and nothing is suggested earlier than before (no trial is staged ahead), so a
+model-based searcher sees what it saw.
 """
 
 from __future__ import annotations
