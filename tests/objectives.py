@@ -130,3 +130,9 @@ def chatty(config):
     print("after the last report")
     if config["x"] < 0:
         raise ValueError(f"x must be >= 0 (got {config['x']})")
+
+
+def brief(config):
+    """One report after 50 ms: trials shorter than a trial actor takes to start."""
+    time.sleep(0.05)
+    tuner.report(step=1, loss=config["x"] ** 2)

@@ -238,6 +238,7 @@ def _run(
     """
     from ray import tune
 
+    from tuner.run._actors import claim_cached_actors
     from tuner.run._control import SignalStop, StopOnRequest
 
     storage.set_study_status(study.id, StudyState.RUNNING)
@@ -264,7 +265,8 @@ def _run(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=parts.searcher,
-            scheduler=parts.scheduler,
+            # A new trial, not one whose actor is starting, takes an ended trial's actor.
+            scheduler=claim_cached_actors(parts.scheduler),
             num_samples=parts.remaining,
             max_concurrent_trials=parts.max_concurrent,
             reuse_actors=True,
