@@ -177,7 +177,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_named_search_spaces_resolve_and_validate():
-    files = sorted((ROOT / "tuner" / "search_spaces").glob("*.yaml"))
+    files = sorted((ROOT / "search_spaces").glob("*.yaml"))
     assert {"xgboost", "random_forest"} <= {f.stem for f in files}
     for f in files:
         spec = load_spec(spec_with(search_space=f.stem))
