@@ -1,4 +1,4 @@
-"""What every page shares: the storage, cached queries, the study picker, escaping."""
+"""What every page shares: the storage, cached frames, the study picker, escaping."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tuner.dashboard import queries as q
 from tuner.exceptions import TunerError
 from tuner.storage import Storage, StudyRecord
+
+from . import frames as q
 
 REFRESH_S = 3.0
 """How often a running study's views refresh themselves."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from tuner.dashboard import _common as c
-from tuner.dashboard import charts
+from . import _common as c
+from . import charts
 
 
 def render() -> None:

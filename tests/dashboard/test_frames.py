@@ -1,4 +1,4 @@
-"""dashboard.queries and dashboard.charts against seeded databases (no Streamlit)."""
+"""tuner.dashboard.frames and tuner.dashboard.charts against seeded databases (no Streamlit)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_mo_study, seed_study
 from tuner.dashboard import charts
-from tuner.dashboard import queries as q
+from tuner.dashboard import frames as q
 from tuner.exceptions import StorageError
 from tuner.storage import Storage, TrialStarted
 
