@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from tuner._defaults import DEFAULT_STORAGE
 from tuner.search._registry import ALGORITHM_NAMES
 
 Scalar = bool | int | float | str
@@ -650,7 +651,7 @@ class StudySpec(_Strict):
     """What each trial reserves and where it runs (see resources)."""
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     """Timeouts, failures and retries (see limits)."""
-    storage: str = "sqlite:///tuner.db"
+    storage: str = DEFAULT_STORAGE
     """Any SQLAlchemy URL: SQLite for one machine, PostgreSQL
     (postgresql://user@host:5432/db) for a cluster. The CLI's --storage (create_study's
     storage=) overrides it; when the spec sets none, $TUNER_STORAGE, then this default."""
