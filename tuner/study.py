@@ -240,7 +240,7 @@ def _spec_of(record: StudyRecord) -> StudySpec:
     base_dir = data.pop(_BASE_DIR_KEY, None)
     spec = load_spec(data)
     if base_dir:
-        object.__setattr__(spec, "_base_dir", base_dir)
+        spec._base_dir = base_dir  # a private attribute: settable on the frozen model
     return spec
 
 

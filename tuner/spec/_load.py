@@ -69,7 +69,7 @@ def load_spec(
         spec = _validate(data)
     except SpecError as e:
         raise e.with_source(origin) from None
-    object.__setattr__(spec, "_base_dir", str(base_dir))
+    spec._base_dir = str(base_dir)  # a private attribute: settable on the frozen model
     return spec
 
 

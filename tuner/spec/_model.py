@@ -216,6 +216,19 @@ class DatasetSpec(_Strict):
     seed: int = 0
     """Seed of the split (and of the generated data for synthetic)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_valid_fraction(cls, data: Any) -> Any:
+        # Hold out DEFAULT_VALID_FRACTION unless folds are given: decided on the input,
+        # since the validated model is frozen.
+        if (
+            isinstance(data, dict)
+            and data.get("folds") is None
+            and data.get("valid_fraction") is None
+        ):
+            data = {**data, "valid_fraction": DEFAULT_VALID_FRACTION}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
         if self.source == "sklearn" and self.name is None:
@@ -244,8 +257,6 @@ class DatasetSpec(_Strict):
                 raise _PathError(("folds",), "give valid_fraction or folds, not both")
             if self.stream:
                 raise _PathError(("folds",), "cannot be used with stream: true; use valid_fraction")
-        if self.folds is None and self.valid_fraction is None:
-            object.__setattr__(self, "valid_fraction", DEFAULT_VALID_FRACTION)
         if self.features is not None and self.target in self.features:
             raise _PathError(("features",), f"must not hold the target column {self.target!r}")
         return self
