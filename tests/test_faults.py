@@ -114,6 +114,7 @@ def test_trial_whose_worker_died_is_retried_with_its_number_and_params(ray_local
         assert [s for s, _ in curve] == [1, 2, 3, 4, 5]
     assert study.status == "completed"
     exported = json.loads(export(study, "json", None) or "[]")
+    assert [t["number"] for t in exported] == [0, 1, 2]  # an empty export must not pass
     assert all(t["attempts"] == 2 and len(t["attempt_errors"]) == 1 for t in exported)
     assert all(set(t) >= {"number", "state", "params", "metrics", "error"} for t in exported)
 
