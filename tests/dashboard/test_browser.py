@@ -7,7 +7,6 @@ except where CI=true: there they fail (``make test`` installs Chromium).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests._optional import missing, require
 from tests.dashboard.conftest import (
     ARTIFACTS,
     HOSTILE_ERROR,
@@ -27,7 +27,7 @@ from tuner.dashboard._testing import CHART_TITLES, open_chart, running_dashboard
 from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
 
 pytestmark = pytest.mark.browser
-expect = pytest.importorskip("playwright.sync_api").expect  # retrying assertions
+expect = require("playwright.sync_api").expect  # retrying assertions
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
@@ -40,10 +40,7 @@ ON_DEMAND = dict(list(CHART_TITLES.items())[1:])
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)")
     return CHROMIUM
 
 
