@@ -38,7 +38,8 @@ test: $(STAMP) browsers
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tuner tests bench examples
+	$(VENV)/bin/ruff check tuner dashboard search_spaces tests bench examples
+	$(VENV)/bin/ruff format --check tuner dashboard search_spaces tests bench examples
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

@@ -153,6 +153,7 @@ def test_driver_killed_at_several_points_then_resumed_finishes_exactly_n(
     assert len(numbers) == len(set(numbers)) == numbers[-1] + 1
     assert sum(t.state == "completed" for t in trials) == n
     assert {t.state for t in trials} <= {"completed", "stopped"}
+    assert len(kept) >= 4  # the "mid" kill point waited for 4 completed trials
     for number, old in kept.items():
         assert next(t for t in trials if t.number == number) == old
 

@@ -119,6 +119,7 @@ def test_trial_whose_worker_died_is_retried_with_its_number_and_params(ray_local
         assert second.text == f"trial {t.number}, attempt 2\n"
     assert study.status == "completed"
     exported = json.loads(export(study, "json", None) or "[]")
+    assert [t["number"] for t in exported] == [0, 1, 2]  # an empty export must not pass
     assert all(t["attempts"] == 2 and len(t["attempt_errors"]) == 1 for t in exported)
     assert all(set(t) >= {"number", "state", "params", "metrics", "error"} for t in exported)
 

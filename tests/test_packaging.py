@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import urllib.request
 import venv
 import zipfile
@@ -80,6 +81,35 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def test_pyproject_lists_every_package_and_maps_the_root_folders_into_tuner() -> None:
+    # The package list is explicit (discovery cannot rename dashboard/ to tuner.dashboard):
+    # a package under tuner/ missing from it would be missing from the wheel.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "tuner").rglob("__init__.py")
+    }
+    mapped = {"tuner.dashboard": "dashboard", "tuner.search_spaces": "search_spaces"}
+    assert set(config["packages"]) == on_disk | set(mapped), "update [tool.setuptools] packages"
+    assert config["package-dir"] == mapped
+    for folder in mapped.values():
+        assert (ROOT / folder / "__init__.py").is_file()
+        assert not (ROOT / "tuner" / folder).exists(), f"tuner/{folder} would shadow {folder}/"
+
+
+def test_the_tests_import_this_checkout_including_the_mapped_folders() -> None:
+    # `make install` installs the checkout in editable mode; setuptools' editable finder
+    # must map tuner.dashboard and tuner.search_spaces to the root folders, or the tests
+    # would exercise another copy (a stale install) without noticing.
+    import tuner.dashboard
+    import tuner.search_spaces
+
+    assert Path(tuner.__file__).resolve().parent == ROOT / "tuner"
+    assert Path(tuner.dashboard.__file__).resolve().parent == ROOT / "dashboard"
+    assert tuner.dashboard.APP_PATH == ROOT / "dashboard" / "app.py"
+    assert tuner.search_spaces.DIRECTORY == ROOT / "search_spaces"
+
+
 def test_the_wheel_ships_the_search_spaces_and_the_dashboard_under_tuner(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
@@ -91,6 +121,8 @@ def test_the_wheel_ships_the_search_spaces_and_the_dashboard_under_tuner(wheel: 
     assert {"xgboost", "random_forest", "sgd", "pca_pipeline"} <= spaces
     assert "tuner/dashboard/app.py" in names
     assert "tuner/dashboard/icon.svg" in names  # the tab icon, never fetched from a CDN
+    # Only the files themselves: the root folders are not shipped a second time.
+    assert not any(n.startswith(("dashboard/", "search_spaces/")) for n in names)
     assert "tuner/storage/migrations/versions/0001_initial.py" in names
 
     assert set(metadata.get_all("Provides-Extra") or []) >= {"dashboard", "gp", "all"}
@@ -111,7 +143,8 @@ def test_an_installed_tuner_runs_a_named_search_space_and_its_dashboard(
     env = _clean_env()
     where = subprocess.run(
         [str(installed / "python"), "-c",
-         "import tuner, tuner.dashboard; print(tuner.__file__); print(tuner.dashboard.APP_PATH)"],
+         "import tuner, tuner.dashboard, tuner.search_spaces; print(tuner.__file__); "
+         "print(tuner.dashboard.APP_PATH); print(tuner.search_spaces.DIRECTORY)"],
         cwd=elsewhere, env=env, check=True, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
     assert all(str(installed.parent) in p for p in where), f"not imported from the venv: {where}"

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from tuner._defaults import DEFAULT_STORAGE, STORAGE_ENV
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -35,7 +37,7 @@ StorageOpt = Annotated[
     str | None,
     typer.Option(
         "--storage",
-        help="SQLAlchemy URL of the database [default: $TUNER_STORAGE, then sqlite:///tuner.db]",
+        help=f"SQLAlchemy URL of the database [default: ${STORAGE_ENV}, then {DEFAULT_STORAGE}]",
         show_default=False,
     ),
 ]

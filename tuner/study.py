@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tuner._defaults import default_storage_url
 from tuner.exceptions import (
     SpecError,
     StorageError,
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from tuner.run import RunOutcome
 
 log = logging.getLogger(__name__)
-DEFAULT_STORAGE = "sqlite:///tuner.db"
 Trial = TrialRecord
 _BASE_DIR_KEY = "_base_dir"
 
@@ -38,7 +38,7 @@ def resolve_storage_url(explicit: str | None, spec: StudySpec | None = None) -> 
         return explicit
     if spec is not None and "storage" in spec.model_fields_set:
         return spec.storage
-    return os.environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+    return default_storage_url()
 
 
 class Study:
@@ -249,7 +249,7 @@ def _spec_of(record: StudyRecord) -> StudySpec:
     base_dir = data.pop(_BASE_DIR_KEY, None)
     spec = load_spec(data)
     if base_dir:
-        object.__setattr__(spec, "_base_dir", base_dir)
+        spec._base_dir = base_dir  # a private attribute: settable on the frozen model
     return spec
 
 

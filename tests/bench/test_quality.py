@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from tests._optional import require
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.integration
 def test_quick_quality_bench_writes_every_section_and_its_plots(tmp_path):
-    pytest.importorskip("cocoex")
-    pytest.importorskip("hyperopt")
-    pytest.importorskip("matplotlib")
+    require("cocoex")
+    require("hyperopt")
+    require("matplotlib")
     out = tmp_path / "RESULTS.md"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
@@ -74,7 +76,7 @@ def test_the_stopping_replay_gives_what_the_ray_study_gives():
 def test_a_way_at_another_seed_is_that_seed_of_the_way_compared_at_its_own():
     # `tuner-tpe@1000` is read against `tuner-tpe` at the same seed (the noise floor of a
     # stopping rule's ratio), so it must run seed + 1000 and still be paired with seed.
-    pytest.importorskip("xgboost")
+    require("xgboost")
     from bench.quality._problems import make
     from bench.quality._sim import replay
     from bench.quality._ways import parse, trial_factor
@@ -93,7 +95,7 @@ def test_a_way_at_another_seed_is_that_seed_of_the_way_compared_at_its_own():
 def test_the_lazy_replay_gives_the_numbers_of_the_full_one():
     # --lazy trains a config only as far as its trial runs (how 10 seeds of the slow
     # problems fit in an hour); a stopping table must not change with it.
-    pytest.importorskip("xgboost")
+    require("xgboost")
     from bench.quality import _sim
     from bench.quality._problems import make
 
@@ -110,7 +112,7 @@ def test_the_lazy_replay_gives_the_numbers_of_the_full_one():
 def test_the_rank_judges_follow_the_curves_they_model():
     # bench.quality._ranks asks where a study's winner stood at step r under each judge;
     # a fit that missed its own family would make that table say nothing.
-    pytest.importorskip("scipy")
+    require("scipy")
     import math
 
     from bench.quality._ranks import _judges
@@ -124,7 +126,7 @@ def test_the_rank_judges_follow_the_curves_they_model():
 
 
 def test_the_winner_is_ranked_among_its_studys_trials():
-    pytest.importorskip("xgboost")
+    require("xgboost")
     from bench.quality import _sim
     from bench.quality._problems import make
     from bench.quality._ranks import winner_ranks

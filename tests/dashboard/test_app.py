@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.dashboard.conftest import HOSTILE_ERROR, HOSTILE_PARAM, HOSTILE_STUDY, ROOT
+from tests.dashboard.conftest import HOSTILE_ERROR, HOSTILE_PARAM, HOSTILE_STUDY
+from tuner.dashboard import APP_PATH
 from tuner.dashboard._testing import CHART_TITLES
 
-APP = str(ROOT / "tuner" / "dashboard" / "app.py")
+APP = str(APP_PATH)  # the script `tuner dashboard` runs
 TIMEOUT = 60
 
 

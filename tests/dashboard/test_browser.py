@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from tests._optional import missing, require
 from tests.dashboard.conftest import (
     ARTIFACTS,
     HOSTILE_ERROR,
@@ -28,7 +29,7 @@ from tuner.dashboard._testing import CHART_TITLES, open_chart, running_dashboard
 from tuner.storage import Storage, TrialFinished, TrialResult, TrialStarted
 
 pytestmark = pytest.mark.browser
-expect = pytest.importorskip("playwright.sync_api").expect  # retrying assertions
+expect = require("playwright.sync_api").expect  # retrying assertions
 
 CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
@@ -41,10 +42,7 @@ ON_DEMAND = dict(list(CHART_TITLES.items())[1:])
 @pytest.fixture(scope="module")
 def chromium() -> str:
     if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does)")
     return CHROMIUM
 
 

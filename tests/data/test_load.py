@@ -8,6 +8,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from tests._optional import require
 from tuner.data import _stream, load_dataset
 from tuner.exceptions import SpecError
 from tuner.spec import DatasetSpec
@@ -67,7 +68,7 @@ def test_a_float_target_is_regression_and_folds_keep_every_row(files):
 
 
 def test_fsspec_filesystems_work_too(files):
-    fsspec = pytest.importorskip("fsspec")
+    fsspec = require("fsspec")
     mem = fsspec.filesystem("memory")
     mem.pipe("/tuner-test/d.parquet", (files / "d.parquet").read_bytes())
     data = load_dataset(ds(source="parquet", path="memory://tuner-test/d.parquet"))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bench.multi_objective import sequential, simulated
+from tests._optional import require
 from tuner.search import build_searcher
 from tuner.spec import load_spec
 
@@ -154,7 +155,7 @@ def _warm_spec(algorithm: str):
 def test_gp_leaves_out_warm_trials_without_a_parameter_it_models():
     # An earlier study that did not search y: given to GP, it would take y out of GP's
     # search space (the parameters every trial has) and y would be sampled at random.
-    pytest.importorskip("torch")
+    require("torch")
     lacking = [Past({"x": x}, value=x, metrics={"loss": x}) for x in (0.1, 0.5, 0.9)]
     full = [Past({"x": 0.3, "y": 0.7}, value=1.0, metrics={"loss": 1.0})]
     gp = build_searcher(_warm_spec("gp"), [*lacking, *full])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import pytest
 
+from tests._optional import require
 from tests.search.test_search import Past, make_spec
 from tuner.search import build_searcher, grid_points
 
@@ -35,8 +35,8 @@ def spread(xs: list[float]) -> float:
 
 @pytest.mark.parametrize("algorithm", ["tpe", "gp"])
 def test_study_killed_after_20_of_40_resumes_where_it_was(algorithm: str) -> None:
-    if algorithm == "gp" and importlib.util.find_spec("torch") is None:
-        pytest.skip("gp needs torch")
+    if algorithm == "gp":
+        require("torch")  # gp needs it
     spec = make_spec(SPACE, algorithm, num_trials=40, seed=0)
     uninterrupted = build_searcher(spec)
     first = drive(uninterrupted, 20, "a")

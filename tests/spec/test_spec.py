@@ -177,7 +177,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_named_search_spaces_resolve_and_validate():
-    files = sorted((ROOT / "tuner" / "search_spaces").glob("*.yaml"))
+    files = sorted((ROOT / "search_spaces").glob("*.yaml"))
     assert {"xgboost", "random_forest"} <= {f.stem for f in files}
     for f in files:
         spec = load_spec(spec_with(search_space=f.stem))
@@ -297,3 +297,33 @@ def test_a_key_holding_a_newline_is_quoted_and_the_error_stays_one_line():
         load_spec(data)
     assert "\n" not in str(e.value)
     assert str(e.value).startswith("search_space.x.when.'\\n': ")
+
+
+def test_valid_fraction_defaults_to_0_2_unless_folds_are_given():
+    def dataset(**keys):
+        trainer = {
+            "kind": "sklearn",
+            "estimator": "sklearn.ensemble.RandomForestClassifier",
+            "dataset": keys,
+        }
+        return load_spec(spec_with(trainer=trainer)).trainer.dataset
+
+    plain = dataset(source="sklearn", name="iris")
+    assert (plain.valid_fraction, plain.folds) == (0.2, None)
+    assert dataset(source="sklearn", name="iris", valid_fraction=0.3).valid_fraction == 0.3
+    folded = dataset(source="sklearn", name="iris", folds=3)
+    assert (folded.valid_fraction, folded.folds) == (None, 3)
+    # What storage keeps loads again to the same split.
+    assert load_spec(load_spec(spec_with(trainer={
+        "kind": "sklearn", "estimator": "sklearn.ensemble.RandomForestClassifier",
+        "dataset": {"source": "sklearn", "name": "iris", "folds": 3},
+    })).to_dict()).trainer.dataset.folds == 3  # fmt: skip
+
+
+def test_the_spec_folder_survives_overrides_and_a_copy(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    spec = load_spec(path)
+    assert load_spec(spec, {"search.num_trials": 3}).base_dir == str(tmp_path)
+    assert spec.model_copy().base_dir == str(tmp_path)
+    assert load_spec(spec.to_dict()).base_dir != str(tmp_path)  # a dict: the current folder

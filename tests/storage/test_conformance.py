@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from tests._optional import require
 from tuner.exceptions import StorageError, StudyExistsError, StudyNotFoundError
 from tuner.storage import (
     TRIAL_STATES,
@@ -286,7 +287,7 @@ def test_params_keep_their_types_and_inactive_ones_are_absent(storage: Storage) 
 
 
 def test_numpy_scalars_are_stored_as_plain_python_values(storage: Storage) -> None:
-    np = pytest.importorskip("numpy")
+    np = require("numpy")
     study = new_study(storage)
     params = {"n": np.int64(5), "x": np.float64(0.5), "flag": np.bool_(True)}
     storage.write(

@@ -11,7 +11,7 @@ import tuner
 from tuner.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = sorted(p.stem for p in (ROOT / "tuner" / "search_spaces").glob("*.yaml"))
+FILES = sorted(p.stem for p in (ROOT / "search_spaces").glob("*.yaml"))
 DATA = {"source": "sklearn", "name": "breast_cancer", "seed": 0}
 SCALED = ["standard_scaler"]
 # The trainer each file is meant for, with fixed params that keep a 2-core CI fast.
@@ -55,7 +55,7 @@ def study(name: str) -> dict:
     else:
         trainer = {"kind": "sklearn", "max_epochs": 2, **trainer, "dataset": DATA}
         metric, mode = "valid_accuracy", "max"
-    space = yaml.safe_load((ROOT / "tuner" / "search_spaces" / f"{name}.yaml").read_text())
+    space = yaml.safe_load((ROOT / "search_spaces" / f"{name}.yaml").read_text())
     space = {k: SMALL.get(k, v) for k, v in space.items()}
     return {
         "name": f"space-{name}",
@@ -71,7 +71,7 @@ def study(name: str) -> dict:
 def test_file_parses_by_name(name):
     data = study(name)
     spec = load_spec({**data, "search_space": name})
-    documented = (ROOT / "tuner" / "search_spaces" / f"{name}.yaml").read_text().splitlines()
+    documented = (ROOT / "search_spaces" / f"{name}.yaml").read_text().splitlines()
     assert set(spec.search_space) == set(yaml.safe_load("\n".join(documented)))
     # every range carries a comment saying why
     params = [line for line in documented if line and not line.startswith("#")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,9 +15,10 @@ from pydantic import ValidationError
 from tuner.exceptions import SpecError
 from tuner.spec._model import StudySpec, _PathError
 
-# Built-in search spaces ship inside the package (tuner/search_spaces/, package data), so
-# an installed wheel finds them as a source checkout does.
-BUILTIN_SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+# Built-in search spaces: the repository's search_spaces/ folder, installed as the
+# tuner.search_spaces package, so an installed wheel finds them as a source checkout does.
+# Imported by name: mypy cannot follow pyproject.toml's mapping of that folder.
+BUILTIN_SEARCH_SPACES: Path = importlib.import_module("tuner.search_spaces").DIRECTORY
 
 
 def load_spec(
@@ -67,7 +69,7 @@ def load_spec(
         spec = _validate(data)
     except SpecError as e:
         raise e.with_source(origin) from None
-    object.__setattr__(spec, "_base_dir", str(base_dir))
+    spec._base_dir = str(base_dir)  # a private attribute: settable on the frozen model
     return spec
 
 

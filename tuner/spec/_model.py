@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from tuner import _pareto
+from tuner._defaults import DEFAULT_STORAGE
 from tuner.schedulers._registry import SCHEDULER_NAMES
 from tuner.schedulers._registry import SCHEDULERS as SCHEDULER_REGISTRY
 from tuner.search._registry import ALGORITHM_NAMES
@@ -220,6 +221,19 @@ class DatasetSpec(_Strict):
     seed: int = 0
     """Seed of the split (and of the generated data for synthetic)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_valid_fraction(cls, data: Any) -> Any:
+        # Hold out DEFAULT_VALID_FRACTION unless folds are given: decided on the input,
+        # since the validated model is frozen.
+        if (
+            isinstance(data, dict)
+            and data.get("folds") is None
+            and data.get("valid_fraction") is None
+        ):
+            data = {**data, "valid_fraction": DEFAULT_VALID_FRACTION}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
         if self.source == "sklearn" and self.name is None:
@@ -248,8 +262,6 @@ class DatasetSpec(_Strict):
                 raise _PathError(("folds",), "give valid_fraction or folds, not both")
             if self.stream:
                 raise _PathError(("folds",), "cannot be used with stream: true; use valid_fraction")
-        if self.folds is None and self.valid_fraction is None:
-            object.__setattr__(self, "valid_fraction", DEFAULT_VALID_FRACTION)
         if self.features is not None and self.target in self.features:
             raise _PathError(("features",), f"must not hold the target column {self.target!r}")
         return self
@@ -648,7 +660,7 @@ class StudySpec(_Strict):
     """What each trial reserves and where it runs (see resources)."""
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     """Timeouts, failures and retries (see limits)."""
-    storage: str = "sqlite:///tuner.db"
+    storage: str = DEFAULT_STORAGE
     """Any SQLAlchemy URL: SQLite for one machine, PostgreSQL
     (postgresql://user@host:5432/db) for a cluster. The CLI's --storage (create_study's
     storage=) overrides it; when the spec sets none, $TUNER_STORAGE, then this default."""

@@ -1,5 +1,5 @@
 """Plotly figures (and the Vega-Lite spec of the optimization history) from the frames
-of :mod:`dashboard.queries`.
+of :mod:`tuner.dashboard.frames`.
 
 Text that comes from users (study, parameter and metric names, categorical values)
 goes through :func:`esc`: Plotly renders a subset of HTML in titles, labels and hover
@@ -17,7 +17,7 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tuner.dashboard.queries import is_numeric
+from .frames import is_numeric
 
 __all__ = [
     "STATE_COLORS",
@@ -342,7 +342,7 @@ def contour_fig(
                 colorbar={"title": {"text": esc(metric)}}, contours={"coloring": "heatmap"},
             )
         )  # fmt: skip
-    from tuner.dashboard.queries import _as_codes
+    from .frames import _as_codes
 
     if len(points):
         fig.add_trace(

@@ -1,4 +1,4 @@
-"""What every page shares: the storage, cached queries, the study picker, escaping."""
+"""What every page shares: the storage, cached frames, the study picker, escaping."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tuner.dashboard import queries as q
+from tuner._defaults import default_storage_url
 from tuner.exceptions import TunerError
 from tuner.storage import Storage, StudyRecord
 
+from . import frames as q
+
 REFRESH_S = 3.0
 """How often a running study's views refresh themselves."""
-DEFAULT_STORAGE = "sqlite:///tuner.db"
 PAGES: dict[str, Any] = {}
 """Page key -> st.Page, filled by app.py, for links between pages."""
 
@@ -36,12 +37,7 @@ def storage_url() -> str:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--storage", default=None)
     known, _ = parser.parse_known_args(sys.argv[1:])
-    return (
-        os.environ.get("TUNER_DASHBOARD_STORAGE")
-        or known.storage
-        or os.environ.get("TUNER_STORAGE")
-        or DEFAULT_STORAGE
-    )
+    return os.environ.get("TUNER_DASHBOARD_STORAGE") or known.storage or default_storage_url()
 
 
 @st.cache_resource(show_spinner=False)

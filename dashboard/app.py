@@ -1,6 +1,8 @@
 """tuner's dashboard, the Streamlit script that ``tuner dashboard`` runs.
 
-    streamlit run tuner/dashboard/app.py -- --storage sqlite:///tuner.db
+    streamlit run dashboard/app.py -- --storage sqlite:///tuner.db
+
+(with tuner installed: this folder is the package ``tuner.dashboard``, see pyproject.toml)
 
 It opens the storage read-only (SQLite ``mode=ro``; PostgreSQL read-only
 transactions) and never writes it.
@@ -8,18 +10,9 @@ transactions) and never writes it.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# Streamlit puts this folder on sys.path, not the one holding the tuner package: make
-# `import tuner` work from a source checkout that is not installed too.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-import streamlit as st  # noqa: E402
-
-from tuner.dashboard import _common, _compare, _studies, _study, _trial  # noqa: E402
+from tuner.dashboard import _common, _compare, _studies, _study, _trial
 
 # The tab's icon from a file beside this one (sent inline): a ":material/..." page icon
 # is an image that the browser fetches from fonts.gstatic.com, and the dashboard makes

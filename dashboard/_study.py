@@ -20,9 +20,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tuner.dashboard import _common as c
-from tuner.dashboard import charts
-from tuner.dashboard import queries as q
+from . import _common as c
+from . import charts
+from . import frames as q
 
 TABLE_ROWS = 200
 """The most rows the trial table shows (sorted and filtered by its controls); the CSV

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from tuner.dashboard import _common as c
-from tuner.dashboard.queries import TRIAL_STATES
+from . import _common as c
+from .frames import TRIAL_STATES
 
 FIRST_COLUMNS = ("name", "status", "best", "trials", "duration_s", "metric", "mode")
 """The Studies table's first columns: what a comparison of studies starts with."""

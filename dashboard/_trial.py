@@ -7,9 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from tuner._output import OUTPUT_LIMIT
-from tuner.dashboard import _common as c
-from tuner.dashboard import charts
 from tuner.storage import TrialOutputRecord
+
+from . import _common as c
+from . import charts
 
 
 def render() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from tuner.dashboard import _common as c
-from tuner.dashboard import charts
-from tuner.dashboard import queries as q
-from tuner.dashboard._study import pareto_points
+from . import _common as c
+from . import charts
+from . import frames as q
+from ._study import pareto_points
 
 
 def render_trials() -> None:
