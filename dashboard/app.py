@@ -10,6 +10,8 @@ transactions) and never writes it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from tuner.dashboard import _common, _compare, _studies, _study, _trial

@@ -7,7 +7,6 @@ except where CI=true: there they fail (``make test`` installs Chromium).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
