@@ -252,3 +252,17 @@ def test_resume_after_a_killed_driver_loses_and_reruns_nothing(tmp_path):
     finished = [t for t in after.values() if t.state in ("completed", "pruned", "failed")]
     assert len(finished) == 4
     assert min(t.number for t in finished) > max(before)
+
+
+def test_module_failing_on_its_own_import_shows_the_real_error(tmp_path, sqlite_url):
+    """A module beside the spec that imports a missing package: the user sees that
+    package and the line, not "put it beside the spec file" (it is there)."""
+    module = tmp_path / "broken_objective_mod.py"
+    module.write_text("import os\nimport torchh\n\n\ndef f(config):\n    return 0.0\n")
+    path = write_spec(tmp_path, trainer={"kind": "python", "function": "broken_objective_mod:f"})
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 2, result.output
+    out = " ".join(result.output.split())
+    assert "ModuleNotFoundError: No module named 'torchh'" in out
+    assert f"in {module} line 2" in out
+    assert "put it beside the spec file" not in out
