@@ -186,8 +186,9 @@ def bohb(
 ) -> OptunaSearcher:
     """BOHB: TPE fitted at Hyperband's rungs (the spec checks early_stopping is
     asha or hyperband)."""
+    from tuner.search._samplers import resumed_seed
+
     es = spec.early_stopping
-    sampler = BOHBSampler(
-        rungs(es.grace_period, es.reduction_factor, spec.trainer.budget), seed=spec.search.seed
-    )
+    budget = rungs(es.grace_period, es.reduction_factor, spec.trainer.budget)
+    sampler = BOHBSampler(budget, seed=resumed_seed(spec.search.seed, history))
     return OptunaSearcher(spec, history, sampler, warm=warm)
