@@ -112,3 +112,9 @@ def u_shaped(config):
     """Loss best at step 4, worse after it (a model that starts to overfit)."""
     for step in range(1, 13):
         tuner.report(step=step, loss=(config["x"] - 0.3) ** 2 + (step - 4) ** 2 / 100)
+
+
+def reports_another_metric(config):
+    """A user's mistake: reports `acc`, while the study's metric is `loss`."""
+    for step in range(3):
+        tuner.report(step=step, acc=0.5)

@@ -329,3 +329,27 @@ def test_finished_study_stop_resume_and_extend(ran, tmp_path, monkeypatch):
     study = tuner.load_study("cli-study", storage=url)
     assert len(study.trials()) == 7 and study.spec.search.num_trials == 7
     assert study.storage.get_study("cli-study").num_trials == 7
+
+
+def test_a_function_that_never_reports_the_metric_stops_the_study_at_once(
+    ray_local, tmp_path, sqlite_url
+):
+    """Every trial would fail the same way: one line, exit 2, not 6 failed trials."""
+    path = write_spec(
+        tmp_path,
+        trainer={"kind": "python", "function": "tests.objectives:reports_another_metric"},
+        search={"algorithm": "random", "num_trials": 6, "max_concurrent": 1, "seed": 0},
+    )
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.output.strip().endswith(errors[0]), result.output
+    assert errors[0].startswith(
+        "error: study 'cli-study' stopped: trial #0 failed with a mistake every trial "
+        "would repeat: ReportError: tuner.report() got no value for the study's metric 'loss'"
+    )
+    assert "Fix it, then `tuner resume cli-study`" in errors[0]
+    study = tuner.load_study("cli-study", storage=sqlite_url)
+    assert study.status == "stopped"
+    states = [t.state for t in study.trials()]
+    assert states[0] == "failed" and len(states) <= 2, states

@@ -291,3 +291,18 @@ def test_keep_best_gives_a_trial_the_metrics_of_its_best_report():
     last = ledger(budget=3)
     run_to(last, "a", [0.9, 0.3, 0.5], done_at=3)
     assert last.complete("a", finished=True, stopping=False).value == 0.5  # the default
+
+
+def test_a_report_mistake_is_fatal_but_a_nan_metric_is_not():
+    from tuner.run._ledger import fatal
+
+    ledger = TrialLedger("loss", "min", budget=3)
+    ledger.start("a")
+    ledger.start("b")
+    ledger.fail("a", "ValueError: x must be >= 0\n\ntraceback")
+    assert ledger.fatal_error is None
+    nan = "ReportError: metric 'loss' is NaN at step 2: the trial is failed (check ...)"
+    assert not fatal(nan)
+    missing = "ReportError: tuner.report() got no value for the study's metric 'loss' (got acc)"
+    ledger.fail("b", missing + "\n\ntraceback")
+    assert ledger.fatal_error == (1, missing)

@@ -109,6 +109,8 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         self._write(self._ledger.fail(trial.trial_id, _error_text(trial)))
         if self._ledger.too_many_failures:
             self._stopping.set()  # limits.max_failed_trials: the study fails
+        if self._ledger.fatal_error is not None:
+            self._stopping.set()  # the user's code: every trial would fail the same way
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """The trial's worker died and Ray runs it again (limits.max_retries)."""

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
-from tuner.exceptions import StudyFailedError, StudyInterrupted
+from tuner.exceptions import ReportError, StudyFailedError, StudyInterrupted
 from tuner.run._history import COUNTED, warm_start_history
 from tuner.run._ledger import TrialLedger
 from tuner.run._recorder import Recorder
@@ -324,6 +324,8 @@ def _end(storage: Storage, study: StudyRecord, ledger: TrialLedger, *, stopped: 
     """Record the study's final status, as the ledger decides it.
 
     Raises:
+        ReportError: a trial failed with an error every trial would repeat (its
+            function does not report the study's metric): the study is stopped.
         StudyFailedError: every trial failed (none completed or was pruned), or
             limits.max_failed_trials of them did.
     """
@@ -332,6 +334,12 @@ def _end(storage: Storage, study: StudyRecord, ledger: TrialLedger, *, stopped: 
         storage.clear_stop_request(study.id)
     storage.set_study_status(study.id, status)
     counts = {state.value: n for state, n in ledger.counts.items()}
+    if ledger.fatal_error is not None:
+        number, error = ledger.fatal_error
+        raise ReportError(
+            f"study {study.name!r} stopped: trial #{number} failed with a mistake every "
+            f"trial would repeat: {error}. Fix it, then `tuner resume {study.name}`"
+        )
     if ledger.too_many_failures:
         raise StudyFailedError(
             f"study {study.name!r} failed: {ledger.failed_in_run} trials failed "

@@ -8,7 +8,9 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
   is not stopping, was cut by the scheduler: it is **pruned**;
 - a trial that ends while the study is stopping, before it finished on its own, is
   **stopped**; so is every trial still open when the run ends;
-- a trial that raised is **failed**, and so is one that ends with its study metric NaN
+- a trial that raised is **failed**; when its error is one every trial would repeat
+  (:func:`fatal`: the study's metric never reported), the study stops at once;
+  so is one that ends with its study metric NaN
   or infinite, and one that ran past ``limits.trial_timeout_s`` ("timed out after N s");
 - a trial whose worker process or node died runs again (Ray retries it up to
   ``limits.max_retries`` times): it keeps its number, and each dead attempt's error is
@@ -35,7 +37,7 @@ from typing import Any, Literal, Protocol
 
 from tuner.storage import StudyState, TrialState
 
-__all__ = ["FinishedTrial", "PastTrial", "TrialLedger"]
+__all__ = ["FinishedTrial", "PastTrial", "TrialLedger", "fatal"]
 
 # The states a trial can end in, in the order they are reported.
 FINAL_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED, TrialState.STOPPED)
@@ -48,6 +50,21 @@ class PastTrial(Protocol):
     def state(self) -> str: ...
     @property
     def value(self) -> float | None: ...
+
+
+def fatal(error: str) -> bool:
+    """Whether a trial's error is a mistake in the user's code that every trial would
+    repeat, so the study stops at the first one instead of burning every trial: a
+    :class:`~tuner.exceptions.ReportError` (the study's metric missing from a report, a
+    value that is not a number, a function returning something else), except a NaN
+    metric, which depends on the trial's parameters.
+
+    `error` is the trial's error text, ``Type: message`` on its first line (as
+    ``RecordingCallback`` records it; where the trial's exception reaches the driver
+    by another road, the same text goes here).
+    """
+    first = error.splitlines()[0] if error else ""
+    return first.startswith("ReportError: ") and " is NaN " not in first
 
 
 def improves(value: float | None, best: float | None, mode: str | None) -> bool:
@@ -138,6 +155,8 @@ class TrialLedger:
         self.max_failed_trials = max_failed_trials
         self.failed_in_run = 0
         self.best: float | None = None
+        # The first trial error that every trial would repeat: (number, first line).
+        self.fatal_error: tuple[int, str] | None = None
         for past in history:
             if past.state in self.counts:
                 self.counts[TrialState(past.state)] += 1
@@ -283,8 +302,12 @@ class TrialLedger:
         return self._finish(trial_id, state, None)
 
     def fail(self, trial_id: str, error: str) -> FinishedTrial | None:
-        """A trial raised `error` (its first line is the study's first error)."""
-        return self._finish(trial_id, TrialState.FAILED, error)
+        """A trial raised `error` (its first line is the study's first error). A
+        :func:`fatal` error is kept as :attr:`fatal_error`: the study stops."""
+        ended = self._finish(trial_id, TrialState.FAILED, error)
+        if ended is not None and self.fatal_error is None and fatal(error):
+            self.fatal_error = (ended.number, error.splitlines()[0])
+        return ended
 
     def stop_open(self) -> list[FinishedTrial]:
         """The run ended (stop, Ctrl+C): every trial still open is stopped."""
