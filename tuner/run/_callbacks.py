@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
-from tuner._report import KEYS_KEY, NODE_KEY, STEP_KEY
+from tuner._report import ENDED_KEY, KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.run._ledger import FinishedTrial, TrialLedger
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
@@ -81,8 +81,8 @@ class RecordingCallback(_DriverOnly, tune.Callback):
     ) -> None:
         tid = trial.trial_id
         number = self._ledger.number(tid)
-        if number is None:
-            return
+        if number is None or ENDED_KEY in result:
+            return  # the mark of a trial that ended on its own carries no metrics
         metrics = {k: result[k] for k in result.get(KEYS_KEY, ()) if k in result}
         step = int(result.get(STEP_KEY, result.get("training_iteration", 0)))
         self._rec.put(TrialResult(self._study_id, number, step, metrics))
@@ -98,12 +98,10 @@ class RecordingCallback(_DriverOnly, tune.Callback):
             self._searcher.note_pruned(tid)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        finished = trial.last_result.get("done") is True
-        self._write(
-            self._ledger.complete(
-                trial.trial_id, finished=finished, stopping=self._stopping.is_set()
-            )
-        )
+        # Not Ray's `done`: Ray marks done a trial whose function returned for any reason
+        # and one a scheduler stopped; only tuner's mark says it ended on its own.
+        finished = ENDED_KEY in (trial.last_result or {})
+        self._write(self._ledger.complete(trial.trial_id, finished=finished))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._write(self._ledger.fail(trial.trial_id, _error_text(trial)))

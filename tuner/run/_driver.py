@@ -110,9 +110,16 @@ def run_study(
     check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
     warm = warm_start_history(spec, storage)  # a missing study: one line, now
     prepared = prepare(spec)  # fails fast on a bad function or metric
-    _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
-    if prepared.resources is None:  # a data-parallel trainer checks its own workers
-        _ray.check_fits(spec.resources.per_trial())
+    try:
+        _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
+        if prepared.resources is None:  # a data-parallel trainer checks its own workers
+            _ray.check_fits(spec.resources.per_trial())
+    except KeyboardInterrupt:
+        if _ray._starts_local(spec.resources.address):
+            import ray
+
+            ray.shutdown()  # what had started of a local Ray goes with the driver
+        raise _interrupted_at_start(study, storage) from None
     if on_start is not None:
         on_start()
     try:
@@ -138,6 +145,19 @@ def run_study(
     finally:
         if prepared.cleanup is not None:
             prepared.cleanup()
+
+
+def _interrupted_at_start(study: StudyRecord, storage: Storage) -> StudyInterrupted:
+    """Ctrl+C while Ray starts: nothing ran; the study is stopped (resumable), and the
+    user gets one line instead of a silent exit 130."""
+    import signal
+
+    storage.set_study_status(study.id, StudyState.STOPPED)
+    return StudyInterrupted(
+        f"study {study.name!r} stopped by SIGINT while Ray was starting, before any "
+        f"trial ran; `tuner resume {study.name}` runs it",
+        signal.SIGINT,
+    )
 
 
 @dataclass

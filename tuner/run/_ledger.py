@@ -6,8 +6,12 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
 
 - a trial whose last result is ``done`` before it reaches its budget, while the study
   is not stopping, was cut by the scheduler: it is **pruned**;
-- a trial that ends while the study is stopping, before it finished on its own, is
-  **stopped**; so is every trial still open when the run ends;
+- a trial that ends short of its budget without having ended on its own (its function
+  returned, or the plateau rule stopped it: the trial marks its last result so) was
+  stopped from outside (`tuner stop`, Ctrl+C, SIGTERM, a worker interrupted): it is
+  **stopped**, whether or not the driver has yet noticed the study stopping (a signal
+  reaches Ray's workers as well as the driver, in either order); so is every trial
+  still open when the run ends;
 - a trial that raised is **failed**; when its error is one every trial would repeat
   (:func:`fatal`: the study's metric never reported), the study stops at once;
   so is one that ends with its study metric NaN
@@ -15,7 +19,8 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
 - a trial whose worker process or node died runs again (Ray retries it up to
   ``limits.max_retries`` times): it keeps its number, and each dead attempt's error is
   kept (:meth:`TrialLedger.retry`);
-- any other trial that ends, one that reached its budget included, is **completed**.
+- a trial that ends at its budget, or short of it having ended on its own, is
+  **completed**: never one cut short from outside.
 
 The ledger also keeps the counts per state and the best completed, feasible value (with
 constraints, a trial whose final metrics break one is never best), both including the
@@ -98,6 +103,7 @@ class _Open:
     node: str | None = None
     pruned: bool = False
     best: dict[str, float] | None = None  # the metrics of its best report (keep_best)
+    iterations: int = 0  # reports of its current attempt
     attempt_started: float = 0.0
     attempts: int = 1
 
@@ -232,6 +238,7 @@ class TrialLedger:
             return None
         open_.attempts += 1
         open_.metrics.clear()
+        open_.iterations = 0
         open_.pruned = False
         open_.attempt_started = self._clock()
         return open_.number, open_.attempts
@@ -270,6 +277,7 @@ class TrialLedger:
         if open_ is None:
             return False
         open_.metrics.update(metrics)
+        open_.iterations = max(open_.iterations, iteration)
         best = None if open_.best is None else open_.best[self._metric]
         if self._keep_best and improves(metrics.get(self._metric), best, self._mode):
             open_.best = dict(open_.metrics)
@@ -280,25 +288,29 @@ class TrialLedger:
             return True
         return False
 
-    def complete(self, trial_id: str, *, finished: bool, stopping: bool) -> FinishedTrial | None:
-        """A trial's function returned (or the scheduler ended it).
+    def complete(self, trial_id: str, *, finished: bool) -> FinishedTrial | None:
+        """Ray ended a trial without an error: its function returned, or a scheduler,
+        a stop or an interrupt ended it.
 
         Args:
-            finished: the trial's last result is marked done (it ran to its end).
-            stopping: the whole study is being stopped.
+            finished: the trial's function ended on its own (it returned, or the
+                plateau rule ended it), as its last result marks
+                (``tuner._report.ENDED_KEY``).
 
         Returns:
-            How it ended, or None for a trial the ledger does not hold open.
+            How it ended (pruned if a scheduler cut it; completed if it reached its
+            budget or `finished`; else stopped), or None for a trial the ledger does
+            not hold open.
         """
         open_ = self._open.get(trial_id)
         if open_ is None:
             return None
         if open_.pruned:
             state = TrialState.PRUNED
-        elif stopping and not finished:
-            state = TrialState.STOPPED
-        else:
+        elif finished or open_.iterations >= self._budget:
             state = TrialState.COMPLETED
+        else:
+            state = TrialState.STOPPED
         return self._finish(trial_id, state, None)
 
     def fail(self, trial_id: str, error: str) -> FinishedTrial | None:
