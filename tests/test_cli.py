@@ -135,6 +135,9 @@ def test_existing_name_is_exit_2_and_keeps_the_study(ran, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, sqlite_url, args, expected):
+    from tuner.storage import Storage
+
+    Storage(sqlite_url).close()  # a database without that study
     result = runner.invoke(app, [*args, "--storage", sqlite_url])
     assert result.exit_code == 2, result.output
     assert expected in result.output
