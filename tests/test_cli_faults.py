@@ -239,37 +239,3 @@ def test_sigint_while_ray_starts_is_one_line_and_a_stopped_study(tmp_path: Path)
     ], err
     study = tuner.load_study("early", storage=url)
     assert study.status == "stopped" and study.trials() == []
-
-
-def test_signals_at_random_moments_never_record_a_cut_trial_as_completed(
-    tmp_path: Path,
-) -> None:
-    """Ctrl+C in a terminal reaches the whole process group, Ray's workers included, in
-    any order with the driver: SIGINT and SIGTERM at random moments of two runs of
-    one study; every completed trial ran all its steps."""
-    import random
-
-    seed = random.randrange(1 << 30)
-    rng = random.Random(seed)
-    url = f"sqlite:///{tmp_path / 'hammer.db'}"
-    steps = 12
-    path = write_spec(
-        tmp_path,
-        "hammer",
-        "slow",
-        trainer={"kind": "python", "function": "tests.objectives:slow", "max_steps": steps},
-        search={"algorithm": "random", "num_trials": 60, "max_concurrent": 2, "seed": 0},
-    )
-    for round_ in range(2):
-        args = ("run", str(path)) if round_ == 0 else ("resume", "hammer")
-        proc = cli(*args, "--storage", url, TUNER_TEST_SLOW_STEPS=str(steps))
-        wait_for(lambda ts: any(t.steps > 0 for t in ts if t.state == "running"), url, "hammer")
-        time.sleep(rng.uniform(0.0, 1.5))  # 50 ms steps: anywhere in a trial
-        signum = rng.choice([signal.SIGINT, signal.SIGTERM])
-        os.killpg(proc.pid, signum)  # as a terminal does: the driver and Ray's workers
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode in (0, 128 + signum), (seed, err)
-    trials = tuner.load_study("hammer", storage=url).trials()
-    cut = [(t.number, t.steps) for t in trials if t.state == "completed" and t.steps < steps]
-    assert cut == [], (seed, cut)
-    assert {t.state for t in trials} <= {"completed", "stopped"}, (seed, trials)
