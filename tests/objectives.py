@@ -136,3 +136,9 @@ def brief(config):
     """One report after 50 ms: trials shorter than a trial actor takes to start."""
     time.sleep(0.05)
     tuner.report(step=1, loss=config["x"] ** 2)
+
+
+def reports_another_metric(config):
+    """A user's mistake: reports `acc`, while the study's metric is `loss`."""
+    for step in range(3):
+        tuner.report(step=step, acc=0.5)

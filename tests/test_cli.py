@@ -135,6 +135,9 @@ def test_existing_name_is_exit_2_and_keeps_the_study(ran, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, sqlite_url, args, expected):
+    from tuner.storage import Storage
+
+    Storage(sqlite_url).close()  # a database without that study
     result = runner.invoke(app, [*args, "--storage", sqlite_url])
     assert result.exit_code == 2, result.output
     assert expected in result.output
@@ -252,3 +255,104 @@ def test_resume_after_a_killed_driver_loses_and_reruns_nothing(tmp_path):
     finished = [t for t in after.values() if t.state in ("completed", "pruned", "failed")]
     assert len(finished) == 4
     assert min(t.number for t in finished) > max(before)
+
+
+def test_module_failing_on_its_own_import_shows_the_real_error(tmp_path, sqlite_url):
+    """A module beside the spec that imports a missing package: the user sees that
+    package and the line, not "put it beside the spec file" (it is there)."""
+    module = tmp_path / "broken_objective_mod.py"
+    module.write_text("import os\nimport torchh\n\n\ndef f(config):\n    return 0.0\n")
+    path = write_spec(tmp_path, trainer={"kind": "python", "function": "broken_objective_mod:f"})
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 2, result.output
+    out = " ".join(result.output.split())
+    assert "ModuleNotFoundError: No module named 'torchh'" in out
+    assert f"in {module} line 2" in out
+    assert "put it beside the spec file" not in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["show", "nope"],
+        ["best", "nope"],
+        ["resume", "nope"],
+        ["stop", "nope"],
+        ["export", "nope"],
+        ["delete", "nope", "--yes"],
+    ],
+)
+def test_read_commands_never_create_a_database(argv, tmp_path, monkeypatch):
+    """In a folder without tuner.db, a command that reads says so and leaves none."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUNER_STORAGE", raising=False)
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [
+        "error: no tuner database at sqlite:///tuner.db; run a study first or pass --storage"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finished_study_stop_resume_and_extend(ran, tmp_path, monkeypatch):
+    """A completed study: stop says so, resume says so without starting Ray, run of the
+    same name points at resume, and resume --num-trials N runs it on to N trials."""
+    from tuner import _ray
+
+    url, _ = ran
+    stop = runner.invoke(app, ["stop", "cli-study", "--storage", url])
+    assert stop.exit_code == 0, stop.output
+    assert stop.output.strip() == "study cli-study is already completed: nothing to stop"
+    assert (
+        not tuner.load_study("cli-study", storage=url).storage.get_study("cli-study").stop_requested
+    )
+
+    real_ensure_ray = _ray.ensure_ray
+    monkeypatch.setattr(_ray, "ensure_ray", lambda *a, **k: pytest.fail("Ray started"))
+    again = runner.invoke(app, ["resume", "cli-study", "--storage", url])
+    assert again.exit_code == 0, again.output
+    assert "study cli-study is already completed (5 trials)" in again.output
+    assert "tuner resume cli-study --num-trials N" in again.output
+
+    rerun = runner.invoke(app, ["run", str(write_spec(tmp_path)), "--storage", url])
+    assert rerun.exit_code == 2
+    assert "tuner resume cli-study" in rerun.output and "--name" in rerun.output
+    assert "load_study" not in rerun.output
+
+    fewer = runner.invoke(app, ["resume", "cli-study", "--num-trials", "5", "--storage", url])
+    assert fewer.exit_code == 2
+    assert "already has 5 finished trials" in fewer.output
+
+    monkeypatch.setattr(_ray, "ensure_ray", real_ensure_ray)
+    more = runner.invoke(app, ["resume", "cli-study", "--num-trials", "7", "--storage", url])
+    assert more.exit_code == 0, more.output
+    assert "study cli-study: completed (7 completed)" in more.output
+    study = tuner.load_study("cli-study", storage=url)
+    assert len(study.trials()) == 7 and study.spec.search.num_trials == 7
+    assert study.storage.get_study("cli-study").num_trials == 7
+
+
+def test_a_function_that_never_reports_the_metric_stops_the_study_at_once(
+    ray_local, tmp_path, sqlite_url
+):
+    """Every trial would fail the same way: one line, exit 2, not 6 failed trials."""
+    path = write_spec(
+        tmp_path,
+        trainer={"kind": "python", "function": "tests.objectives:reports_another_metric"},
+        search={"algorithm": "random", "num_trials": 6, "max_concurrent": 1, "seed": 0},
+    )
+    result = runner.invoke(app, ["run", str(path), "--storage", sqlite_url])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and result.output.strip().endswith(errors[0]), result.output
+    assert errors[0].startswith(
+        "error: study 'cli-study' stopped: trial #0 failed with a mistake every trial "
+        "would repeat: ReportError: tuner.report() got no value for the study's metric 'loss'"
+    )
+    assert "Fix it, then `tuner resume cli-study`" in errors[0]
+    study = tuner.load_study("cli-study", storage=sqlite_url)
+    assert study.status == "stopped"
+    states = [t.state for t in study.trials()]
+    assert states[0] == "failed" and len(states) <= 2, states

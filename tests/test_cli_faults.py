@@ -222,3 +222,21 @@ def test_an_unreachable_or_refusing_database_is_one_line_in_seconds(
     assert proc.returncode == 2
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: cannot"), err
+
+
+def test_sigint_while_ray_starts_is_one_line_and_a_stopped_study(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'early.db'}"
+    path = write_spec(tmp_path, "early", "quadratic")
+    proc = cli("run", str(path), "--storage", url)
+    # The study is stored before Ray starts, which takes seconds: signal in between.
+    wait_for(lambda ts: True, url, "early", timeout=60)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == [
+        "interrupted: study 'early' stopped by SIGINT while Ray was starting, before any "
+        "trial ran; `tuner resume early` runs it"
+    ], err
+    study = tuner.load_study("early", storage=url)
+    assert study.status == "stopped" and study.trials() == []

@@ -53,7 +53,7 @@ def test_a_trial_that_reaches_its_budget_is_completed_with_its_last_value():
     led.start("a")
     clock.now += 2.5
     assert not run_to(led, "a", [0.9, 0.5, 0.4], done_at=3)
-    ended = led.complete("a", finished=True, stopping=False)
+    ended = led.complete("a", finished=True)
     assert ended is not None
     assert (ended.number, ended.state, ended.value, ended.error) == (0, "completed", 0.4, None)
     assert ended.duration_s == pytest.approx(2.5)
@@ -65,7 +65,7 @@ def test_done_before_the_budget_means_the_scheduler_pruned_it():
     led = ledger(budget=10)
     assert run_to(led, "a", [0.9, 0.8], done_at=2)  # the searcher is told once
     assert not led.result("a", {"loss": 0.8}, iteration=2, done=True, stopping=False)
-    ended = led.complete("a", finished=True, stopping=False)
+    ended = led.complete("a", finished=True)
     assert ended is not None and ended.state == TrialState.PRUNED
     assert led.best is None  # pruned values are never the best
 
@@ -74,14 +74,14 @@ def test_done_before_the_budget_while_stopping_is_not_pruning():
     led = ledger(budget=10)
     led.start("a")
     assert not led.result("a", {"loss": 0.9}, iteration=1, done=True, stopping=True)
-    ended = led.complete("a", finished=False, stopping=True)
+    ended = led.complete("a", finished=False)
     assert ended is not None and ended.state == TrialState.STOPPED
 
 
 def test_a_trial_that_finished_on_its_own_while_stopping_is_completed():
     led = ledger(budget=2)
     run_to(led, "a", [0.5, 0.3])
-    ended = led.complete("a", finished=True, stopping=True)
+    ended = led.complete("a", finished=True)
     assert ended is not None and ended.state == TrialState.COMPLETED
 
 
@@ -89,7 +89,7 @@ def test_a_trial_that_finished_on_its_own_while_stopping_is_completed():
 def test_a_non_finite_metric_fails_the_trial(bad):
     led = ledger(budget=2)
     run_to(led, "a", [0.5, bad])
-    ended = led.complete("a", finished=True, stopping=False)
+    ended = led.complete("a", finished=True)
     assert ended is not None and ended.state == TrialState.FAILED
     assert ended.error == f"metric 'loss' is {bad}"
     assert led.first_error == f"metric 'loss' is {bad}"
@@ -109,11 +109,11 @@ def test_an_error_fails_the_trial_and_the_first_line_is_kept():
 
 def test_unknown_or_already_ended_trials_are_ignored():
     led = ledger()
-    assert led.complete("nope", finished=True, stopping=False) is None
+    assert led.complete("nope", finished=True) is None
     assert led.fail("nope", "boom") is None
     assert not led.result("nope", {"loss": 1.0}, iteration=1, done=True, stopping=False)
     run_to(led, "a", [0.1])
-    assert led.complete("a", finished=True, stopping=False) is not None
+    assert led.complete("a", finished=True) is not None
     assert led.fail("a", "late error") is None
     assert led.done == 1
 
@@ -135,9 +135,9 @@ def test_history_counts_and_best_and_mode():
     led = ledger(mode="max", budget=1, history=history)
     assert led.done == 4 and led.best == 0.3
     run_to(led, "a", [0.7])
-    led.complete("a", finished=True, stopping=False)
+    led.complete("a", finished=True)
     run_to(led, "b", [0.5])
-    led.complete("b", finished=True, stopping=False)
+    led.complete("b", finished=True)
     assert led.best == 0.7
     assert dict(led.counts) == {"completed": 3, "pruned": 1, "failed": 1, "stopped": 1}
 
@@ -147,7 +147,7 @@ def test_the_node_is_the_last_one_reported():
     led.start("a")
     led.result("a", {"loss": 1.0}, iteration=1, done=False, stopping=False, node="n1")
     led.result("a", {"loss": 0.5}, iteration=2, done=False, stopping=False, node="n2")
-    ended = led.complete("a", finished=True, stopping=False)
+    ended = led.complete("a", finished=True)
     assert ended is not None and ended.node == "n2"
 
 
@@ -188,14 +188,14 @@ def test_a_retry_keeps_the_number_and_drops_the_metrics():
     assert led.number("a") == number
     assert led.retry("a", "again") == (number, 3)
     assert led.retry("unknown", "x") is None
-    ended = led.complete("a", finished=True, stopping=False)
+    ended = led.complete("a", finished=True)
     assert ended is not None and ended.metrics == {} and ended.state == TrialState.COMPLETED
 
 
 def test_max_failed_trials_fails_the_study_even_with_completed_trials():
     led = ledger(max_failed_trials=2)
     run_to(led, "ok", [0.1])
-    led.complete("ok", finished=True, stopping=False)
+    led.complete("ok", finished=True)
     led.start("x")
     led.fail("x", "ValueError: one")
     assert not led.too_many_failures
@@ -220,7 +220,7 @@ MO = [("loss", "min"), ("size", "min")]
 def finish(led: TrialLedger, tid: str, metrics: dict[str, float], budget: int = 10):
     led.start(tid)
     led.result(tid, metrics, iteration=budget, done=False, stopping=False)
-    return led.complete(tid, finished=True, stopping=False)
+    return led.complete(tid, finished=True)
 
 
 def test_several_objectives_keep_the_pareto_front_not_one_best():
@@ -275,10 +275,45 @@ def test_keep_best_gives_a_trial_the_metrics_of_its_best_report():
     led.start("a")
     for i, (loss, acc) in enumerate([(0.9, 0.1), (0.3, 0.8), (0.5, 0.7)], start=1):
         led.result("a", {"loss": loss, "acc": acc}, iteration=i, done=False, stopping=False)
-    ended = led.complete("a", finished=False, stopping=False)  # stopped itself at 3 of 5
+    ended = led.complete("a", finished=True)  # stopped itself at 3 of 5 (plateau)
     assert ended is not None and ended.state == "completed"
     assert ended.value == 0.3 and ended.metrics == {"loss": 0.3, "acc": 0.8}
     assert led.best == 0.3
     last = ledger(budget=3)
     run_to(last, "a", [0.9, 0.3, 0.5], done_at=3)
-    assert last.complete("a", finished=True, stopping=False).value == 0.5  # the default
+    assert last.complete("a", finished=True).value == 0.5  # the default
+
+
+def test_a_report_mistake_is_fatal_but_a_nan_metric_is_not():
+    from tuner.run._ledger import fatal
+
+    ledger = TrialLedger("loss", "min", budget=3)
+    ledger.start("a")
+    ledger.start("b")
+    ledger.fail("a", "ValueError: x must be >= 0\n\ntraceback")
+    assert ledger.fatal_error is None
+    nan = "ReportError: metric 'loss' is NaN at step 2: the trial is failed (check ...)"
+    assert not fatal(nan)
+    missing = "ReportError: tuner.report() got no value for the study's metric 'loss' (got acc)"
+    ledger.fail("b", missing + "\n\ntraceback")
+    assert ledger.fatal_error == (1, missing)
+
+
+def test_a_trial_cut_short_from_outside_is_never_completed():
+    """Ctrl+C reaches Ray's workers too: a trial can end (Ray marks it done) before the
+    driver knows the study is stopping. Short of its budget and without the mark of a
+    function that ended on its own, it is stopped, not completed."""
+    led = ledger(budget=30)
+    led.start("a")
+    for i in range(1, 6):
+        assert not led.result("a", {"loss": 1.0 / i}, iteration=i, done=False, stopping=False)
+    ended = led.complete("a", finished=False)
+    assert ended is not None and ended.state == TrialState.STOPPED
+    led.start("b")  # the same, but its function returned on its own at step 5
+    for i in range(1, 6):
+        led.result("b", {"loss": 1.0 / i}, iteration=i, done=False, stopping=False)
+    assert led.complete("b", finished=True).state == TrialState.COMPLETED
+    led.start("c")  # ran its whole budget; the mark lost with its worker: completed
+    for i in range(1, 31):
+        led.result("c", {"loss": 1.0 / i}, iteration=i, done=i == 30, stopping=False)
+    assert led.complete("c", finished=False).state == TrialState.COMPLETED

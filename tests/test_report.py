@@ -28,7 +28,19 @@ def test_a_trial_ends_quietly_after_patience_reports_without_improvement(
         for v in values:
             ran.append(v)
             _report.report(loss=v)
-    assert len(sent) == (stops_after or len(values)) == len(ran)
+    reports = [r for r in sent if _report.ENDED_KEY not in r]
+    assert len(reports) == (stops_after or len(values)) == len(ran)
+    # The block ended on its own: its last result says how, so the trial completes.
+    assert sent[-1][_report.ENDED_KEY] == ("plateau" if stops_after else "returned")
+
+
+def test_a_block_left_by_an_exception_sends_no_end_mark(monkeypatch):
+    sent: list[dict] = []
+    monkeypatch.setattr(_report, "_send", sent.append)
+    with pytest.raises(KeyboardInterrupt), _report.trial("loss"):
+        _report.report(loss=1.0)
+        raise KeyboardInterrupt
+    assert [_report.ENDED_KEY in r for r in sent] == [False]
 
 
 def test_min_delta_counts_small_changes_as_no_improvement(monkeypatch):

@@ -35,6 +35,10 @@ from tuner.exceptions import ReportError
 STEP_KEY = "_tuner_step"
 KEYS_KEY = "_tuner_keys"
 NODE_KEY = "_tuner_node"
+# The last result of a trial whose function ended on its own: "returned" or "plateau"
+# (early_stopping.patience). Without it, a trial that did not reach its budget was
+# stopped from outside (a scheduler, `tuner stop`, Ctrl+C) and never counts as completed.
+ENDED_KEY = "_tuner_ended"
 # The trial failed: its error text ("Type: message" and the traceback). Only in the
 # trial's last result, which carries none of the user's metrics.
 ERROR_KEY = "_tuner_error"
@@ -162,19 +166,28 @@ def trial(
 ) -> Iterator[TrialContext]:
     """A running trial of this process, reporting `metric` (and the other objectives'
     metrics `also`), for the `with` block; a :class:`Plateau` (rule `plateau`) ends
-    the block quietly, as if the trial's function had returned."""
+    the block quietly, as if the trial's function had returned. A block that ends on
+    its own (returned, or the plateau rule) sends a last result marking how
+    (:data:`ENDED_KEY`), which is what lets the trial count as completed short of its
+    budget."""
     ctx = TrialContext(metric, also=also, plateau=plateau)
     previous = activate(ctx)
     token = _owner.set(ctx)
     try:
         with _output.capture():
             yield ctx
+        ended = "returned"
     except Plateau:
-        pass
+        ended = "plateau"
     finally:
         _owner.reset(token)
         if _current is ctx:
             activate(previous)
+    # Only a block that ended on its own gets here (an exception, an interrupt or Ray
+    # stopping the trial never does): the driver completes the trial on this mark. A
+    # function left behind by a timeout that ends later sends nothing: its trial is over.
+    if not ctx.cancelled:
+        _send({ENDED_KEY: ended, NODE_KEY: ctx.node})
 
 
 def run_trial(rules: TrialRules, body: Callable[[TrialContext], object]) -> None:

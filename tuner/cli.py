@@ -102,13 +102,22 @@ def run(
     verbose: Annotated[bool, typer.Option(help="show Ray's logs and the trials' output")] = False,
 ) -> None:
     """Create a study from SPEC and run it."""
-    from tuner.exceptions import SpecError
+    from tuner.exceptions import SpecError, StudyExistsError
     from tuner.spec import load_spec
-    from tuner.study import create_study
+    from tuner.study import create_study, resolve_storage_url
 
     overrides = {"name": name, "search.num_trials": num_trials, "resources.address": address}
     validated = load_spec(spec, overrides)
-    study = create_study(validated, storage=storage)
+    try:
+        study = create_study(validated, storage=storage)
+    except StudyExistsError:
+        taken = validated.name
+        where = _mask(resolve_storage_url(storage, validated))
+        raise StudyExistsError(
+            f"a study named {taken!r} already exists in {where}: continue it with `tuner resume {taken}`, "
+            f"run this spec under another name with --name, or delete it with "
+            f"`tuner delete {taken}`"
+        ) from None
     err = _console(stderr=True)
     started = time.monotonic()
     try:
@@ -232,11 +241,24 @@ def resume(
     storage: StorageOpt = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     verbose: Annotated[bool, typer.Option(help="show Ray's logs and the trials' output")] = False,
+    num_trials: Annotated[
+        int | None,
+        typer.Option(help="the study's trials in total: extends a finished study", min=1),
+    ] = None,
 ) -> None:
-    """Finish an interrupted study: finished trials are kept, none is run again."""
+    """Finish an interrupted study: finished trials are kept, none is run again.
+    With --num-trials, run a finished study on to that many trials in total."""
     study = _load(name, storage)
+    if num_trials is None and study.status == "completed":
+        n = study.finished_trials()
+        _console().print(
+            f"study {name} is already completed ({n} trials); run more with "
+            f"`tuner resume {name} --num-trials N` (N in total, more than {n})",
+            markup=False,
+        )
+        return
     started = time.monotonic()
-    study.resume(progress=progress and sys.stderr.isatty(), verbose=verbose)
+    study.resume(progress=progress and sys.stderr.isatty(), verbose=verbose, num_trials=num_trials)
     _summary(study, time.monotonic() - started)
 
 
@@ -285,6 +307,10 @@ def stop(
 ) -> None:
     """Ask the process running a study to stop it (its running trials end as stopped)."""
     study = _load(name, storage)
+    status = study.status
+    if status in ("completed", "failed", "stopped"):
+        _console().print(f"study {name} is already {status}: nothing to stop", markup=False)
+        return
     study.stop()
     _console().print(
         f"asked study {name} to stop; `tuner resume {name}` carries it on later", markup=False
@@ -314,10 +340,10 @@ def list_(storage: StorageOpt = None) -> None:
     """List the studies in the storage."""
     from rich.table import Table
 
-    from tuner.storage import Storage, TrialState
-    from tuner.study import resolve_storage_url
+    from tuner.storage import TrialState
+    from tuner.study import open_existing, resolve_storage_url
 
-    summaries = Storage(resolve_storage_url(storage)).list_studies()
+    summaries = open_existing(resolve_storage_url(storage)).list_studies()
     if not summaries:
         _console().print("no studies yet: run one with `tuner run SPEC.yaml`", markup=False)
         return

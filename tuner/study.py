@@ -103,13 +103,66 @@ class Study:
         """
         return self._run(progress, verbose, resume=False, on_start=on_start)
 
-    def resume(self, *, progress: bool | None = None, verbose: bool = False) -> Study:
-        """Finish a study that was interrupted (crash, Ctrl+C, `tuner stop`).
+    def resume(
+        self,
+        *,
+        progress: bool | None = None,
+        verbose: bool = False,
+        num_trials: int | None = None,
+    ) -> Study:
+        """Finish a study that was interrupted (crash, Ctrl+C, `tuner stop`), or extend
+        a finished one.
 
         Finished trials are kept and count towards num_trials; none is run again. Trials
-        left running by a crash are marked stopped, and new trials take their place.
+        left running by a crash are marked stopped, and new trials take their place. A
+        completed study has nothing left to run: it is returned as it is, without
+        starting Ray, unless `num_trials` gives it more.
+
+        Args:
+            progress: show a progress bar (default: when stderr is a terminal).
+            verbose: let Ray's logs and the trials' own output through.
+            num_trials: the study's new number of trials, in total (finished ones
+                included); stored with the study.
+
+        Raises:
+            TunerError: `num_trials` is not more than the trials already finished, or
+                the study searches a grid (its size is the grid's).
+            StudyFailedError, StudyInterrupted, SpecError, StorageError: as :meth:`run`.
         """
+        if num_trials is not None:
+            self._extend(num_trials)
+        elif self.status == "completed":
+            from tuner.run import RunOutcome
+
+            counts: dict[str, int] = {}
+            for t in self.trials():
+                counts[t.state] = counts.get(t.state, 0) + 1
+            self.last_outcome = RunOutcome("completed", counts, None)
+            return self
         return self._run(progress, verbose, resume=True)
+
+    def finished_trials(self) -> int:
+        """The trials that count towards num_trials: completed, pruned or failed."""
+        from tuner.run._history import COUNTED
+
+        return len(self.trials(list(COUNTED)))
+
+    def _extend(self, num_trials: int) -> None:
+        """Store `num_trials` as the study's new budget (in its spec too)."""
+        if self._spec.search.algorithm == "grid":
+            raise TunerError(
+                f"study {self.name!r} searches a grid, whose size sets its trials: "
+                "--num-trials does not apply (widen the grid in a new study)"
+            )
+        finished = self.finished_trials()
+        if num_trials <= finished:
+            raise TunerError(
+                f"study {self.name!r} already has {finished} finished trials: --num-trials "
+                f"is the total, so give more than {finished} (got {num_trials})"
+            )
+        spec = load_spec(self._spec, {"search.num_trials": num_trials})
+        self._storage.extend_study(self._record.id, num_trials, _stored_spec(spec))
+        self._spec = spec
 
     def _run(
         self,
@@ -303,14 +356,42 @@ def _planned_trials(spec: StudySpec) -> int:
     return spec.search.num_trials
 
 
-def load_study(name: str, storage: str | None = None) -> Study:
-    """A stored study, by name.
+def open_existing(url: str) -> Storage:
+    """Open a database that must already exist: reading never creates one.
+
+    A SQLite file that is not there would otherwise be created empty (``tuner list`` in
+    the wrong folder would leave a stray ``tuner.db`` behind).
 
     Raises:
-        StudyNotFoundError: no study of that name in the storage.
+        StudyNotFoundError: the URL names a SQLite file that does not exist.
+        StorageError: the URL is invalid or the database cannot be opened.
+    """
+    from pathlib import Path
+
+    from tuner.exceptions import StudyNotFoundError
+    from tuner.storage import parse_storage_url
+
+    given, _ = parse_storage_url(url)
+    database = given.database or ""
+    in_memory = database in ("", ":memory:") or given.query.get("mode") == "memory"
+    uri = str(given.query.get("uri", "")).lower() in ("true", "1")
+    file_based = given.get_backend_name() == "sqlite" and not in_memory and not uri
+    if file_based and not Path(database).exists():
+        masked = given.render_as_string(hide_password=True)
+        raise StudyNotFoundError(
+            f"no tuner database at {masked}; run a study first or pass --storage"
+        )
+    return Storage(url)
+
+
+def load_study(name: str, storage: str | None = None) -> Study:
+    """A stored study, by name (the database is never created by loading).
+
+    Raises:
+        StudyNotFoundError: no study of that name in the storage, or no database there.
         StorageError: the database cannot be opened.
     """
-    store = Storage(resolve_storage_url(storage))
+    store = open_existing(resolve_storage_url(storage))
     record = store.get_study(name)
     try:
         spec = _spec_of(record)

@@ -327,3 +327,35 @@ def test_the_spec_folder_survives_overrides_and_a_copy(tmp_path):
     assert load_spec(spec, {"search.num_trials": 3}).base_dir == str(tmp_path)
     assert spec.model_copy().base_dir == str(tmp_path)
     assert load_spec(spec.to_dict()).base_dir != str(tmp_path)  # a dict: the current folder
+
+
+@pytest.mark.parametrize(
+    "trainer, space",
+    [
+        (
+            {
+                "kind": "sklearn",
+                "estimator": "sklearn.linear_model.SGDClassifier",
+                "pipeline": ["standard_scaler", "pca"],
+                "params": {"loss": "log_loss"},
+                "dataset": {"source": "sklearn", "name": "digits"},
+            },
+            "pca_pipeline",
+        ),
+        (
+            {
+                "kind": "xgboost",
+                "params": {"max_depth": 4},
+                "dataset": {"source": "sklearn", "name": "breast_cancer"},
+            },
+            {"max_depth": {"type": "int", "low": 2, "high": 8}},
+        ),
+    ],
+)
+def test_a_parameter_both_fixed_and_searched_is_one_line(trainer, space):
+    """pca_pipeline searches `loss`: a fixed `loss` would silently lose to it."""
+    name = next(iter(trainer["params"]))
+    message = error_of(spec_with(trainer=trainer, search_space=space))
+    assert message.startswith(f"trainer.params.{name}: is fixed here and searched by "), message
+    assert f"search_space.{name}" in message and "remove it from trainer.params" in message
+    assert "\n" not in message

@@ -9,7 +9,8 @@ dependency itself, and the package has a check for it in :data:`CHECKS`. One fas
 that test, not a user's run. The pandas habit (pandas/compat): one module per dependency,
 
 - :mod:`tuner._compat.optuna`: the constraint key, the hypervolume routine, the GP
-  internals the kriging believer reads, the genetic samplers' lock, a logger's name;
+  internals the kriging believer reads, the genetic samplers' lock, a logger's name,
+  QMC's count of the points it used;
 - :mod:`tuner._compat.ray`: the single-machine switch, the GCS key-value store (a
   trial's identity and its final output, :mod:`tuner._output`).
 
@@ -56,6 +57,7 @@ CHECKS: dict[str, str] = {
     "optuna fitted GPRegressor state": "tuner._compat.optuna:check_gp_regressor_state",
     "optuna genetic samplers pickle": "tuner._compat.optuna:check_genetic_samplers_pickle",
     "optuna in-memory storage logger": "tuner._compat.optuna:check_in_memory_logger",
+    "optuna QMC sample count": "tuner._compat.optuna:check_qmc_sample_id",
     "ray single-machine switch": "tuner._compat.ray:check_single_machine_switch",
     "ray internal key-value store": "tuner._compat.ray:check_internal_kv",
 }

@@ -33,6 +33,7 @@ __all__ = [
     "IN_MEMORY_STORAGE_LOGGER",
     "NSGAIIISampler",
     "NSGAIISampler",
+    "SkippingQMCSampler",
     "believing",
     "check_constraints_key",
     "check_genetic_samplers_pickle",
@@ -40,6 +41,7 @@ __all__ = [
     "check_gp_regressor_state",
     "check_hypervolume",
     "check_in_memory_logger",
+    "check_qmc_sample_id",
     "compute_hypervolume",
     "constraint_attrs",
     "gp_regressor_missing",
@@ -337,4 +339,34 @@ def check_in_memory_logger() -> str | None:
     """None if Optuna's in-memory storage is the module that logger is named after."""
     if importlib.util.find_spec(IN_MEMORY_STORAGE_LOGGER) is None:
         return f"{IN_MEMORY_STORAGE_LOGGER} is missing"
+    return None
+
+
+# -- QMC: where a resumed sequence goes on ------------------------------------------
+
+
+class SkippingQMCSampler(optuna.samplers.QMCSampler):
+    """Optuna's QMCSampler that skips the first `skip` points of its sequence.
+
+    Optuna counts the points a study used in the study's own attributes, which a
+    resumed searcher's new in-memory study does not have: it would start the sequence
+    over and replay the first run's points. Each trial of history used at most one
+    point (the very first trial is random), so skipping ``len(history)`` points never
+    replays one. The count is the private ``QMCSampler._find_sample_id``
+    (:func:`check_qmc_sample_id`).
+    """
+
+    skip = 0
+
+    def _find_sample_id(self, study: optuna.Study, search_space: dict[str, Any]) -> int:
+        return int(super()._find_sample_id(study, search_space)) + self.skip
+
+
+def check_qmc_sample_id() -> str | None:
+    """None if QMCSampler counts its sequence in ``_find_sample_id(study, space)``."""
+    method = getattr(optuna.samplers.QMCSampler, "_find_sample_id", None)
+    if not callable(method):
+        return "optuna.samplers.QMCSampler._find_sample_id is missing"
+    if list(inspect.signature(method).parameters)[1:] != ["study", "search_space"]:
+        return "optuna.samplers.QMCSampler._find_sample_id takes other arguments"
     return None

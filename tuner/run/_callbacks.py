@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ray import tune
 
 from tuner._errors import reorder_traceback_text
-from tuner._report import ERROR_KEY, KEYS_KEY, NODE_KEY, STEP_KEY
+from tuner._report import ENDED_KEY, ERROR_KEY, KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.run._ledger import FinishedTrial, TrialLedger
 from tuner.run._trial_output import TrialOutputs
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
@@ -108,6 +108,8 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         if ERROR_KEY in result:
             self._failed(self._ledger.fail(tid, str(result[ERROR_KEY])))
             return
+        if ENDED_KEY in result:
+            return  # the mark of a trial that ended on its own carries no metrics
         metrics = {k: result[k] for k in result.get(KEYS_KEY, ()) if k in result}
         step = int(result.get(STEP_KEY, result.get("training_iteration", 0)))
         node = result.get(NODE_KEY) or result.get("hostname") or None
@@ -125,12 +127,10 @@ class RecordingCallback(_DriverOnly, tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.outputs.ended(trial.trial_id)
-        finished = trial.last_result.get("done") is True
-        self._write(
-            self._ledger.complete(
-                trial.trial_id, finished=finished, stopping=self._control.stopping
-            )
-        )
+        # Not Ray's `done`: Ray marks done a trial whose function returned for any reason
+        # and one a scheduler stopped; only tuner's mark says it ended on its own.
+        finished = ENDED_KEY in (trial.last_result or {})
+        self._write(self._ledger.complete(trial.trial_id, finished=finished))
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """The trial's worker died, and its retries (limits.max_retries) are spent."""
@@ -150,6 +150,9 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         self._write(ended)
         if self._ledger.too_many_failures:
             self._control.request("limits.max_failed_trials")  # the study fails
+        if self._ledger.fatal_error is not None:
+            # The user's code: every trial would fail the same way (tuner.run._ledger.fatal).
+            self._control.request("a mistake every trial would repeat")
 
     def finish_open_trials(self) -> None:
         """Trials still open when the run ended (stop, Ctrl+C) are stopped."""

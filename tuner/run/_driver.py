@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
-from tuner.exceptions import StudyFailedError, StudyInterrupted
+from tuner.exceptions import ReportError, StudyFailedError, StudyInterrupted
 from tuner.run._history import COUNTED, warm_start_history
 from tuner.run._ledger import TrialLedger
 from tuner.run._recorder import Recorder
@@ -111,9 +111,16 @@ def run_study(
     check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
     warm = warm_start_history(spec, storage)  # a missing study: one line, now
     prepared = prepare(spec)  # fails fast on a bad function or metric
-    _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
-    if prepared.resources is None:  # a data-parallel trainer checks its own workers
-        _ray.check_fits(spec.resources.per_trial())
+    try:
+        _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
+        if prepared.resources is None:  # a data-parallel trainer checks its own workers
+            _ray.check_fits(spec.resources.per_trial())
+    except KeyboardInterrupt:
+        if _ray._starts_local(spec.resources.address):
+            import ray
+
+            ray.shutdown()  # what had started of a local Ray goes with the driver
+        raise _interrupted_at_start(study, storage) from None
     if on_start is not None:
         on_start()
     try:
@@ -139,6 +146,19 @@ def run_study(
     finally:
         if prepared.cleanup is not None:
             prepared.cleanup()
+
+
+def _interrupted_at_start(study: StudyRecord, storage: Storage) -> StudyInterrupted:
+    """Ctrl+C while Ray starts: nothing ran; the study is stopped (resumable), and the
+    user gets one line instead of a silent exit 130."""
+    import signal
+
+    storage.set_study_status(study.id, StudyState.STOPPED)
+    return StudyInterrupted(
+        f"study {study.name!r} stopped by SIGINT while Ray was starting, before any "
+        f"trial ran; `tuner resume {study.name}` runs it",
+        signal.SIGINT,
+    )
 
 
 @dataclass
@@ -333,6 +353,8 @@ def _end(storage: Storage, study: StudyRecord, ledger: TrialLedger, *, stopped: 
     """Record the study's final status, as the ledger decides it.
 
     Raises:
+        ReportError: a trial failed with an error every trial would repeat (its
+            function does not report the study's metric): the study is stopped.
         StudyFailedError: every trial failed (none completed or was pruned), or
             limits.max_failed_trials of them did.
     """
@@ -341,6 +363,12 @@ def _end(storage: Storage, study: StudyRecord, ledger: TrialLedger, *, stopped: 
         storage.clear_stop_request(study.id)
     storage.set_study_status(study.id, status)
     counts = {state.value: n for state, n in ledger.counts.items()}
+    if ledger.fatal_error is not None:
+        number, error = ledger.fatal_error
+        raise ReportError(
+            f"study {study.name!r} stopped: trial #{number} failed with a mistake every "
+            f"trial would repeat: {error}. Fix it, then `tuner resume {study.name}`"
+        )
     if ledger.too_many_failures:
         raise StudyFailedError(
             f"study {study.name!r} failed: {ledger.failed_in_run} trials failed "

@@ -6,15 +6,22 @@ lives here, in plain Python, so it is unit-tested without a Ray run:
 
 - a trial whose last result is ``done`` before it reaches its budget, while the study
   is not stopping, was cut by the scheduler: it is **pruned**;
-- a trial that ends while the study is stopping, before it finished on its own, is
-  **stopped**; so is every trial still open when the run ends;
-- a trial that raised is **failed**, and so is one that ends with its study metric NaN
+- a trial that ends short of its budget without having ended on its own (its function
+  returned, or the plateau rule stopped it: the trial marks its last result so) was
+  stopped from outside (`tuner stop`, Ctrl+C, SIGTERM, a worker interrupted): it is
+  **stopped**, whether or not the driver has yet noticed the study stopping (a signal
+  reaches Ray's workers as well as the driver, in either order); so is every trial
+  still open when the run ends;
+- a trial that raised is **failed**; when its error is one every trial would repeat
+  (:func:`fatal`: the study's metric never reported), the study stops at once;
+  so is one that ends with its study metric NaN
   or infinite, and one that ran past ``limits.trial_timeout_s`` (its process says
   "timed out after N s");
 - a trial whose worker process or node died runs again (Ray retries it up to
   ``limits.max_retries`` times): it keeps its number, and each dead attempt's error is
   kept (:meth:`TrialLedger.retry`);
-- any other trial that ends, one that reached its budget included, is **completed**.
+- a trial that ends at its budget, or short of it having ended on its own, is
+  **completed**: never one cut short from outside.
 
 The ledger also keeps the counts per state and the best completed, feasible value (with
 constraints, a trial whose final metrics break one is never best), both including the
@@ -37,7 +44,7 @@ from typing import Literal, Protocol
 from tuner import _pareto
 from tuner.storage import StudyState, TrialState
 
-__all__ = ["FinishedTrial", "PastTrial", "TrialLedger"]
+__all__ = ["FinishedTrial", "PastTrial", "TrialLedger", "fatal"]
 
 # The states a trial can end in, in the order they are reported.
 FINAL_STATES = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED, TrialState.STOPPED)
@@ -50,6 +57,21 @@ class PastTrial(Protocol):
     def state(self) -> str: ...
     @property
     def value(self) -> float | None: ...
+
+
+def fatal(error: str) -> bool:
+    """Whether a trial's error is a mistake in the user's code that every trial would
+    repeat, so the study stops at the first one instead of burning every trial: a
+    :class:`~tuner.exceptions.ReportError` (the study's metric missing from a report, a
+    value that is not a number, a function returning something else), except a NaN
+    metric, which depends on the trial's parameters.
+
+    `error` is the trial's error text, ``Type: message`` on its first line (as
+    ``RecordingCallback`` records it; where the trial's exception reaches the driver
+    by another road, the same text goes here).
+    """
+    first = error.splitlines()[0] if error else ""
+    return first.startswith("ReportError: ") and " is NaN " not in first
 
 
 def improves(value: float | None, best: float | None, mode: str | None) -> bool:
@@ -83,6 +105,7 @@ class _Open:
     node: str | None = None
     pruned: bool = False
     best: dict[str, float] | None = None  # the metrics of its best report (keep_best)
+    iterations: int = 0  # reports of its current attempt
     attempts: int = 1
 
 
@@ -139,6 +162,8 @@ class TrialLedger:
         self.max_failed_trials = max_failed_trials
         self.failed_in_run = 0
         self.best: float | None = None
+        # The first trial error that every trial would repeat: (number, first line).
+        self.fatal_error: tuple[int, str] | None = None
         for past in history:
             if past.state in self.counts:
                 self.counts[TrialState(past.state)] += 1
@@ -213,6 +238,7 @@ class TrialLedger:
             return None
         open_.attempts += 1
         open_.metrics.clear()
+        open_.iterations = 0
         open_.pruned = False
         return open_.number, open_.attempts
 
@@ -241,6 +267,7 @@ class TrialLedger:
         if open_ is None:
             return False
         open_.metrics.update(metrics)
+        open_.iterations = max(open_.iterations, iteration)
         best = None if open_.best is None else open_.best[self._metric]
         if self._keep_best and improves(metrics.get(self._metric), best, self._mode):
             open_.best = dict(open_.metrics)
@@ -251,30 +278,38 @@ class TrialLedger:
             return True
         return False
 
-    def complete(self, trial_id: str, *, finished: bool, stopping: bool) -> FinishedTrial | None:
-        """A trial's function returned (or the scheduler ended it).
+    def complete(self, trial_id: str, *, finished: bool) -> FinishedTrial | None:
+        """Ray ended a trial without an error: its function returned, or a scheduler,
+        a stop or an interrupt ended it.
 
         Args:
-            finished: the trial's last result is marked done (it ran to its end).
-            stopping: the whole study is being stopped.
+            finished: the trial's function ended on its own (it returned, or the
+                plateau rule ended it), as its last result marks
+                (``tuner._report.ENDED_KEY``).
 
         Returns:
-            How it ended, or None for a trial the ledger does not hold open.
+            How it ended (pruned if a scheduler cut it; completed if it reached its
+            budget or `finished`; else stopped), or None for a trial the ledger does
+            not hold open.
         """
         open_ = self._open.get(trial_id)
         if open_ is None:
             return None
         if open_.pruned:
             state = TrialState.PRUNED
-        elif stopping and not finished:
-            state = TrialState.STOPPED
-        else:
+        elif finished or open_.iterations >= self._budget:
             state = TrialState.COMPLETED
+        else:
+            state = TrialState.STOPPED
         return self._finish(trial_id, state, None)
 
     def fail(self, trial_id: str, error: str) -> FinishedTrial | None:
-        """A trial raised `error` (its first line is the study's first error)."""
-        return self._finish(trial_id, TrialState.FAILED, error)
+        """A trial raised `error` (its first line is the study's first error). A
+        :func:`fatal` error is kept as :attr:`fatal_error`: the study stops."""
+        ended = self._finish(trial_id, TrialState.FAILED, error)
+        if ended is not None and self.fatal_error is None and fatal(error):
+            self.fatal_error = (ended.number, error.splitlines()[0])
+        return ended
 
     def stop_open(self) -> list[FinishedTrial]:
         """The run ended (stop, Ctrl+C): every trial still open is stopped."""

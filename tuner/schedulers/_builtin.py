@@ -16,7 +16,6 @@ from ray.tune.schedulers import (
     TrialScheduler,
 )
 
-from tuner._report import ERROR_KEY
 from tuner.schedulers._rules import TIME_ATTR, budget
 
 if TYPE_CHECKING:
@@ -60,12 +59,13 @@ def hyperband(spec: StudySpec) -> TrialScheduler:
 
 
 class MedianStopping(MedianStoppingRule):
-    """Ray's median stopping rule, less the results of trials that failed in their own
-    process: such a trial's last result carries its error and no metric (Ray's rule
-    would keep it, and fail on it when it ranks the next trial)."""
+    """Ray's median stopping rule, less a trial's last result when it holds no value of
+    the metric: tuner's marks of how a trial ended (its error, or that its function
+    returned) carry none, and Ray's rule would keep them and fail on them when it ranks
+    the next trial."""
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        if ERROR_KEY not in result:
+        if self._metric in result:
             super().on_trial_complete(tune_controller, trial, result)
 
 

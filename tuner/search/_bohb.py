@@ -188,5 +188,7 @@ def bohb(
 ) -> OptunaSearcher:
     """BOHB: TPE fitted at Hyperband's rungs (the spec checks early_stopping is
     asha or hyperband)."""
-    sampler = BOHBSampler(budgets(spec), seed=spec.search.seed)
+    from tuner.search._samplers import resumed_seed
+
+    sampler = BOHBSampler(budgets(spec), seed=resumed_seed(spec.search.seed, history))
     return OptunaSearcher(spec, history, sampler, warm=warm)

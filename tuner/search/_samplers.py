@@ -35,6 +35,23 @@ from tuner.spec import StudySpec
 __all__ = ["cmaes", "gp", "nsga2", "nsga3", "qmc", "random", "tpe"]
 
 
+def resumed_seed(seed: int | None, history: Sequence[PastTrial]) -> int | None:
+    """The seed of a sampler that goes on after `history` (the study's own trials).
+
+    A resumed sampler seeded as the first run's would replay the first run's start-up
+    suggestions (TPE's and GP's random start, random search itself): trials 9, 10, 11
+    of a resumed study repeated trials 1, 0, 2. Each resume instead gets a seed derived
+    from the spec's seed and the number of trials already run, so it is as reproducible
+    as the first run (the same history gives the same suggestions) and never replays
+    it. The first run (no history) keeps the spec's seed; no seed stays no seed.
+    """
+    if seed is None or not history:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, len(history)]).generate_state(1)[0])
+
+
 def _sampler(cls: Callable[..., optuna.samplers.BaseSampler], **kwargs: Any) -> Any:
     # Some of these samplers are experimental in Optuna and say so on every build.
     with warnings.catch_warnings():
@@ -48,7 +65,7 @@ def tpe(
     """TPE with constant liar, so parallel suggestions spread out."""
     sampler = _sampler(
         optuna.samplers.TPESampler,
-        seed=spec.search.seed,
+        seed=resumed_seed(spec.search.seed, history),
         multivariate=True,
         group=True,
         constant_liar=True,
@@ -64,7 +81,8 @@ def gp(
     from tuner.search._gp import BelieverGPSampler
 
     cls = optuna.samplers.GPSampler if spec.is_multi_objective else BelieverGPSampler
-    sampler = _sampler(cls, seed=spec.search.seed, warn_independent_sampling=False)
+    seed = resumed_seed(spec.search.seed, history)
+    sampler = _sampler(cls, seed=seed, warn_independent_sampling=False)
     # GP learns from completed trials only: give it pruned trials as completed. Its
     # search space is the parameters every trial has, so a warm-start trial without one
     # would take that parameter out of the model for good: such trials are left out.
@@ -82,7 +100,8 @@ def cmaes(
     from tuner.search._cmaes import WarmCmaEsSampler, searched, source_trials
 
     source = source_trials(spec, warm, history) if warm or history else []
-    options: dict[str, Any] = {"seed": spec.search.seed, "warn_independent_sampling": False}
+    seed = resumed_seed(spec.search.seed, history)
+    options: dict[str, Any] = {"seed": seed, "warn_independent_sampling": False}
     if source:
         options.update(space=searched(spec), source_trials=source)
     sampler = _sampler(WarmCmaEsSampler if source else optuna.samplers.CmaEsSampler, **options)
@@ -92,10 +111,16 @@ def cmaes(
 def qmc(
     spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
 ) -> OptunaSearcher:
-    """Quasi-Monte Carlo points."""
+    """Quasi-Monte Carlo points; a resume goes on along the sequence after the points
+    its history used (:class:`tuner._compat.optuna.SkippingQMCSampler`)."""
+    from tuner._compat.optuna import SkippingQMCSampler
+
     sampler = _sampler(
-        optuna.samplers.QMCSampler, seed=spec.search.seed, warn_independent_sampling=False
+        SkippingQMCSampler,
+        seed=resumed_seed(spec.search.seed, history),
+        warn_independent_sampling=False,
     )
+    sampler.skip = len(history)
     return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
@@ -103,7 +128,7 @@ def random(
     spec: StudySpec, history: Sequence[PastTrial] = (), warm: Sequence[PastTrial] = ()
 ) -> OptunaSearcher:
     """Independent random sampling."""
-    sampler = _sampler(optuna.samplers.RandomSampler, seed=spec.search.seed)
+    sampler = _sampler(optuna.samplers.RandomSampler, seed=resumed_seed(spec.search.seed, history))
     return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
@@ -113,7 +138,7 @@ def nsga2(
     """NSGA-II (Optuna's defaults: generations of 50 trials)."""
     from tuner._compat.optuna import NSGAIISampler
 
-    sampler = _sampler(NSGAIISampler, seed=spec.search.seed)
+    sampler = _sampler(NSGAIISampler, seed=resumed_seed(spec.search.seed, history))
     return OptunaSearcher(spec, history, sampler, warm=warm)
 
 
@@ -123,5 +148,5 @@ def nsga3(
     """NSGA-III, for three or more objectives (Optuna's defaults)."""
     from tuner._compat.optuna import NSGAIIISampler
 
-    sampler = _sampler(NSGAIIISampler, seed=spec.search.seed)
+    sampler = _sampler(NSGAIIISampler, seed=resumed_seed(spec.search.seed, history))
     return OptunaSearcher(spec, history, sampler, warm=warm)

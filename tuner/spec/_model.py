@@ -710,6 +710,7 @@ class StudySpec(_Strict):
         _check_initial_points(self)
         _check_warm_fixed(self)
         _check_conditions(self.search_space)
+        _check_fixed_not_searched(self)
         if isinstance(self.trainer, SklearnTrainer):
             for name in self.search_space:
                 problem = self.trainer.unknown_step(name)
@@ -927,6 +928,22 @@ def _topological(space: dict[str, Any]) -> list[tuple[str, Any]]:
             order.append((n, pending.pop(n)))
             done.add(n)
     return order
+
+
+def _check_fixed_not_searched(spec: StudySpec) -> None:
+    """A parameter is fixed (trainer.params) or searched (search_space), not both: the
+    searched value would silently replace the fixed one in every trial."""
+    fixed = getattr(spec.trainer, "params", None) or {}
+    both = [name for name in fixed if name in spec.search_space]
+    if both:
+        name = both[0]
+        raise _PathError(
+            ("trainer", "params", name),
+            f"is fixed here and searched by search_space.{name}; a parameter is one or the "
+            f"other: remove it from trainer.params to search it, or leave it out of the "
+            f"search space to fix it (a named search space: write it inline, or copy its "
+            f"file to search_spaces/ beside the spec, without {name})",
+        )
 
 
 def _check_grid(space: dict[str, Any]) -> None:

@@ -15,11 +15,11 @@ The work is done by the modules beside it, one job each:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tuner.storage import _reads, _studies
-from tuner.storage._checks import now
+from tuner.storage._checks import dumps, now
 from tuner.storage._engine import Database
 from tuner.storage._migrations import prepare_schema
 from tuner.storage._records import (
@@ -196,6 +196,18 @@ class Storage:
         """
         doing = f"record the heartbeat of study {study_id}"
         _studies.update_study(self._db, study_id, doing, heartbeat_at=now())
+
+    def extend_study(self, study_id: int, num_trials: int, spec: Mapping[str, Any]) -> None:
+        """Give a study a new trial budget, with the spec that says so (``tuner resume
+        NAME --num-trials N``).
+
+        Raises:
+            StudyNotFoundError: there is no such study.
+            StorageError: the storage is read-only or the database fails.
+        """
+        doing = f"extend study {study_id} to {num_trials} trials"
+        spec_json = dumps(dict(spec))
+        _studies.update_study(self._db, study_id, doing, num_trials=num_trials, spec_json=spec_json)
 
     def request_stop(self, name: str) -> None:
         """Ask the driver of study ``name`` (maybe in another process) to stop.

@@ -39,7 +39,9 @@ __all__ = [
     "update_study",
 ]
 
-_UPDATABLE = frozenset({"status", "finished_at", "stop_requested", "heartbeat_at"})
+_UPDATABLE = frozenset(
+    {"status", "finished_at", "stop_requested", "heartbeat_at", "num_trials", "spec_json"}
+)
 """The columns of a study that change after it is created."""
 
 
@@ -152,14 +154,16 @@ def update_study(db: Database, study: int | str, doing: str, **values: Any) -> N
     """Set columns of one study's row in one transaction.
 
     The one way the storage changes a study after creating it: its status, its stop
-    request, its heartbeat.
+    request, its heartbeat, its trial budget and stored spec (a study extended by
+    `tuner resume NAME --num-trials N`).
 
     Args:
         db: the database.
         study: the study's id (int) or name (str).
         doing: what this does, for the error message ("record the heartbeat of ...").
         **values: column -> new value; the columns must be among ``status``,
-            ``finished_at``, ``stop_requested`` and ``heartbeat_at``.
+            ``finished_at``, ``stop_requested``, ``heartbeat_at``, ``num_trials`` and
+            ``spec_json``.
 
     Raises:
         StudyNotFoundError: there is no such study.

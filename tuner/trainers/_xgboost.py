@@ -23,6 +23,7 @@ from tuner.trainers._xgboost_common import (
     round_metrics,
     train,
 )
+from tuner.trainers._xgboost_params import check_params
 
 
 def prepare(spec: StudySpec, nthread: int) -> Prepared:
@@ -41,6 +42,7 @@ def prepare(spec: StudySpec, nthread: int) -> Prepared:
     check_metric(metric, trainer, data.n_classes)
     reported = [*reported_metrics(trainer, data.n_classes), "rounds", "workers"]
     check_study_metrics(spec, reported, "xgboost")
+    check_params(spec, base_params(trainer, data.n_classes))
     workers = trainer.num_workers
     if workers == "auto":
         from tuner.trainers._xgboost_dp import auto_workers
