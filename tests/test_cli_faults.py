@@ -240,3 +240,39 @@ def test_sigint_while_ray_starts_is_one_line_and_a_stopped_study(tmp_path: Path)
     ], err
     study = tuner.load_study("early", storage=url)
     assert study.status == "stopped" and study.trials() == []
+
+
+def test_signals_at_random_moments_never_record_a_cut_trial_as_completed(
+    tmp_path: Path, ray_address: str
+) -> None:
+    """SIGINT or SIGTERM reaches the driver at a random moment of each of several runs
+    of one study, while trials of 12 steps of 50 ms run two at a time: whatever the
+    order of the stop and a trial's last steps, a completed trial ran all its steps and
+    every other one is stopped."""
+    import random
+
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    url = f"sqlite:///{tmp_path / 'hammer.db'}"
+    steps = 12
+    path = write_spec(
+        tmp_path,
+        "hammer",
+        "slow",
+        trainer={"kind": "python", "function": "tests.objectives:slow", "max_steps": steps},
+        search={"algorithm": "random", "num_trials": 60, "max_concurrent": 2, "seed": 0},
+    )
+    for round_ in range(4):
+        args = ("run", str(path), "--address", ray_address) if round_ == 0 else ("resume", "hammer")
+        proc = cli(*args, "--storage", url, TUNER_TEST_SLOW_STEPS=str(steps))
+        wait_for(lambda ts: any(t.steps > 0 for t in ts if t.state == "running"), url, "hammer")
+        time.sleep(rng.uniform(0.0, 0.6))  # anywhere in a trial of 0.6 s
+        signum = rng.choice([signal.SIGINT, signal.SIGTERM])
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 128 + signum), (seed, err)
+    trials = tuner.load_study("hammer", storage=url).trials()
+    cut = [(t.number, t.steps) for t in trials if t.state == "completed" and t.steps < steps]
+    assert cut == [], (seed, cut)
+    assert {t.state for t in trials} <= {"completed", "stopped"}, (seed, trials)
+    assert any(t.state == "stopped" for t in trials), seed  # the signals cut trials short
