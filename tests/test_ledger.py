@@ -157,7 +157,7 @@ def test_a_result_that_names_no_node_keeps_the_known_one(unnamed):
     led.start("a")
     led.result("a", {"loss": 1.0}, iteration=1, done=False, stopping=False, node="n1")
     led.result("a", {"loss": 0.5}, iteration=2, done=False, stopping=False, node=unnamed)
-    ended = led.complete("a", finished=True, stopping=False)
+    ended = led.complete("a", finished=True)
     assert ended is not None and ended.node == "n1"
 
 
