@@ -69,20 +69,51 @@ def _help(command: str) -> str:
 def test_every_block_is_checked() -> None:
     kinds = [m.group(1) for m in FENCE.finditer(README.read_text())]
     assert set(kinds) <= {"python", "yaml", "bash", ""}, kinds
-    assert kinds.count("python") == 1
-    # the plain blocks: the CLI synopsis and the spec-error example
+    assert kinds.count("python") == 2  # the API's quick start, the trial's identity
+    # the plain blocks: the CLI synopsis, the spec-error example and the layout
     assert sum(text.lstrip().startswith(("tuner ", "$ tuner ")) for text in blocks("")) == 2
-    assert len(blocks("")) == 2
+    assert sum(text.lstrip().startswith("tuner/ ") for text in blocks("")) == 1
+    assert len(blocks("")) == 3
+
+
+def test_the_layout_block_names_the_folders_that_are_there() -> None:
+    (layout,) = [text for text in blocks("") if text.lstrip().startswith("tuner/ ")]
+    folders = [line.split()[0] for line in layout.splitlines() if line[:1].strip()]
+    assert folders == [
+        "tuner/", "search_spaces/", "dashboard/", "examples/", "bench/", "tests/", "docs/"
+    ]  # fmt: skip
+    assert all((README.parent / folder).is_dir() for folder in folders)
 
 
 # ---------------------------------------------------------------------- python
+
+
+def test_the_trial_identity_snippet_compiles_and_uses_only_tuners_public_names() -> None:
+    """The second block is a trial's function (tests/test_output.py runs one like it
+    in real trials): it compiles, and every `tuner.X` it uses is exported."""
+    import ast
+
+    code = blocks("python")[1]
+    tree = ast.parse(code)
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "tuner"
+    }
+    assert used == {"current_trial", "report"}
+    assert used <= set(tuner.__all__)
+    namespace: dict[str, Any] = {}
+    exec(compile(tree, "README.md", "exec"), namespace)
+    assert callable(namespace["objective"])
 
 
 @pytest.mark.integration
 def test_the_python_snippet_runs_and_runs_again(
     ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    (code,) = blocks("python")
+    code = blocks("python")[0]
     monkeypatch.chdir(tmp_path)  # its sqlite:///tuner.db
     script = tmp_path / "readme_snippet.py"
     script.write_text(code)
