@@ -10,7 +10,9 @@ The parts, one module each (the Syne Tune split of loop, decisions and execution
 - :mod:`~tuner.run._control`: what ends a run early (`tuner stop`, signals, timeouts);
 - :mod:`~tuner.run._retry`: which failures are retried (a dead worker or node);
 - :mod:`~tuner.run._history`: a warm start's trials for the searcher;
-- :mod:`~tuner.run._actors`: which pending trial takes an ended trial's actor.
+- :mod:`~tuner.run._actors`: which pending trial takes an ended trial's actor;
+- :mod:`~tuner.run._trial_output`: what trials print, as storage events, and who each
+  trial is (:func:`tuner.current_trial`).
 
 Modules that import Ray Tune at their top (callbacks, control) are imported only after
 :func:`tuner._ray.ensure_ray`.
