@@ -139,12 +139,12 @@ class RecordingCallback(_DriverOnly, tune.Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """The trial's worker died and Ray runs it again (limits.max_retries)."""
-        retried = self._ledger.retry(trial.trial_id, _error_text(trial))
+        error = _error_text(trial)  # read from Ray's error file once
+        retried = self._ledger.retry(trial.trial_id, error)
         if retried is not None:
             number, attempt = retried
             self.outputs.retried(trial.trial_id, number, attempt)
-            error = _error_text(trial).splitlines()[0]
-            self._rec.put(TrialRetried(self._study_id, number, attempt, error))
+            self._rec.put(TrialRetried(self._study_id, number, attempt, error.splitlines()[0]))
 
     def _failed(self, ended: FinishedTrial | None) -> None:
         self._write(ended)
