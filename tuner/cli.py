@@ -66,6 +66,10 @@ def _errors(fn: F) -> F:
         except StudyInterrupted as e:
             _console(stderr=True).print(f"interrupted: {e}", markup=False)
             raise typer.Exit(128 + e.signum) from None
+        except KeyboardInterrupt:
+            # Ctrl+C outside a run (a command, or a study being created): one line, 130.
+            _console(stderr=True).print("interrupted: stopped by SIGINT", markup=False)
+            raise typer.Exit(130) from None
         except StudyFailedError as e:
             _console(stderr=True).print(f"error: {e}", markup=False)
             raise typer.Exit(1) from None

@@ -108,14 +108,18 @@ def run_study(
     from tuner.search import check_available
     from tuner.trainers import prepare
 
-    check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
-    warm = warm_start_history(spec, storage)  # a missing study: one line, now
-    prepared = prepare(spec)  # fails fast on a bad function or metric
+    prepared: Prepared | None = None
+    # The study is stored already: Ctrl+C from here until the first trial stops it.
     try:
+        check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
+        warm = warm_start_history(spec, storage)  # a missing study: one line, now
+        prepared = prepare(spec)  # fails fast on a bad function or metric
         _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
         if prepared.resources is None:  # a data-parallel trainer checks its own workers
             _ray.check_fits(spec.resources.per_trial())
     except KeyboardInterrupt:
+        if prepared is not None and prepared.cleanup is not None:
+            prepared.cleanup()
         if _ray._starts_local(spec.resources.address):
             import ray
 
