@@ -94,7 +94,7 @@ def test_migration_0002_upgrades_a_0001_database_and_keeps_everything(storage_ur
     db.close()
     with Storage(storage_url) as storage:  # upgrades to the head
         with storage._engine.connect() as c:
-            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         study = storage.get_study("old")
         [trial] = storage.get_trials(study.id)
         assert (trial.number, trial.state, trial.value, trial.steps) == (0, "completed", 0.5, 2)

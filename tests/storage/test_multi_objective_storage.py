@@ -65,7 +65,7 @@ def test_migration_0003_upgrades_a_0002_database_and_keeps_everything(storage_ur
 
     with Storage(storage_url) as storage:  # upgrades to the head
         with storage._engine.connect() as c:
-            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         study = storage.get_study("old")
         assert (study.metric, study.mode, study.scheduler, study.spec) == (
             "loss", "min", "asha", spec,

@@ -41,7 +41,7 @@ def test_migration_0004_upgrades_a_0003_database_in_place(storage_url: str) -> N
 
     with Storage(storage_url) as storage:  # upgrades to the head
         with storage._engine.connect() as c:
-            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+            assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
         study = storage.get_study("old")
         done, _running = storage.get_trials(study.id)
         assert (done.state, done.value) == ("completed", 0.5)

@@ -17,6 +17,10 @@ EXAMPLES = ("sqlite:///tuner.db", "postgresql://user@host:5432/db")
 
 def test_exported_names() -> None:
     assert sorted(tuner.storage.__all__) == [
+        "ARTIFACT_KINDS",
+        "ArtifactDeleted",
+        "ArtifactRecord",
+        "ArtifactSaved",
         "DashboardReads",
         "STUDY_STATES",
         "Storage",

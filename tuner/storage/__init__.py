@@ -11,10 +11,14 @@ from __future__ import annotations
 from tuner.storage._engine import parse_storage_url
 from tuner.storage._read_model import DashboardReads, StudyFingerprint
 from tuner.storage._records import (
+    ARTIFACT_KINDS,
     STUDY_STATES,
     TERMINAL_STUDY_STATES,
     TERMINAL_TRIAL_STATES,
     TRIAL_STATES,
+    ArtifactDeleted,
+    ArtifactRecord,
+    ArtifactSaved,
     StudyRecord,
     StudyState,
     StudySummary,
@@ -31,10 +35,14 @@ from tuner.storage._records import (
 from tuner.storage._storage import Storage, TrialEvent
 
 __all__ = [
+    "ARTIFACT_KINDS",
     "STUDY_STATES",
     "TERMINAL_STUDY_STATES",
     "TERMINAL_TRIAL_STATES",
     "TRIAL_STATES",
+    "ArtifactDeleted",
+    "ArtifactRecord",
+    "ArtifactSaved",
     "DashboardReads",
     "Storage",
     "StudyFingerprint",

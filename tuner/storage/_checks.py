@@ -23,6 +23,14 @@ def checked_start(event_: TrialStarted, where: str) -> TrialStarted:
     require_optional_text(event_.node, f"{where}: node")
     if not isinstance(event_.number, int) or isinstance(event_.number, bool) or event_.number < 0:
         raise StorageRefused(f"cannot write trial events: {where}: number must be an int >= 0")
+    parent = event_.parent
+    if parent is not None and (
+        not isinstance(parent, int) or isinstance(parent, bool) or parent < 0
+    ):
+        raise StorageRefused(
+            f"cannot write trial events: {where}: parent must be a trial number or None "
+            f"(got {parent!r})"
+        )
     return event_
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Double,
@@ -30,11 +31,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "ARTIFACTS",
     "OUTPUTS",
     "PARAMS",
     "STUDIES",
     "TRIALS",
     "VALUES",
+    "ArtifactRow",
     "Base",
     "Study",
     "Trial",
@@ -138,6 +141,7 @@ class Trial(Base):
     values_json: Mapped[str | None] = mapped_column(Text)
     feasible: Mapped[bool | None] = mapped_column(Boolean)
     constraints_json: Mapped[str | None] = mapped_column(Text)
+    parent: Mapped[int | None] = mapped_column(Integer)
 
 
 class TrialParam(Base):
@@ -182,9 +186,25 @@ class TrialOutputRow(Base):
     truncated: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
+class ArtifactRow(Base):
+    """A checkpoint or model of a trial in the study's artifacts store."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_trial_id_kind_step", "trial_id", "kind", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String)
+    uri: Mapped[str] = mapped_column(Text, unique=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 # Core tables, for the set-based statements of the write path and the read model.
 STUDIES: Table = Base.metadata.tables["studies"]
 TRIALS: Table = Base.metadata.tables["trials"]
 PARAMS: Table = Base.metadata.tables["trial_params"]
 VALUES: Table = Base.metadata.tables["trial_values"]
 OUTPUTS: Table = Base.metadata.tables["trial_outputs"]
+ARTIFACTS: Table = Base.metadata.tables["artifacts"]

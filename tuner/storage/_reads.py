@@ -17,11 +17,18 @@ from sqlalchemy.orm import Session
 
 from tuner.exceptions import StorageError
 from tuner.storage._engine import Database
-from tuner.storage._models import OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
-from tuner.storage._records import TRIAL_STATES, TrialOutputRecord, TrialRecord, TrialState
+from tuner.storage._models import ARTIFACTS, OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._records import (
+    TRIAL_STATES,
+    ArtifactRecord,
+    TrialOutputRecord,
+    TrialRecord,
+    TrialState,
+)
 
 __all__ = [
     "IN_CHUNK",
+    "artifacts",
     "best_trial",
     "best_trials",
     "get_intermediate",
@@ -53,6 +60,7 @@ TRIAL_COLUMNS = (
     TRIALS.c.values_json,
     TRIALS.c.feasible,
     TRIALS.c.constraints_json,
+    TRIALS.c.parent,
 )
 # Where no constraint failed: NULL is a trial written before constraints existed.
 NOT_INFEASIBLE = or_(TRIALS.c.feasible.is_(None), TRIALS.c.feasible.is_(True))
@@ -132,6 +140,33 @@ def trial_output(db: Database, study_id: int, number: int) -> list[TrialOutputRe
             TrialOutputRecord(number, attempt, text, bool(truncated))
             for attempt, text, truncated in rows
         ]
+
+
+def artifacts(db: Database, study_id: int, number: int | None = None) -> list[ArtifactRecord]:
+    """The checkpoints and models of the study's trials (of trial ``number`` only, if
+    given), by trial number, kind and step."""
+    query = (
+        select(
+            TRIALS.c.number,
+            ARTIFACTS.c.step,
+            ARTIFACTS.c.kind,
+            ARTIFACTS.c.uri,
+            ARTIFACTS.c.bytes,
+            ARTIFACTS.c.created_at,
+        )
+        .join(TRIALS, TRIALS.c.id == ARTIFACTS.c.trial_id)
+        .where(TRIALS.c.study_id == study_id)
+        .order_by(TRIALS.c.number, ARTIFACTS.c.kind, ARTIFACTS.c.step, ARTIFACTS.c.id)
+    )
+    if number is not None:
+        query = query.where(TRIALS.c.number == number)
+    with db.session(f"read the artifacts of study {study_id}") as session:
+        rows = session.execute(query).all()
+        if not rows and not Study.exists(session, study_id):
+            raise db.not_found_by_id(study_id)
+    return [
+        ArtifactRecord(n, step, kind, uri, int(size), at) for n, step, kind, uri, size, at in rows
+    ]
 
 
 def best_trial(db: Database, study_id: int) -> TrialRecord | None:
@@ -251,6 +286,7 @@ def trial_record(row: Any, params: dict[str, Any]) -> TrialRecord:
         values=_values(row),
         feasible=_feasible(row),
         constraint_values=json.loads(row.constraints_json) if row.constraints_json else {},
+        parent=row.parent,
     )
 
 

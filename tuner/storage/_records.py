@@ -174,17 +174,20 @@ class TrialRecord:
     values: tuple[float, ...] | None = None
     feasible: bool | None = None
     constraint_values: dict[str, float | None] = field(default_factory=dict)
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
 class TrialStarted:
-    """A trial began with these (active) parameters."""
+    """A trial began with these (active) parameters; `parent`: the number of the trial
+    whose checkpoint it started from (Population Based Training), else None."""
 
     study_id: int
     number: int
     params: dict[str, Any]
     started_at: datetime
     node: str | None = None
+    parent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,9 @@ class TrialRetried:
     number: int
     attempt: int
     error: str
+    # The step of the checkpoint the new attempt starts from: results up to it stay,
+    # later ones are dropped (the new attempt reports them again). None: from step 0.
+    keep_through: int | None = None
 
 
 @dataclass(frozen=True)
@@ -240,6 +246,53 @@ class TrialOutput:
     number: int
     attempt: int
     text: str
+
+
+@dataclass(frozen=True)
+class ArtifactSaved:
+    """A trial stored a checkpoint or its model (`kind`) of `step` at `uri`, `bytes`
+    long, in the study's artifacts store. Taken for a finished trial too (its model
+    is decided as it ends)."""
+
+    study_id: int
+    number: int
+    step: int
+    kind: str  # "checkpoint" or "model"
+    uri: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ArtifactDeleted:
+    """The files at `uri` were deleted from the artifacts store (``artifacts.keep``)."""
+
+    study_id: int
+    number: int
+    uri: str
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """A checkpoint or model of a trial, as stored.
+
+    Attributes:
+        number: the trial's number.
+        step: the step it was saved at.
+        kind: "checkpoint" or "model".
+        uri: where it lies (a folder in the artifacts store).
+        bytes: its size.
+        created_at: when it was recorded.
+    """
+
+    number: int
+    step: int
+    kind: str
+    uri: str
+    bytes: int
+    created_at: datetime
+
+
+ARTIFACT_KINDS = ("checkpoint", "model")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from tuner.storage._checks import dumps, now
 from tuner.storage._engine import Database
 from tuner.storage._migrations import prepare_schema
 from tuner.storage._records import (
+    ArtifactRecord,
     StudyRecord,
     StudyState,
     StudySummary,
@@ -345,6 +346,16 @@ class Storage:
             StorageError: the study has no such trial, or the database fails.
         """
         return _reads.get_trial(self._db, study_id, number)
+
+    def artifacts(self, study_id: int, number: int | None = None) -> list[ArtifactRecord]:
+        """The checkpoints and models stored for the study's trials (of trial `number`
+        only, if given), by trial number, kind and step.
+
+        Raises:
+            StudyNotFoundError: there is no such study.
+            StorageError: the database fails.
+        """
+        return _reads.artifacts(self._db, study_id, number)
 
     def trial_output(self, study_id: int, number: int) -> list[TrialOutputRecord]:
         """What trial ``number`` of the study wrote to stdout and stderr: one record per

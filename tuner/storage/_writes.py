@@ -14,6 +14,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -36,11 +37,14 @@ from tuner.storage._checks import (
     require_optional_text,
 )
 from tuner.storage._engine import Database, reason
-from tuner.storage._models import OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
+from tuner.storage._models import ARTIFACTS, OUTPUTS, PARAMS, STUDIES, TRIALS, VALUES, Study
 from tuner.storage._objectives import StudyObjectives
 from tuner.storage._reads import IN_CHUNK
 from tuner.storage._records import (
+    ARTIFACT_KINDS,
     TERMINAL_TRIAL_STATES,
+    ArtifactDeleted,
+    ArtifactSaved,
     TrialFinished,
     TrialImport,
     TrialOutput,
@@ -52,7 +56,15 @@ from tuner.storage._records import (
 
 __all__ = ["TrialEvent", "TrialWriter"]
 
-TrialEvent: TypeAlias = TrialStarted | TrialResult | TrialRetried | TrialFinished | TrialOutput
+TrialEvent: TypeAlias = (
+    TrialStarted
+    | TrialResult
+    | TrialRetried
+    | TrialFinished
+    | TrialOutput
+    | ArtifactSaved
+    | ArtifactDeleted
+)
 
 _Key: TypeAlias = tuple[int, int]
 _RUNNING = TrialState.RUNNING.value
@@ -98,12 +110,17 @@ class TrialWriter:
         if not events:
             return
         outputs = [e for e in events if isinstance(e, TrialOutput)]
-        trial_events = [e for e in events if not isinstance(e, TrialOutput)]
+        files = [e for e in events if isinstance(e, ArtifactSaved | ArtifactDeleted)]
+        trial_events = [
+            e for e in events if not isinstance(e, TrialOutput | ArtifactSaved | ArtifactDeleted)
+        ]
+
+        def after(session: Session, batch: dict[_Key, _Pending]) -> None:
+            self._write_outputs(session, batch, outputs)
+            self._write_artifacts(session, batch, files)
+
         with self.lock:
-            batch = self._commit(
-                lambda session: self._stage(session, trial_events),
-                after=lambda session, batch: self._write_outputs(session, batch, outputs),
-            )
+            batch = self._commit(lambda session: self._stage(session, trial_events), after=after)
             self._remember(batch)
 
     def import_trials(
@@ -261,10 +278,24 @@ class TrialWriter:
                         f"cannot write trial events: {where}: a retry's error must be a str "
                         f"(got {type(event_.error).__name__})"
                     )
-                # The attempt that died is dropped: its results would count twice.
+                # The attempt that died is dropped: its results would count twice. From
+                # a checkpoint, the results up to its step stay (the new attempt goes on
+                # from there); without one, all go.
+                keep = event_.keep_through
+                if keep is not None and (not isinstance(keep, int) or isinstance(keep, bool)):
+                    raise StorageRefused(
+                        f"cannot write trial events: {where}: keep_through must be an int "
+                        f"or None (got {keep!r})"
+                    )
                 pending.reset = True
+                pending.keep_through = (
+                    keep
+                    if pending.keep_through is None or keep is None
+                    else min(keep, pending.keep_through)
+                )
                 pending.metrics.clear()
-                pending.values.clear()
+                for metric, step in [k for k in pending.values if keep is None or k[1] > keep]:
+                    del pending.values[(metric, step)]
                 pending.steps = 0
                 pending.attempt_errors.append(event_.error)
             elif isinstance(event_, TrialFinished):
@@ -299,9 +330,29 @@ class TrialWriter:
             if params:
                 session.execute(insert(PARAMS), params)
 
-        reset = [p.trial_id for p in batch.values() if p.reset and p.started is None]
+        reset = [
+            p.trial_id
+            for p in batch.values()
+            if p.reset and p.started is None and p.keep_through is None
+        ]
         for i in range(0, len(reset), IN_CHUNK):
             session.execute(delete(VALUES).where(VALUES.c.trial_id.in_(reset[i : i + IN_CHUNK])))
+        for p in batch.values():
+            if p.reset and p.started is None and p.keep_through is not None:
+                # From a checkpoint: the steps after it go; the trial counts those kept.
+                session.execute(
+                    delete(VALUES).where(
+                        VALUES.c.trial_id == p.trial_id, VALUES.c.step > p.keep_through
+                    )
+                )
+                kept = session.scalar(
+                    select(func.count(func.distinct(VALUES.c.step))).where(
+                        VALUES.c.trial_id == p.trial_id
+                    )
+                )
+                session.execute(
+                    update(TRIALS).where(TRIALS.c.id == p.trial_id).values(steps=kept or 0)
+                )
 
         values = [
             (p.trial_id, metric, step, nan_to_none(v))
@@ -391,6 +442,79 @@ class TrialWriter:
                         "was already started"
                     )
         return refused
+
+    def _write_artifacts(
+        self,
+        session: Session,
+        batch: dict[_Key, _Pending],
+        events: Sequence[ArtifactSaved | ArtifactDeleted],
+    ) -> None:
+        """Add a row for each stored checkpoint or model, drop the rows of deleted ones.
+        Like output, taken for a finished trial too: a trial's model is decided as it
+        ends, and ``artifacts.keep`` deletes the files of finished trials."""
+        if not events:
+            return
+        missing = {
+            (e.study_id, e.number)
+            for e in events
+            if (e.study_id, e.number) not in batch and (e.study_id, e.number) not in self._running
+        }
+        stored = _lookup_trials(session, missing)
+        now = datetime.now(UTC)
+        for e in events:
+            key = (e.study_id, e.number)
+            where = f"trial {e.number} of study {e.study_id}"
+            pending, running, found = batch.get(key), self._running.get(key), stored.get(key)
+            trial_id = (
+                pending.trial_id
+                if pending is not None
+                else running.trial_id
+                if running is not None
+                else found.trial_id
+                if found is not None
+                else None
+            )
+            if trial_id is None:
+                raise StorageRefused(
+                    f"cannot write trial events: {where} was never started "
+                    "(write its TrialStarted first)"
+                )
+            if not isinstance(e.uri, str) or not e.uri:
+                raise StorageRefused(
+                    f"cannot write trial events: {where}: an artifact's uri must be a "
+                    f"non-empty str (got {e.uri!r})"
+                )
+            if isinstance(e, ArtifactDeleted):
+                session.execute(
+                    delete(ARTIFACTS).where(
+                        ARTIFACTS.c.trial_id == trial_id, ARTIFACTS.c.uri == e.uri
+                    )
+                )
+                continue
+            if e.kind not in ARTIFACT_KINDS:
+                raise StorageRefused(
+                    f"cannot write trial events: {where}: an artifact's kind must be one of "
+                    f"{', '.join(ARTIFACT_KINDS)} (got {e.kind!r})"
+                )
+            for name, value in (("step", e.step), ("bytes", e.bytes)):
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise StorageRefused(
+                        f"cannot write trial events: {where}: an artifact's {name} must be "
+                        f"an int >= 0 (got {value!r})"
+                    )
+            # The same folder saved again (a retried attempt writing the same step)
+            # replaces its row.
+            session.execute(delete(ARTIFACTS).where(ARTIFACTS.c.uri == e.uri))
+            session.execute(
+                insert(ARTIFACTS).values(
+                    trial_id=trial_id,
+                    step=e.step,
+                    kind=e.kind,
+                    uri=e.uri,
+                    bytes=e.bytes,
+                    created_at=now,
+                )
+            )
 
     def _write_outputs(
         self, session: Session, batch: dict[_Key, _Pending], outputs: Sequence[TrialOutput]
@@ -537,6 +661,7 @@ class _Pending:
     steps: int = 0
     finish: TrialFinished | None = None
     reset: bool = False  # a retry dropped the stored results of the attempt that died
+    keep_through: int | None = None  # ... except those up to this step (a checkpoint's)
     attempt_errors: list[str] = field(default_factory=list)
     node: str | None = None  # the latest node a result of this batch named
     # values_json, feasible, constraints_json of a finishing trial (from its metrics).
@@ -633,6 +758,7 @@ def _new_trial_row(key: _Key, p: _Pending) -> dict[str, Any]:
         "values_json": p.derived.get("values_json"),
         "feasible": p.derived.get("feasible"),
         "constraints_json": p.derived.get("constraints_json"),
+        "parent": p.started.parent,
     }
 
 
@@ -650,7 +776,7 @@ def _derived_row(objectives: StudyObjectives, metrics: Mapping[str, Any]) -> dic
 def _progress_row(p: _Pending) -> dict[str, Any]:
     return {
         "b_id": p.trial_id,
-        "b_keep": 0 if p.reset else 1,
+        "b_keep": 0 if p.reset and p.keep_through is None else 1,
         "b_steps": p.steps,
         "b_metrics_json": dumps(p.metrics),
         "b_attempts": 1 + len(p.attempt_errors),
