@@ -42,6 +42,7 @@ def test_minimal_spec_gets_documented_defaults():
     assert spec.search.algorithm == "tpe"
     assert spec.early_stopping.scheduler == "none"
     assert spec.storage == "sqlite:///tuner.db"
+    assert (spec.artifacts.store, spec.artifacts.keep) == (None, 3)
 
 
 def test_design_example_spec_validates(tmp_path):
@@ -153,6 +154,12 @@ storage: sqlite:///tuner.db
             },
             "resources.gpus_per_trial: data-parallel xgboost workers cannot share a GPU",
         ),
+        (
+            {"artifacts": {"keep": 0}},
+            "artifacts.keep: input should be greater than or equal to 1 (got 0)",
+        ),
+        ({"artifacts": {"store": ""}}, "artifacts.store: string should have at least 1"),
+        ({"artifacts": {"stor": "/x"}}, "artifacts.stor: is not a known key"),
     ],
 )
 def test_bad_spec_names_key_path_and_expectation(changes, expected):

@@ -4,6 +4,7 @@ from tuner.spec._load import load_spec
 from tuner.spec._model import (
     ALGORITHMS,
     SCHEDULERS,
+    ArtifactsSpec,
     CategoricalParam,
     DatasetSpec,
     EarlyStoppingSpec,
@@ -21,6 +22,7 @@ from tuner.spec._model import (
 __all__ = [
     "ALGORITHMS",
     "SCHEDULERS",
+    "ArtifactsSpec",
     "CategoricalParam",
     "DatasetSpec",
     "EarlyStoppingSpec",

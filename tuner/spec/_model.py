@@ -616,6 +616,21 @@ class LimitsSpec(_Strict):
     is recorded as stopped (`tuner resume NAME` continues it). null: no limit."""
 
 
+class ArtifactsSpec(_Strict):
+    """Where trials' checkpoints and models are stored, and how many are kept."""
+
+    store: str | None = Field(default=None, min_length=1)
+    """A folder every node of the cluster sees (a path, relative to the current folder,
+    or file://...) or an fsspec URL such as s3://bucket/prefix or gs://bucket/prefix
+    (s3 needs `pip install 'tuner[s3]'`; an S3-compatible endpoint and its credentials
+    come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... as for any AWS tool). null: a
+    folder beside a SQLite database file, `<db stem>-artifacts` (tuner.db:
+    tuner-artifacts); with PostgreSQL a store must be given. Checked (written, read back
+    and, on a cluster, read by every node) before the first trial runs."""
+    keep: int = Field(default=3, ge=1)
+    """Checkpoints kept for each trial, the newest ones; older ones are deleted."""
+
+
 class StudySpec(_Strict):
     """A validated study spec. Build it with :func:`tuner.spec.load_spec`."""
 
@@ -660,6 +675,8 @@ class StudySpec(_Strict):
     """What each trial reserves and where it runs (see resources)."""
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     """Timeouts, failures and retries (see limits)."""
+    artifacts: ArtifactsSpec = Field(default_factory=ArtifactsSpec)
+    """Where checkpoints and models are stored (see artifacts)."""
     storage: str = DEFAULT_STORAGE
     """Any SQLAlchemy URL: SQLite for one machine, PostgreSQL
     (postgresql://user@host:5432/db) for a cluster. The CLI's --storage (create_study's
