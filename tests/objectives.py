@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -142,3 +143,32 @@ def reports_another_metric(config):
     """A user's mistake: reports `acc`, while the study's metric is `loss`."""
     for step in range(3):
         tuner.report(step=step, acc=0.5)
+
+
+def checkpointed(config):
+    """Ten steps; a checkpoint (the step and a running total) after each. It goes on
+    from tuner.get_checkpoint() where it has one, and reports `trained` (the steps this
+    attempt trained) and `from_step` (where it started). With `die_at` in the config, the
+    first attempt kills its own worker process after that step (a marker file per x)."""
+    start, total = 0, 0.0
+    restored = tuner.get_checkpoint()
+    if restored is not None:
+        saved = json.loads((restored / "state.json").read_text())
+        start, total = saved["step"] + 1, saved["total"]
+    marker = dies_once_marker(("checkpointed", config["x"]))
+    folder = tempfile.mkdtemp(prefix="tuner-test-ck-")
+    for step in range(start, config.get("steps", 10)):
+        time.sleep(config.get("sleep", 0))
+        total += config["x"]
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"step": step, "total": total}, f)
+        tuner.report(
+            step=step,
+            checkpoint=folder,
+            loss=(config["x"] - 0.2) ** 2 + 1 / (step + 1),
+            trained=step - start + 1,
+            from_step=start,
+        )
+        if step == config.get("die_at") and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)

@@ -34,6 +34,7 @@ def test_exported_names_are_pinned():
             "__version__",
             "create_study",
             "current_trial",
+            "get_checkpoint",
             "load_spec",
             "load_study",
             "report",

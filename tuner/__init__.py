@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tuner._output import TrialInfo, current_trial
-from tuner._report import report
+from tuner._report import get_checkpoint, report
 from tuner.exceptions import (
     ReportError,
     SpecError,
@@ -47,6 +47,7 @@ __all__ = [
     "__version__",
     "create_study",
     "current_trial",
+    "get_checkpoint",
     "load_spec",
     "load_study",
     "report",

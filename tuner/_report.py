@@ -26,9 +26,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuner import _output
+from tuner._checkpoint import CHECKPOINT_KEY, Restore, fetch, read_restore, save
 from tuner.exceptions import ReportError
 
 # Keys tuner adds to each Ray Tune result beside the user's metrics.
@@ -85,21 +87,30 @@ class TrialRules:
         also: the other objectives' metrics (several objectives), required too.
         plateau: ``early_stopping.patience`` (None: none).
         timeout_s: ``limits.trial_timeout_s`` (None: none).
+        store: the study's artifacts store (an ``ArtifactStore``), where checkpoints go.
     """
 
     metric: str
     also: tuple[str, ...] = ()
     plateau: PlateauRule | None = None
     timeout_s: float | None = None
+    store: Any = None
 
 
 def rules(spec: Any) -> TrialRules:
-    """The :class:`TrialRules` of a study spec."""
+    """The :class:`TrialRules` of a study spec (its ``artifacts.store`` resolved by the
+    driver: a spec without one saves no checkpoint)."""
+    store = None
+    if spec.artifacts.store is not None:
+        from tuner.artifacts import ArtifactStore
+
+        store = ArtifactStore(spec.artifacts.store)
     return TrialRules(
         spec.metric,
         tuple(spec.objective_metrics[1:]),
         plateau_rule(spec),
         spec.limits.trial_timeout_s,
+        store,
     )
 
 
@@ -117,6 +128,9 @@ class TrialContext:
     best: float | None = None  # the metric's best value (plateau rule)
     since_best: int = 0  # reports since it improved
     cancelled: bool = False  # the trial ended without its function (timed out)
+    store: Any = None  # the study's artifacts store (tuner.artifacts.ArtifactStore)
+    restore: Restore | None = None  # the checkpoint this attempt starts from
+    restored_dir: Path | None = None  # its local copy, once get_checkpoint() made it
 
     def stalled(self, value: float) -> bool:
         """Note `value`; whether the plateau rule now ends the trial."""
@@ -162,15 +176,23 @@ def activate(ctx: TrialContext | None) -> TrialContext | None:
 
 @contextmanager
 def trial(
-    metric: str, also: tuple[str, ...] = (), plateau: PlateauRule | None = None
+    metric: str,
+    also: tuple[str, ...] = (),
+    plateau: PlateauRule | None = None,
+    store: Any = None,
 ) -> Iterator[TrialContext]:
     """A running trial of this process, reporting `metric` (and the other objectives'
     metrics `also`), for the `with` block; a :class:`Plateau` (rule `plateau`) ends
     the block quietly, as if the trial's function had returned. A block that ends on
     its own (returned, or the plateau rule) sends a last result marking how
     (:data:`ENDED_KEY`), which is what lets the trial count as completed short of its
-    budget."""
-    ctx = TrialContext(metric, also=also, plateau=plateau)
+    budget. With an artifacts `store`, an attempt that starts from a checkpoint
+    (:func:`tuner.get_checkpoint`) goes on counting from the checkpoint's step."""
+    ctx = TrialContext(metric, also=also, plateau=plateau, store=store)
+    if store is not None:
+        ctx.restore = read_restore()
+        if ctx.restore is not None:
+            ctx.reports, ctx.last_step = ctx.restore.reports, ctx.restore.step
     previous = activate(ctx)
     token = _owner.set(ctx)
     try:
@@ -203,7 +225,7 @@ def run_trial(rules: TrialRules, body: Callable[[TrialContext], object]) -> None
 
     def attempt() -> None:
         try:
-            with trial(rules.metric, rules.also, rules.plateau) as ctx:
+            with trial(rules.metric, rules.also, rules.plateau, rules.store) as ctx:
                 holder.append(ctx)
                 body(ctx)
         except Cancelled:
@@ -235,7 +257,7 @@ def _fail(text: str) -> None:
     _send({ERROR_KEY: text, **_output.pending_output()})
 
 
-def report(step: int | None = None, **metrics: float) -> None:
+def report(step: int | None = None, checkpoint: Any = None, **metrics: float) -> None:
     """Report intermediate results of the running trial.
 
     Call it from the function a ``kind: python`` trainer names, once per step (epoch,
@@ -245,12 +267,18 @@ def report(step: int | None = None, **metrics: float) -> None:
     Args:
         step: the step these values belong to (an int that grows); defaults to the
             number of earlier reports.
+        checkpoint: a folder the trial wrote (a str or a Path): a copy goes to the
+            study's artifacts store, and a trial that starts again (its worker died,
+            ``tuner resume``, Population Based Training) gets it from
+            :func:`tuner.get_checkpoint`. The trial's last checkpoint is its model
+            (:meth:`tuner.Trial.load_model`, ``tuner model``).
         **metrics: numeric values; the study's metric (with several objectives, every
             objective's metric) must be among them.
 
     Raises:
         ReportError: outside a trial, without the study's metric, with a value that is
-            not a number, or with the study's metric NaN (the trial is then failed).
+            not a number, with the study's metric NaN (the trial is then failed), or
+            with a checkpoint that is not a folder.
     """
     ctx = _owner.get() or _current
     if ctx is not None and ctx.cancelled:
@@ -284,14 +312,41 @@ def report(step: int | None = None, **metrics: float) -> None:
             f"metric {ctx.metric!r} is NaN at step {step}: the trial is failed "
             "(check the objective for a division by zero or a diverging model)"
         )
+    saved = {}
+    if checkpoint is not None:  # stored before the report: a retry finds it with it
+        stored = save(ctx.store, checkpoint, int(step))
+        saved = {CHECKPOINT_KEY: {**stored, "reports": ctx.reports + 1}}
     ctx.reports += 1
     ctx.last_step = int(step)
     _send(
         {**values, STEP_KEY: int(step), KEYS_KEY: tuple(values), NODE_KEY: ctx.node}
+        | saved
         | _output.pending_output()
     )
     if ctx.stalled(values[ctx.metric]):
         raise Plateau
+
+
+def get_checkpoint() -> Path | None:
+    """The local folder holding the checkpoint this trial starts from, or None on a
+    fresh start.
+
+    A trial starts from a checkpoint when its worker died and it runs again
+    (``limits.max_retries``), when ``tuner resume`` continues it after its driver was
+    killed, and under Population Based Training (a top trial's checkpoint). Load the
+    model and optimizer from it and go on from the step after the checkpoint's: tuner
+    counts the steps up to it already. The folder is a copy, the trial's own for this
+    attempt; every call returns the same one.
+
+    Returns:
+        The folder, or None: a fresh start, or outside a trial.
+    """
+    ctx = _owner.get() or _current
+    if ctx is None or ctx.restore is None or ctx.store is None:
+        return None
+    if ctx.restored_dir is None:
+        ctx.restored_dir = fetch(ctx.store, ctx.restore)
+    return ctx.restored_dir
 
 
 def _send(result: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from tuner.exceptions import (
 )
 from tuner.search._auto import describe
 from tuner.spec import StudySpec, load_spec
-from tuner.storage import Storage, StudyRecord, TrialOutputRecord, TrialRecord
+from tuner.storage import ArtifactRecord, Storage, StudyRecord, TrialOutputRecord, TrialRecord
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -176,9 +176,17 @@ class Study:
         if progress is None:
             progress = sys.stderr.isatty()
         history: list[TrialRecord] = []
+        going_on = []
         if resume:
+            from tuner.run._continue import continuations_of
+
+            # Trials of a killed driver with a checkpoint go on from it; the rest stop.
+            going_on = continuations_of(self._storage, self._record.id)
             self._storage.mark_running_trials(
-                self._record.id, "stopped", "interrupted: the study's driver stopped"
+                self._record.id,
+                "stopped",
+                "interrupted: the study's driver stopped",
+                keep=[c.number for c in going_on],
             )
             history = self._storage.get_trials(self._record.id)
         try:
@@ -190,6 +198,7 @@ class Study:
                 progress=progress,
                 verbose=verbose,
                 on_start=on_start,
+                continuing=going_on,
             )
         except (SpecError, TunerError) as e:
             # The trainer could not be prepared (bad data path, metric...) or Ray could
@@ -213,6 +222,11 @@ class Study:
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
         """The study's trials, by number, optionally only those in `states`."""
         return self._storage.get_trials(self._record.id, states)
+
+    def artifacts(self, number: int | None = None) -> list[ArtifactRecord]:
+        """The checkpoints and models stored for the study's trials (trial `number`'s
+        only, if given): what ``artifacts.keep`` kept, by trial number, kind and step."""
+        return self._storage.artifacts(self._record.id, number)
 
     def trial_output(self, number: int) -> list[TrialOutputRecord]:
         """What trial `number` wrote to stdout and stderr: one record per attempt that

@@ -157,3 +157,17 @@ def test_a_retry_from_a_checkpoint_keeps_the_steps_up_to_it(storage_url: str) ->
         storage.write([TrialRetried(sid, 0, 3, "WorkerDied: again")])
         assert storage.get_intermediate(sid).get(0, {}) == {}
         assert storage.get_trial(sid, 0).steps == 0
+
+
+def test_a_retry_in_the_batch_of_the_results_it_keeps(storage_url: str) -> None:
+    with Storage(storage_url) as storage:
+        sid = _study(storage)
+        storage.write(
+            [TrialStarted(sid, 0, {}, T0)]
+            + [TrialResult(sid, 0, step, {"loss": 10.0 - step}) for step in range(6)]
+            + [TrialRetried(sid, 0, 2, "WorkerDied", keep_through=3)]
+            + [TrialResult(sid, 0, step, {"loss": 1.0}) for step in (4, 5)]
+        )
+        storage.write([TrialRetried(sid, 0, 3, "WorkerDied", keep_through=1)])
+        assert [s for s, _ in storage.get_intermediate(sid)[0]["loss"]] == [0, 1]
+        assert storage.get_trial(sid, 0).steps == 2

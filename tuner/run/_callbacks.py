@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ray import tune
 
+from tuner._checkpoint import CHECKPOINT_KEY, MODEL_KEY
 from tuner._errors import reorder_traceback_text
 from tuner._report import ENDED_KEY, ERROR_KEY, KEYS_KEY, NODE_KEY, STEP_KEY
 from tuner.run._ledger import FinishedTrial, TrialLedger
@@ -25,6 +26,8 @@ from tuner.run._trial_output import TrialOutputs
 from tuner.storage import TrialFinished, TrialResult, TrialRetried, TrialStarted
 
 if TYPE_CHECKING:
+    from tuner.run._checkpoints import Checkpoints
+    from tuner.run._continue import Continuations
     from tuner.run._recorder import Event
     from tuner.search._base import TunerSearcher
 
@@ -73,6 +76,9 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         searcher: told when the ledger decides a trial was pruned.
         control: the run's stop flag (read; raised at ``limits.max_failed_trials``).
         study_name: the study's name, which a trial reads (:func:`tuner.current_trial`).
+        checkpoints: the study's checkpoints and models (None: it has no artifacts store).
+        continuations: trials of an earlier run that go on from their checkpoints
+            (``tuner resume``), by Ray trial id, under their own numbers.
     """
 
     def __init__(
@@ -83,6 +89,8 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         searcher: TunerSearcher,
         control: StopFlag,
         study_name: str = "",
+        checkpoints: Checkpoints | None = None,
+        continuations: Continuations | None = None,
     ) -> None:
         self._rec = sink
         self._ledger = ledger
@@ -90,11 +98,36 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         self._searcher = searcher
         self._control = control
         self.outputs = TrialOutputs(sink.put, study_id, study_name)
+        self.checkpoints = checkpoints
+        self._continuations = continuations
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        number = self._ledger.start(trial.trial_id)
+        tid = trial.trial_id
+        going_on = self._continuations.take(tid) if self._continuations is not None else None
+        if going_on is not None:  # an earlier run's trial, from its checkpoint
+            number = self._ledger.start(tid, number=going_on.number, attempts=going_on.attempt)
+            if number is None:
+                return
+            if self.checkpoints is not None:
+                self.checkpoints.started(
+                    tid, number, going_on.restore, own=True, size=going_on.bytes
+                )
+            self.outputs.retried(tid, number, going_on.attempt)
+            self._rec.put(
+                TrialRetried(
+                    self._study_id,
+                    number,
+                    going_on.attempt,
+                    going_on.reason,
+                    keep_through=going_on.restore.step,
+                )
+            )
+            return
+        number = self._ledger.start(tid)
         if number is not None:
-            self.outputs.started(trial.trial_id, number)
+            if self.checkpoints is not None:
+                self.checkpoints.started(tid, number)
+            self.outputs.started(tid, number)
             self._rec.put(TrialStarted(self._study_id, number, dict(trial.config), _now()))
 
     def on_trial_result(
@@ -105,6 +138,11 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         if number is None:
             return
         self.outputs.result(tid, result)
+        if self.checkpoints is not None:
+            if CHECKPOINT_KEY in result:
+                self.checkpoints.saved(tid, result[CHECKPOINT_KEY])
+            if MODEL_KEY in result:
+                self.checkpoints.saved(tid, result[MODEL_KEY], kind="model")
         if ERROR_KEY in result:
             self._failed(self._ledger.fail(tid, str(result[ERROR_KEY])))
             return
@@ -143,8 +181,16 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         retried = self._ledger.retry(trial.trial_id, error)
         if retried is not None:
             number, attempt = retried
+            # From its latest checkpoint, which its next attempt reads (tuner.get_checkpoint).
+            point = (
+                None if self.checkpoints is None else self.checkpoints.retry_point(trial.trial_id)
+            )
             self.outputs.retried(trial.trial_id, number, attempt)
-            self._rec.put(TrialRetried(self._study_id, number, attempt, error.splitlines()[0]))
+            self._rec.put(
+                TrialRetried(
+                    self._study_id, number, attempt, error.splitlines()[0], keep_through=point
+                )
+            )
 
     def _failed(self, ended: FinishedTrial | None) -> None:
         self._write(ended)
@@ -163,6 +209,8 @@ class RecordingCallback(_DriverOnly, tune.Callback):
     def _write(self, ended: FinishedTrial | None) -> None:
         if ended is None:
             return
+        if self.checkpoints is not None:
+            self.checkpoints.ended(ended.trial_id, ended.state, ended.metrics)
         self._rec.put(
             TrialFinished(
                 self._study_id,

@@ -22,11 +22,12 @@ collaborators and hands them to :func:`_run`, which only drives Ray Tune.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
 
     from tuner.run._callbacks import ProgressCallback, RecordingCallback
+    from tuner.run._checkpoints import Ranking
+    from tuner.run._continue import Continuation
     from tuner.run._control import Control
     from tuner.search._base import TunerSearcher
 
@@ -83,6 +86,7 @@ def run_study(
     progress: bool = False,
     verbose: bool = False,
     on_start: Callable[[], None] | None = None,
+    continuing: Sequence[Continuation] = (),
 ) -> RunOutcome:
     """Run (or resume) a study's trials through Ray Tune; blocks until done.
 
@@ -95,6 +99,8 @@ def run_study(
         progress: show a progress bar on stderr.
         verbose: let Ray's own logs and the trials' output through.
         on_start: called once Ray is up and the trials' resources fit, before any runs.
+        continuing: running trials of a killed driver that go on from their checkpoints
+            (``tuner resume``), before any new trial.
 
     Raises:
         SpecError: the search algorithm needs an extra that is not installed, or the
@@ -113,10 +119,17 @@ def run_study(
     try:
         check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
         warm = warm_start_history(spec, storage)  # a missing study: one line, now
+        spec = with_store(spec, storage.url)  # the trials save to the resolved store
         prepared = prepare(spec)  # fails fast on a bad function or metric
         _ray.ensure_ray(spec.resources.address, verbose=verbose, working_dir=spec.base_dir)
         if prepared.resources is None:  # a data-parallel trainer checks its own workers
             _ray.check_fits(spec.resources.per_trial())
+        if spec.artifacts.store is not None:  # written, read back, seen by every node
+            from tuner.artifacts import check_store
+
+            check_store(
+                spec.artifacts.store, on_cluster=not _ray._starts_local(spec.resources.address)
+            )
     except KeyboardInterrupt:
         if prepared is not None and prepared.cleanup is not None:
             prepared.cleanup()
@@ -139,6 +152,7 @@ def run_study(
             progress,
             in_flight or spec.search.max_concurrent,
             warm,
+            continuing,
         )
         return _run(study, spec, storage, prepared, parts)
     except StudyInterrupted:
@@ -194,6 +208,7 @@ def _build(
     progress: bool,
     max_concurrent: int,
     warm: Sequence[TrialRecord] = (),
+    continuing: Sequence[Continuation] = (),
 ) -> _Parts:
     """The searcher, scheduler, ledger and callbacks of one run (Ray is up).
 
@@ -207,6 +222,12 @@ def _build(
     from tuner.search import build_searcher
 
     searcher = build_searcher(spec, history, warm)
+    going_on = None
+    if continuing:
+        from tuner.run._continue import Continuations, ContinuingSearcher
+
+        going_on = Continuations(continuing)
+        searcher = ContinuingSearcher(searcher, going_on)
     finished = [t for t in history if t.state in COUNTED]
     own = searcher.remaining  # grid search decides how many trials are left
     remaining = own if own is not None else max(0, spec.search.num_trials - len(finished))
@@ -227,14 +248,66 @@ def _build(
         return parts
     control = parts.control = Control(storage, study.id)
     parts.recorder = Recorder(storage, on_give_up=lambda e: control.request("storage"))
+    checkpoints = None
+    if spec.artifacts.store is not None:
+        from tuner.artifacts import ArtifactStore
+        from tuner.run._checkpoints import Checkpoints
+
+        checkpoints = Checkpoints(
+            parts.recorder.put,
+            study.id,
+            ArtifactStore(spec.artifacts.store),
+            spec.artifacts.keep,
+            _ranking(spec),
+        )
+        checkpoints.load(history, storage.artifacts(study.id))
     parts.recording = RecordingCallback(
-        parts.recorder, ledger, study.id, searcher, control, study_name=study.name
+        parts.recorder,
+        ledger,
+        study.id,
+        searcher,
+        control,
+        study_name=study.name,
+        checkpoints=checkpoints,
+        continuations=going_on,
     )
     if progress:
         bar = ProgressBar(study.name, total, spec.metric)
         parts.progress = ProgressCallback(ledger, bar)
         parts.progress.show()
     return parts
+
+
+def with_store(spec: StudySpec, storage_url: str) -> StudySpec:
+    """`spec` with its ``artifacts.store`` resolved: the spec's own (made absolute), or
+    the folder beside a SQLite database; unchanged (no store: trials save no
+    checkpoint) where neither exists."""
+    from tuner.artifacts import default_store, resolve_store
+
+    if spec.artifacts.store is None and default_store(storage_url) is None:
+        return spec
+    root = resolve_store(spec.artifacts.store, storage_url)
+    artifacts = spec.artifacts.model_copy(update={"store": root})
+    return spec.model_copy(update={"artifacts": artifacts})
+
+
+def _ranking(spec: StudySpec) -> Ranking:
+    """``artifacts.keep``'s order of finished trials: completed and feasible ones, by
+    the first objective, then the next (each as a loss: smaller is better)."""
+    from tuner._pareto import losses
+
+    feasible = _feasibility(spec)
+    names, modes = list(spec.objective_metrics), list(spec.objective_modes)
+
+    def rank(state: TrialState | str, metrics: Mapping[str, float]) -> tuple[float, ...] | None:
+        if state != TrialState.COMPLETED or (feasible is not None and not feasible(metrics)):
+            return None
+        values = [metrics.get(name) for name in names]
+        if any(v is None or not math.isfinite(v) for v in values):
+            return None
+        return tuple(losses([float(v) for v in values if v is not None], modes))
+
+    return rank
 
 
 def _feasibility(spec: StudySpec) -> Callable[[Any], bool] | None:

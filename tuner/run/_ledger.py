@@ -214,15 +214,18 @@ class TrialLedger:
 
     # -- what happens to trials ----------------------------------------------------
 
-    def start(self, trial_id: str) -> int | None:
+    def start(self, trial_id: str, *, number: int | None = None, attempts: int = 1) -> int | None:
         """A trial started; returns its number, or None if it started before (a
-        scheduler paused and resumed it)."""
+        scheduler paused and resumed it). An earlier run's trial that goes on from its
+        checkpoint (``tuner resume``) keeps its `number`, at attempt `attempts`."""
         if trial_id in self._seen:
             return None
         self._seen.add(trial_id)
-        number = self._next
-        self._next += 1
+        if number is None:
+            number = self._next
+            self._next += 1
         self._open[trial_id] = _Open(number, self._clock())
+        self._open[trial_id].attempts = attempts
         return number
 
     def retry(self, trial_id: str, error: str) -> tuple[int, int] | None:

@@ -625,10 +625,14 @@ class ArtifactsSpec(_Strict):
     (s3 needs `pip install 'tuner[s3]'`; an S3-compatible endpoint and its credentials
     come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ... as for any AWS tool). null: a
     folder beside a SQLite database file, `<db stem>-artifacts` (tuner.db:
-    tuner-artifacts); with PostgreSQL a store must be given. Checked (written, read back
-    and, on a cluster, read by every node) before the first trial runs."""
+    tuner-artifacts); with PostgreSQL, give one to keep checkpoints and models (without
+    a store, trials save none). Checked (written, read back and, on a cluster, read by
+    every node) before the first trial runs."""
     keep: int = Field(default=3, ge=1)
-    """Checkpoints kept for each trial, the newest ones; older ones are deleted."""
+    """The models of the best `keep` completed trials are kept (by the study's metric;
+    several objectives: by the first, then the next). A running trial keeps its latest
+    checkpoint; a finished trial's other files are deleted as it ends, and a model as
+    it falls out of the best."""
 
 
 class StudySpec(_Strict):

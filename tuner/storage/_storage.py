@@ -301,8 +301,11 @@ class Storage:
         """
         return self._writer.import_trials(study_id, trials, batch_size=batch_size)
 
-    def mark_running_trials(self, study_id: int, state: TrialState | str, error: str) -> int:
-        """Close every trial of the study that is still ``running`` (resume after a crash).
+    def mark_running_trials(
+        self, study_id: int, state: TrialState | str, error: str, keep: Sequence[int] = ()
+    ) -> int:
+        """Close every trial of the study that is still ``running`` (resume after a crash),
+        but those numbered in `keep` (they go on from their checkpoints).
 
         Sets ``state``, ``error`` and ``finished_at`` (now); ``duration_s`` stays unknown.
 
@@ -314,7 +317,7 @@ class Storage:
             StorageError: ``state`` is not a final state, the storage is read-only, or
                 the database fails.
         """
-        return self._writer.mark_running_trials(study_id, state, error)
+        return self._writer.mark_running_trials(study_id, state, error, keep)
 
     # ------------------------------------------------------------------ trials: reads
 

@@ -339,21 +339,12 @@ class TrialWriter:
             session.execute(delete(VALUES).where(VALUES.c.trial_id.in_(reset[i : i + IN_CHUNK])))
         for p in batch.values():
             if p.reset and p.started is None and p.keep_through is not None:
-                # From a checkpoint: the steps after it go; the trial counts those kept.
+                # From a checkpoint: the steps after it go (the new attempt sends them).
                 session.execute(
                     delete(VALUES).where(
                         VALUES.c.trial_id == p.trial_id, VALUES.c.step > p.keep_through
                     )
                 )
-                kept = session.scalar(
-                    select(func.count(func.distinct(VALUES.c.step))).where(
-                        VALUES.c.trial_id == p.trial_id
-                    )
-                )
-                session.execute(
-                    update(TRIALS).where(TRIALS.c.id == p.trial_id).values(steps=kept or 0)
-                )
-
         values = [
             (p.trial_id, metric, step, nan_to_none(v))
             for p in batch.values()
@@ -364,6 +355,17 @@ class TrialWriter:
         elif values:
             _executemany(session, self._upsert_values(), _VALUE_COLUMNS, values)
 
+        for p in batch.values():
+            if p.reset and p.started is None and p.keep_through is not None:
+                # The steps kept and those this batch brought: the trial's count now.
+                p.steps = int(
+                    session.scalar(
+                        select(func.count(func.distinct(VALUES.c.step))).where(
+                            VALUES.c.trial_id == p.trial_id
+                        )
+                    )
+                    or 0
+                )
         progress = [_progress_row(p) for p in batch.values() if p.is_update and p.finish is None]
         finishes = [
             {**_progress_row(p), **_finish_row(p)}
@@ -621,7 +623,13 @@ class TrialWriter:
             set_={"value": statement.excluded.value},
         )
 
-    def mark_running_trials(self, study_id: int, state: TrialState | str, error: str) -> int:
+    def mark_running_trials(
+        self,
+        study_id: int,
+        state: TrialState | str,
+        error: str,
+        keep: Sequence[int] = (),
+    ) -> int:
         """Close the study's running trials (see :meth:`Storage.mark_running_trials`)."""
         if state not in TERMINAL_TRIAL_STATES:
             raise StorageRefused(
@@ -632,7 +640,11 @@ class TrialWriter:
             with self._db.session(doing, write=True) as session:
                 result = session.execute(
                     update(TRIALS)
-                    .where(TRIALS.c.study_id == study_id, TRIALS.c.state == _RUNNING)
+                    .where(
+                        TRIALS.c.study_id == study_id,
+                        TRIALS.c.state == _RUNNING,
+                        TRIALS.c.number.not_in(list(keep)),
+                    )
                     .values(state=TrialState(state).value, error=error, finished_at=now())
                 )
                 count = int(result.rowcount)  # type: ignore[attr-defined]
@@ -776,7 +788,7 @@ def _derived_row(objectives: StudyObjectives, metrics: Mapping[str, Any]) -> dic
 def _progress_row(p: _Pending) -> dict[str, Any]:
     return {
         "b_id": p.trial_id,
-        "b_keep": 0 if p.reset and p.keep_through is None else 1,
+        "b_keep": 0 if p.reset else 1,
         "b_steps": p.steps,
         "b_metrics_json": dumps(p.metrics),
         "b_attempts": 1 + len(p.attempt_errors),
