@@ -172,3 +172,22 @@ def checkpointed(config):
         if step == config.get("die_at") and not os.path.exists(marker):
             open(marker, "w").close()
             os._exit(1)
+
+
+def slow_checkpointed(config):
+    """`slow`, where even-numbered trials save a checkpoint at every step and go on
+    from one (reporting `from_step`, where this attempt began); odd ones save none."""
+    me = tuner.current_trial()
+    saves = me is not None and me.number % 2 == 0
+    start, folder = 1, None
+    if saves:
+        restored = tuner.get_checkpoint()
+        if restored is not None:
+            start = int((restored / "step").read_text()) + 1
+        folder = tempfile.mkdtemp(prefix="tuner-test-slow-")
+    for step in range(start, int(os.environ.get("TUNER_TEST_SLOW_STEPS", 400)) + 1):
+        time.sleep(0.05)
+        if folder is not None:
+            with open(os.path.join(folder, "step"), "w") as f:
+                f.write(str(step))
+        tuner.report(step=step, checkpoint=folder, loss=config["x"] + 1 / step, from_step=start)

@@ -205,12 +205,18 @@ def test_help_is_quick_and_does_not_import_ray():
 
 
 def test_resume_after_a_killed_driver_loses_and_reruns_nothing(tmp_path):
-    """A real crash: the `tuner run` process is killed mid-study, then resumed."""
+    """A real crash: the `tuner run` process is killed mid-study, then resumed. The
+    running trial with a checkpoint goes on from it under its own number; the one
+    without is kept as stopped."""
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     path = write_spec(
         tmp_path,
         name="crashy",
-        trainer={"kind": "python", "function": "tests.objectives:slow", "max_steps": 400},
+        trainer={
+            "kind": "python",
+            "function": "tests.objectives:slow_checkpointed",
+            "max_steps": 400,
+        },
         search={"algorithm": "tpe", "num_trials": 4, "max_concurrent": 2, "seed": 0},
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -228,7 +234,8 @@ def test_resume_after_a_killed_driver_loses_and_reruns_nothing(tmp_path):
         time.sleep(1)
         try:
             study = tuner.load_study("crashy", storage=url)
-            if any(t.steps >= 20 for t in study.trials()):
+            trials = study.trials()
+            if len(trials) == 2 and all(t.steps >= 20 for t in trials):
                 break
         except tuner.TunerError:
             continue
@@ -236,25 +243,33 @@ def test_resume_after_a_killed_driver_loses_and_reruns_nothing(tmp_path):
     proc.wait()
     assert study is not None
     before = {t.number: t for t in study.trials()}
-    assert before and all(t.state == "running" for t in before.values())
+    assert sorted(before) == [0, 1] and all(t.state == "running" for t in before.values())
+    [checkpoint] = [a for a in study.artifacts() if a.kind == "checkpoint"]
+    assert checkpoint.number == 0 and checkpoint.step >= 20  # the latest one only
 
     resumed = subprocess.run(
         [sys.executable, "-m", "tuner.cli", "resume", "crashy", "--storage", url, "--no-progress"],
         cwd=ROOT,
-        env={**env, "TUNER_TEST_SLOW_STEPS": "30"},
+        env={**env, "TUNER_TEST_SLOW_STEPS": "60"},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr
-    after = {t.number: t for t in tuner.load_study("crashy", storage=url).trials()}
-    for number, old in before.items():  # interrupted trials are kept, marked stopped
-        assert after[number].state == "stopped"
-        assert after[number].params == old.params
-        assert after[number].steps >= old.steps
+    study = tuner.load_study("crashy", storage=url)
+    after = {t.number: t for t in study.trials()}
+    # Trial 0 went on from its checkpoint, under its number: every step once.
+    going_on = after[0]
+    assert (going_on.state, going_on.attempts) == ("completed", 2)
+    assert going_on.metrics["from_step"] == checkpoint.step + 1
+    steps = [s for s, _ in study.intermediate([0])[0]["loss"]]
+    assert steps == list(range(1, 61))
+    # Trial 1 had no checkpoint: kept as it was, stopped.
+    assert after[1].state == "stopped" and after[1].params == before[1].params
+    assert after[1].steps >= before[1].steps
     finished = [t for t in after.values() if t.state in ("completed", "pruned", "failed")]
     assert len(finished) == 4
-    assert min(t.number for t in finished) > max(before)
+    assert min(t.number for t in finished if t.number != 0) > max(before)
 
 
 def test_module_failing_on_its_own_import_shows_the_real_error(tmp_path, sqlite_url):

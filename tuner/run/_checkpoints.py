@@ -15,8 +15,8 @@ artifacts store, :mod:`tuner._checkpoint`) and of how each trial ended. It
 - never deletes a checkpoint that a trial may still start from (:meth:`pin`: a
   Population Based Training donor's, until its child has its own).
 
-Deleting is best effort: a file that cannot be deleted is logged and its row stays, so
-that ``tuner delete`` finds it.
+Deleting is best effort: a row goes first, its files once that is written; a file
+that cannot be deleted is logged and left for ``tuner delete``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuner._checkpoint import Restore, clear_restore, publish_restore
+from tuner.run._recorder import AfterWrite
 from tuner.storage import ArtifactDeleted, ArtifactRecord, ArtifactSaved, TrialRecord, TrialState
 
 __all__ = ["Checkpoints", "Ranking"]
@@ -215,12 +216,19 @@ class Checkpoints:
         return out
 
     def _delete(self, number: int, uri: str) -> None:
+        """Drop `uri`'s row, then (once that is written) its files: a driver killed in
+        between leaves files without a row (``tuner delete`` takes them), never a row
+        without its files."""
         if self._pins.get(uri):
             self._doomed[uri] = number
             return
-        try:
-            self._store.delete(uri)
-        except Exception as e:  # a file left behind must not stop the study
-            log.warning("could not delete %s from the artifacts store: %s", uri, e)
-            return
         self._put(ArtifactDeleted(self._study_id, number, uri))
+        store = self._store
+
+        def delete() -> None:
+            try:
+                store.delete(uri)
+            except Exception as e:  # a file left behind must not stop the study
+                log.warning("could not delete %s from the artifacts store: %s", uri, e)
+
+        self._put(AfterWrite(delete))

@@ -11,9 +11,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tuner.exceptions import StorageError, StorageUnavailable
 from tuner.storage import (
+    ArtifactDeleted,
+    ArtifactSaved,
     Storage,
     TrialFinished,
     TrialOutput,
@@ -22,10 +25,29 @@ from tuner.storage import (
     TrialStarted,
 )
 
-__all__ = ["STORAGE_GRACE_S", "Event", "Recorder"]
+__all__ = ["STORAGE_GRACE_S", "AfterWrite", "Event", "Recorder"]
 
 log = logging.getLogger(__name__)
-Event = TrialStarted | TrialResult | TrialRetried | TrialFinished | TrialOutput
+
+
+@dataclass(frozen=True)
+class AfterWrite:
+    """Not an event: `action` runs in the recorder's thread once every event put
+    before it is in the database (deleting a file only after its row is gone)."""
+
+    action: Callable[[], None]
+
+
+Event = (
+    TrialStarted
+    | TrialResult
+    | TrialRetried
+    | TrialFinished
+    | TrialOutput
+    | ArtifactSaved
+    | ArtifactDeleted
+    | AfterWrite
+)
 # How long the recorder keeps events while the database is unreachable (a restarted
 # PostgreSQL) before it gives up and stops the study.
 STORAGE_GRACE_S = 60.0
@@ -95,8 +117,16 @@ class Recorder:
             self._held.extend(self._drain())
             try:
                 if self._held:
-                    self._storage.write(self._held)
+                    events = [e for e in self._held if not isinstance(e, AfterWrite)]
+                    if events:
+                        self._storage.write(events)
+                    actions = [e.action for e in self._held if isinstance(e, AfterWrite)]
                     self._held = []
+                    for action in actions:
+                        try:
+                            action()
+                        except Exception as e:  # an action must not stop the recording
+                            log.warning("tuner: %s", e)
                 self._failing_since = None
             except StorageError as e:
                 now = time.monotonic()
