@@ -191,3 +191,22 @@ def slow_checkpointed(config):
             with open(os.path.join(folder, "step"), "w") as f:
                 f.write(str(step))
         tuner.report(step=step, checkpoint=folder, loss=config["x"] + 1 / step, from_step=start)
+
+
+def lineage_toy(config):
+    """Gradient descent on x^2 from x = 4 with rate `lr`; a checkpoint (x and the step)
+    every step, and a start from tuner.get_checkpoint() where there is one. Reports
+    `from_step` (where this trial began) and `x0` (x there)."""
+    start, x = 0, 4.0
+    restored = tuner.get_checkpoint()
+    if restored is not None:
+        saved = json.loads((restored / "state.json").read_text())
+        start, x = saved["step"] + 1, saved["x"]
+    x0 = x
+    folder = tempfile.mkdtemp(prefix="tuner-test-pbt-")
+    for step in range(start, config.get("steps", 16)):
+        time.sleep(0.1)  # the population trains side by side
+        x = x * (1 - config["lr"])
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"step": step, "x": x}, f)
+        tuner.report(step=step, checkpoint=folder, loss=x * x, from_step=start, x0=x0)

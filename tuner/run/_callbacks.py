@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from tuner.run._continue import Continuations
     from tuner.run._recorder import Event
     from tuner.search._base import TunerSearcher
+    from tuner.search._pbt import Population
 
 __all__ = [
     "EventSink",
@@ -79,6 +80,8 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         checkpoints: the study's checkpoints and models (None: it has no artifacts store).
         continuations: trials of an earlier run that go on from their checkpoints
             (``tuner resume``), by Ray trial id, under their own numbers.
+        population: Population Based Training's (pbt, pb2): which new trials start
+            from a donor's checkpoint, and the donor's number (their ``parent``).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         study_name: str = "",
         checkpoints: Checkpoints | None = None,
         continuations: Continuations | None = None,
+        population: Population | None = None,
     ) -> None:
         self._rec = sink
         self._ledger = ledger
@@ -100,6 +104,7 @@ class RecordingCallback(_DriverOnly, tune.Callback):
         self.outputs = TrialOutputs(sink.put, study_id, study_name)
         self.checkpoints = checkpoints
         self._continuations = continuations
+        self._population = population
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tid = trial.trial_id
@@ -123,12 +128,19 @@ class RecordingCallback(_DriverOnly, tune.Callback):
                 )
             )
             return
+        child = self._population.take(tid) if self._population is not None else None
         number = self._ledger.start(tid)
-        if number is not None:
-            if self.checkpoints is not None:
-                self.checkpoints.started(tid, number)
-            self.outputs.started(tid, number)
-            self._rec.put(TrialStarted(self._study_id, number, dict(trial.config), _now()))
+        if number is None:
+            return
+        if self.checkpoints is not None:
+            self.checkpoints.started(tid, number, child.restore if child else None)
+            if child is not None:
+                self.checkpoints.unpin(child.restore.uri)  # the scheduler's, now the trial's
+        self.outputs.started(tid, number)
+        parent = child.parent if child is not None else None
+        self._rec.put(
+            TrialStarted(self._study_id, number, dict(trial.config), _now(), parent=parent)
+        )
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner import _ray
-from tuner.exceptions import ReportError, StudyFailedError, StudyInterrupted
+from tuner.exceptions import ReportError, SpecError, StudyFailedError, StudyInterrupted
 from tuner.run._history import COUNTED, warm_start_history
 from tuner.run._ledger import TrialLedger
 from tuner.run._recorder import Recorder
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from tuner.run._continue import Continuation
     from tuner.run._control import Control
     from tuner.search._base import TunerSearcher
+    from tuner.search._pbt import Population
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class _Parts:
     remaining: int  # trials this run starts at most
     max_concurrent: int  # trials in flight at most
     control: Control | None = None
+    population: Population | None = None  # pbt, pb2
     recorder: Recorder | None = None
     recording: RecordingCallback | None = None
     progress: ProgressCallback | None = None
@@ -243,7 +245,17 @@ def _build(
         feasible=_feasibility(spec),
         keep_best=spec.early_stopping.trial_value == "best",
     )
-    parts = _Parts(ledger, searcher, build_scheduler(spec), remaining, max_concurrent)
+    population = getattr(searcher, "population", None)  # pbt, pb2: their own scheduler
+    if population is not None and spec.artifacts.store is None:
+        raise SpecError(
+            f"{spec.search.algorithm} starts new trials from others' checkpoints, and "
+            "this study has nowhere to keep them: set artifacts.store to a folder every "
+            "node sees or a URL such as s3://bucket/prefix",
+            ["artifacts", "store"],
+        )
+    scheduler = getattr(searcher, "scheduler", None) or build_scheduler(spec)
+    parts = _Parts(ledger, searcher, scheduler, remaining, max_concurrent)
+    parts.population = population
     if remaining == 0:
         return parts
     control = parts.control = Control(storage, study.id)
@@ -261,6 +273,11 @@ def _build(
             _ranking(spec),
         )
         checkpoints.load(history, storage.artifacts(study.id))
+        if population is not None:
+            population.latest = checkpoints.latest
+            population.pin = checkpoints.pin
+            population.number = ledger.number
+            population.fail = lambda message: control.request("pbt: no checkpoint")
     parts.recording = RecordingCallback(
         parts.recorder,
         ledger,
@@ -270,6 +287,7 @@ def _build(
         study_name=study.name,
         checkpoints=checkpoints,
         continuations=going_on,
+        population=population,
     )
     if progress:
         bar = ProgressBar(study.name, total, spec.metric)
@@ -396,6 +414,9 @@ def _run(
     if parts.recorder.error is not None:
         storage.set_study_status(study.id, StudyState.FAILED)
         raise parts.recorder.error
+    if parts.population is not None and parts.population.error is not None:
+        storage.set_study_status(study.id, StudyState.FAILED)
+        raise SpecError(parts.population.error, ["trainer"])
     stopped = interrupted or control.stopping
     outcome = _end(storage, study, parts.ledger, stopped=stopped)
     if signals.signum is not None:

@@ -57,6 +57,10 @@ ALGORITHMS: dict[str, Algorithm] = {
         # take several objectives.
         Algorithm("bohb", "tuner.search._bohb:bohb", multi_objective=False, needs_rungs=True),
         Algorithm("auto", "tuner.search._auto:auto"),
+        # Population Based Training as lineage: cut trials' places go to new trials
+        # that start from a top trial's checkpoint (tuner.search._pbt, tuner.run._pbt).
+        Algorithm("pbt", "tuner.search._pbt:pbt", multi_objective=False),
+        Algorithm("pb2", "tuner.search._pbt:pb2", multi_objective=False),
     )
 }
 ALGORITHM_NAMES: tuple[str, ...] = tuple(ALGORITHMS)

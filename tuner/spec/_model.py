@@ -437,7 +437,14 @@ class SearchSpec(_Strict):
     stored and shown as e.g. auto→gp: tpe for a conditional or categorical space; else
     qmc when every trial is in flight at once; else gp up to 200 trials with at most a
     quarter of them in flight (torch installed); else tpe. With several `objectives`:
-    nsga2, nsga3, tpe, gp, random, qmc, auto (or grid)."""
+    nsga2, nsga3, tpe, gp, random, qmc, auto (or grid). pbt, pb2: Population Based
+    Training as lineage: `population` trials train at once; every
+    `perturbation_interval` steps a trial in the bottom `quantile_fraction` is cut
+    (pruned) and a new trial starts from a top trial's checkpoint with mutated
+    parameters (pbt: each one 0.8x or 1.2x, or resampled with `resample_probability`;
+    pb2: chosen by a GP bandit on how fast each configuration improved), recording
+    that trial as its `parent`. Needs an artifacts store and a trainer that saves
+    checkpoints; one objective; no early_stopping.scheduler; num_trials is ignored."""
     num_trials: int = Field(default=20, ge=1, le=1_000_000)
     """How many trials to run (grid: ignored, its size is the product of the values)."""
     max_concurrent: int = Field(default=2, ge=1, le=10_000)
@@ -449,6 +456,16 @@ class SearchSpec(_Strict):
     every parameter that is active for it, with a value inside its range (not with
     grid). They count towards num_trials. Trials are numbered as they start, so with
     several in flight the first ones may start (and be numbered) in another order."""
+    population: int = Field(default=8, ge=2, le=10_000)
+    """pbt, pb2: trials training at once, the first of them sampled at random."""
+    perturbation_interval: int = Field(default=4, ge=1)
+    """pbt, pb2: steps between two times a trial is compared with the population."""
+    quantile_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    """pbt, pb2: the share of the population that is cut (the bottom) and that donors
+    come from (the top)."""
+    resample_probability: float = Field(default=0.25, ge=0, le=1)
+    """pbt: the chance that a mutated parameter is drawn afresh from its range instead
+    of moved 0.8x or 1.2x (a categorical one: to a neighbouring choice)."""
 
 
 class EarlyStoppingSpec(_Strict):
@@ -760,6 +777,20 @@ class StudySpec(_Strict):
                 ("search", "algorithm"),
                 f"{algorithm.name} fits its model at Hyperband's rungs: set "
                 f"early_stopping.scheduler to {with_rungs} (got {es.scheduler}), or use tpe",
+            )
+        if algorithm.name in ("pbt", "pb2") and es.scheduler not in ("none", "fifo"):
+            raise _PathError(
+                ("early_stopping", "scheduler"),
+                f"{algorithm.name} cuts trials itself (the bottom of the population); "
+                f"remove early_stopping.scheduler (got {es.scheduler})",
+            )
+        if algorithm.name in ("pbt", "pb2") and (
+            self.search.perturbation_interval >= self.trainer.budget
+        ):
+            raise _PathError(
+                ("search", "perturbation_interval"),
+                f"must be < the trainer's budget {self.trainer.budget} "
+                f"(got {self.search.perturbation_interval}): no trial would ever be compared",
             )
         if self.is_multi_objective and es.patience is not None:
             raise _PathError(
