@@ -31,11 +31,19 @@ import numpy as np
 import pandas as pd
 
 from tuner.exceptions import StorageError
-from tuner.storage import DashboardReads, Storage, StudyRecord, StudyState, TrialState
+from tuner.storage import (
+    ArtifactRecord,
+    DashboardReads,
+    Storage,
+    StudyRecord,
+    StudyState,
+    TrialState,
+)
 
 __all__ = [
     "TRIAL_STATES",
     "DashboardError",
+    "artifacts_frame",
     "best_curve",
     "best_so_far",
     "compare_params",
@@ -45,6 +53,7 @@ __all__ = [
     "filter_trials",
     "fingerprint",
     "history",
+    "human_bytes",
     "importance",
     "is_numeric",
     "learning_curves",
@@ -596,3 +605,37 @@ def pareto_hypervolume(
     at = np.unique(np.linspace(0, len(feasible) - 1, num=min(max_points, len(feasible))).round())
     hv = feasible.iloc[at.astype(int)][["number", "hypervolume"]].reset_index(drop=True)
     return hv, [r * s for r, s in zip(ref, signs, strict=True)]
+
+
+# ---------------------------------------------------------------------- files
+
+
+def human_bytes(n: int) -> str:
+    """A size in bytes as people read it: ``512 B``, ``1.5 KiB``, ``12.0 MiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def artifacts_frame(records: Sequence[ArtifactRecord]) -> pd.DataFrame:
+    """A trial's stored folders as the trial page lists them: its model first, then
+    its checkpoints by step. Columns ``kind, step, size, saved`` (size in human units,
+    saved as UTC text)."""
+    ordered = sorted(records, key=lambda a: (a.kind != "model", a.step))
+    return pd.DataFrame(
+        {
+            "kind": [a.kind for a in ordered],
+            "step": [int(a.step) for a in ordered],
+            "size": [human_bytes(a.bytes) for a in ordered],
+            "saved": [_utc_text(a.created_at) for a in ordered],
+        }
+    )
+
+
+def _utc_text(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -56,6 +56,9 @@ def test_keep_holds_the_best_models_and_nothing_else(ray_local, tmp_path):
         assert a.bytes == (Path(a.uri) / "state.json").stat().st_size
     # Every trial ran once from scratch: no checkpoint to start from.
     assert all(t.metrics["from_step"] == 0 and t.metrics["trained"] == 10 for t in trials)
+    # Deleting the study deletes its files too (what `tuner delete` does).
+    assert study.delete() == []
+    assert not (root / "keep").exists() and files_under(root) == set()
 
 
 def test_a_dead_worker_goes_on_from_the_last_checkpoint(ray_local, tmp_path):

@@ -118,6 +118,58 @@ def test_delete_needs_confirmation(ran):
     assert "cli-study" not in runner.invoke(app, ["list", "--storage", url]).output
 
 
+def _stored_folder(root: Path, study: str, number: int = 0) -> Path:
+    """A complete stored folder of a study's trial, as ArtifactStore.put_dir leaves it."""
+    folder = root / study / f"trial-{number:05d}" / "model-00000003"
+    folder.mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(b"w" * 10)
+    (folder / "_COMPLETE").write_bytes(b"")
+    return folder
+
+
+def test_delete_removes_the_studys_files_and_no_other(tmp_path, sqlite_url):
+    """No Ray: the studies are created, not run, and their files laid out by hand."""
+    from datetime import UTC, datetime
+
+    from tuner.storage import ArtifactSaved, Storage, TrialStarted
+
+    study = tuner.create_study(SPEC, storage=sqlite_url)
+    tuner.create_study(SPEC, storage=sqlite_url, name="other")
+    store = tmp_path / "tuner-artifacts"  # the default: beside tuner.db
+    mine, theirs = _stored_folder(store, "cli-study"), _stored_folder(store, "other")
+    # a file stored from another folder (a relative artifacts.store): found by its row
+    elsewhere = _stored_folder(tmp_path / "elsewhere", "cli-study", 1)
+    record = study.storage.get_study("cli-study")
+    study.storage.write(
+        [
+            TrialStarted(record.id, 1, {"x": 0.0, "booster": "gbtree"}, datetime.now(UTC)),
+            ArtifactSaved(record.id, 1, 3, "model", str(elsewhere), 10),
+        ]
+    )
+    result = runner.invoke(app, ["delete", "cli-study", "--storage", sqlite_url, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    assert not (store / "cli-study").exists() and not mine.exists()
+    assert not (tmp_path / "elsewhere" / "cli-study").exists()
+    assert theirs.is_dir() and (theirs / "weights.bin").is_file()
+    with Storage(sqlite_url) as storage:
+        assert [s.study.name for s in storage.list_studies()] == ["other"]
+
+
+def test_delete_with_an_unreachable_store_deletes_the_rows_and_warns(tmp_path, sqlite_url):
+    tuner.create_study(
+        {**SPEC, "artifacts": {"store": "nosuchproto://bucket/runs"}}, storage=sqlite_url
+    )
+    result = runner.invoke(app, ["delete", "cli-study", "--storage", sqlite_url, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "deleted study cli-study" in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("warning: nosuchproto://bucket/runs/cli-study was left behind")
+    out = runner.invoke(app, ["list", "--storage", sqlite_url]).output
+    assert "cli-study" not in out
+
+
 def test_existing_name_is_exit_2_and_keeps_the_study(ran, tmp_path):
     url, _ = ran
     result = runner.invoke(app, ["run", str(write_spec(tmp_path)), "--storage", url])

@@ -328,14 +328,16 @@ def delete(
     storage: StorageOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
 ) -> None:
-    """Delete a study and all its trials."""
+    """Delete a study, all its trials and its files in the artifacts store."""
     study = _load(name, storage)
     n = len(study.trials())
     if not yes and not typer.confirm(f"delete study {name} and its {n} trials?", default=False):
         _console(stderr=True).print("nothing deleted", markup=False)
         raise typer.Exit(1)
-    study.storage.delete_study(name)
+    left = study.delete()
     _console().print(f"deleted study {name} ({n} trials)", markup=False)
+    for line in left:
+        _console(stderr=True).print(f"warning: {line}", markup=False)
 
 
 @app.command("list")

@@ -219,6 +219,38 @@ class Study:
         """Ask the process running this study to stop it (running trials end as stopped)."""
         self._storage.request_stop(self.name)
 
+    def delete(self) -> list[str]:
+        """Delete the study: its rows (trials, parameters, results, artifact rows), then
+        its files in the artifacts store (the folder ``{store}/{name}``).
+
+        A store that cannot be reached does not stop the rows from going: each folder
+        left behind is one line in the returned list.
+
+        Returns:
+            One line per store folder left behind, naming it and why; empty when every
+            file went (or the study had no store).
+
+        Raises:
+            StudyNotFoundError: the study is no longer there.
+            StorageError: the storage is read-only or the database fails.
+        """
+        from tuner.artifacts import ArtifactStore, study_roots
+
+        record = self._storage.get_study(self.name)
+        uris = [a.uri for a in self._storage.artifacts(record.id)]
+        roots = study_roots(self.name, record.spec, self._storage.url, uris)
+        self._storage.delete_study(self.name)
+        left: list[str] = []
+        for root in roots:
+            store = ArtifactStore(root)
+            try:
+                store.delete_study(self.name)
+            except Exception as e:  # anything the filesystem's package raises: one line
+                text = " ".join(str(e).split())[:200]
+                why = f"{type(e).__name__}: {text}" if text else type(e).__name__
+                left.append(f"{root}/{self.name} was left behind: cannot delete it ({why})")
+        return left
+
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
         """The study's trials, by number, optionally only those in `states`."""
         return self._storage.get_trials(self._record.id, states)

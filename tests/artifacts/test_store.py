@@ -279,3 +279,16 @@ def test_every_node_reads_the_check_file_and_one_that_cannot_is_named(tmp_path: 
         f"(node {node['NodeID'][:8]}: No such file or directory): use a shared folder or an "
         "s3:// URL"
     )
+
+
+def test_study_roots_are_the_specs_store_the_default_and_the_rows_roots() -> None:
+    from tuner.artifacts import study_roots
+
+    sqlite = "sqlite:////data/tuner.db"
+    assert study_roots("s", {}, sqlite) == ["/data/tuner-artifacts"]  # spec before artifacts
+    assert study_roots("s", {"artifacts": {"store": "s3://b/p/", "keep": 3}}, sqlite) == [
+        "s3://b/p"
+    ]
+    assert study_roots("s", {"artifacts": {"store": None}}, "postgresql://u@h/db") == []
+    rows = ["s3://b/p/s/trial-00001/model-00000003", "/elsewhere/s/trial-00002/checkpoint-00000001"]
+    assert study_roots("s", None, "postgresql://u@h/db", rows) == ["s3://b/p", "/elsewhere"]

@@ -259,6 +259,109 @@ def test_trial_view_shows_each_attempts_output(seeded_url: str) -> None:
     assert any(c.startswith("Nothing written to stdout") for c in captions)
 
 
+def _files_study(url: str, tmp_path: Path) -> str:
+    """Trial 0 of tpe-study with its model (step 12) and a checkpoint (step 6) stored
+    in a store under ``tmp_path``, a checkpoint too large to download (no folder), and
+    a trial 24 started from trial 0's checkpoint. Returns the large one's URI."""
+    from datetime import UTC, datetime
+
+    from tuner.artifacts import ArtifactStore
+    from tuner.storage import ArtifactSaved, Storage, TrialStarted
+
+    store = ArtifactStore(tmp_path / "store")
+    src = tmp_path / "weights"
+    (src / "sub").mkdir(parents=True)
+    (src / "model.bin").write_bytes(b"w" * 3000)
+    (src / "sub" / "config.json").write_text("{}")
+    with Storage(url) as storage:
+        study = storage.get_study("tpe-study")
+        events: list[Any] = []
+        for kind, step in (("checkpoint", 6), ("model", 12)):
+            uri = store.trial_key("tpe-study", 0, kind, step)
+            events.append(ArtifactSaved(study.id, 0, step, kind, uri, store.put_dir(src, uri)))
+        large = store.trial_key("tpe-study", 0, "checkpoint", 9)
+        events.append(ArtifactSaved(study.id, 0, 9, "checkpoint", large, 600 * 1024**2))
+        params = {"lr": 0.01, "depth": 4, "booster": "gbtree"}
+        events.append(TrialStarted(study.id, 24, params, datetime.now(UTC), parent=0))
+        storage.write(events)
+    return large
+
+
+def test_trial_view_lists_its_checkpoints_and_model_with_downloads(
+    seeded_url: str, tmp_path: Path
+) -> None:
+    import io
+    import zipfile
+
+    large = _files_study(seeded_url, tmp_path)
+
+    def page(url: str, number: int) -> None:
+        from tuner.dashboard import _trial
+
+        _trial.show_trial(url, "tpe-study", number)
+
+    at = AppTest.from_function(page, args=(seeded_url, 0), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "Checkpoints and model" in _texts(at)
+    files = at.dataframe[3].value  # facts, parameters, metrics, files
+    assert files[["kind", "step"]].values.tolist() == [
+        ["model", 12], ["checkpoint", 6], ["checkpoint", 9]
+    ]  # fmt: skip
+    assert files["size"].tolist() == ["2.9 KiB", "2.9 KiB", "600.0 MiB"]
+    assert files["saved"].str.endswith(" UTC").all()
+    buttons = at.get("download_button")
+    assert [b.proto.label for b in buttons] == [
+        "Download model (step 12, 2.9 KiB) as .zip",
+        "Download checkpoint (step 6, 2.9 KiB) as .zip",
+    ]
+    assert all(b.proto.HasField("deferred_file_id") for b in buttons)  # built on click
+    # too large to zip here: its URI instead of a button
+    assert any(large in c.value for c in at.code)
+    assert "too large to download here" in _texts(at)
+    # what a click builds: the folder as a .zip, without the store's marker
+    from tuner.dashboard import _trial
+
+    data = _trial.zip_folder(str(tmp_path / "store" / "tpe-study" / "trial-00000" /
+                                 "model-00000012"), "tpe-study-trial-00000-model-00000012")  # fmt: skip
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        names = sorted(zf.namelist())
+        top = "tpe-study-trial-00000-model-00000012/"
+        assert names == [top, f"{top}model.bin", f"{top}sub/", f"{top}sub/config.json"]
+        assert zf.read(f"{top}model.bin") == b"w" * 3000
+    # trial 24 went on from trial 0's checkpoint, and kept nothing
+    at = AppTest.from_function(page, args=(seeded_url, 24), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    facts = at.dataframe[0].value.set_index("")["value"]
+    assert facts["parent"] == "trial 0 (started from its checkpoint)"
+    assert not at.get("download_button")
+    assert "No checkpoint or model kept for this trial" in _texts(at)
+
+
+def test_the_trial_page_links_to_the_parent_and_follows_the_link(
+    monkeypatch: pytest.MonkeyPatch, seeded_url: str, tmp_path: Path
+) -> None:
+    _files_study(seeded_url, tmp_path)
+    at = _app(monkeypatch, seeded_url)
+    # AppTest switches pages by file only: the Trial page is a function (st.Page)
+    at._page_hash = next(
+        h for h, page in at._registered_pages.items() if page.get("url_pathname") == "trial"
+    )
+    at.query_params.update({"study": "tpe-study", "trial": "24"})
+    at.run()
+    assert not at.exception and at.number_input(key="trial_number").value == 24
+    link = at.get("page_link")[-1].proto
+    assert link.label == "Parent: trial 0" and link.page == "trial"
+    assert link.query_string == "study=tpe-study&trial=0"
+    # following it: the link's trial wins over the number the box kept
+    at.query_params["trial"] = "0"
+    at.run()
+    assert at.number_input(key="trial_number").value == 0
+    assert len(at.get("download_button")) == 2
+    at.number_input(key="trial_number").set_value(6).run()  # typing still works
+    assert at.query_params["trial"] == "6" and at.code[0].value == "ValueError: the loss diverged"
+    assert not at.exception and not at.warning
+
+
 def test_hostile_names_are_text(seeded_url: str) -> None:
     def page(url: str, name: str) -> None:
         from tuner.dashboard import _study, _trial

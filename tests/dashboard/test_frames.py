@@ -318,3 +318,10 @@ def test_the_dashboard_has_no_sql_of_its_own() -> None:
                 if root == "sqlalchemy":
                     names = {a.name for a in node.names}
                     assert names <= {"make_url"}, (module.name, names)
+
+
+def test_sizes_in_human_units() -> None:
+    assert [q.human_bytes(n) for n in (0, 1023, 1024, 3002, 5 * 1024**2, 600 * 1024**3)] == [
+        "0 B", "1023 B", "1.0 KiB", "2.9 KiB", "5.0 MiB", "600.0 GiB"
+    ]  # fmt: skip
+    assert q.human_bytes(3 * 1024**5) == "3072.0 TiB"

@@ -17,6 +17,7 @@ from tuner.artifacts._store import (
     check_store,
     default_store,
     resolve_store,
+    study_roots,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "check_store",
     "default_store",
     "resolve_store",
+    "study_roots",
 ]

@@ -19,7 +19,7 @@ import os
 import posixpath
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ __all__ = [
     "check_store",
     "default_store",
     "resolve_store",
+    "study_roots",
 ]
 
 COMPLETE_MARKER = "_COMPLETE"
@@ -401,6 +402,36 @@ def resolve_store(store: str | None, storage_url: str) -> str:
         f"is required with {what} (there is no database file to put it beside): {_FIX}",
         _KEY,
     )
+
+
+def study_roots(
+    study_name: str,
+    spec: Mapping[str, Any] | None,
+    storage_url: str,
+    uris: Iterable[str] = (),
+) -> list[str]:
+    """The roots of the stores that may hold a stored study's files.
+
+    The root its stored spec names (``artifacts.store``, a local path made absolute
+    from the current folder, as the driver does), else :func:`default_store` of the
+    storage (a spec stored before ``artifacts`` existed has no key); then any other
+    root that one of ``uris`` (the study's artifact rows) lies under, so that files
+    stored from another folder are found too. Empty where there is no store.
+    """
+    roots: list[str] = []
+    section = spec.get("artifacts") if isinstance(spec, Mapping) else None
+    store = section.get("store") if isinstance(section, Mapping) else None
+    root = _normalise(store) if isinstance(store, str) and store else default_store(storage_url)
+    if root is not None:
+        roots.append(root)
+    marker = f"/{study_name}/trial-"
+    for uri in uris:
+        at = uri.rfind(marker)
+        if at > 0:
+            other = _normalise(uri[:at])
+            if other not in roots:
+                roots.append(other)
+    return roots
 
 
 def check_store(
