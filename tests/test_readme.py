@@ -69,7 +69,8 @@ def _help(command: str) -> str:
 def test_every_block_is_checked() -> None:
     kinds = [m.group(1) for m in FENCE.finditer(README.read_text())]
     assert set(kinds) <= {"python", "yaml", "bash", ""}, kinds
-    assert kinds.count("python") == 2  # the API's quick start, the trial's identity
+    # the API's quick start, the trial's identity, a trial that saves checkpoints
+    assert kinds.count("python") == 3
     # the plain blocks: the CLI synopsis, the spec-error example and the layout
     assert sum(text.lstrip().startswith(("tuner ", "$ tuner ")) for text in blocks("")) == 2
     assert sum(text.lstrip().startswith("tuner/ ") for text in blocks("")) == 1
@@ -103,6 +104,27 @@ def test_the_trial_identity_snippet_compiles_and_uses_only_tuners_public_names()
         and node.value.id == "tuner"
     }
     assert used == {"current_trial", "report"}
+    assert used <= set(tuner.__all__)
+    namespace: dict[str, Any] = {}
+    exec(compile(tree, "README.md", "exec"), namespace)
+    assert callable(namespace["objective"])
+
+
+def test_the_checkpoint_snippet_compiles_and_uses_only_tuners_public_names() -> None:
+    """The third block is a trial's function that saves checkpoints and goes on from
+    one (tests/test_checkpoints.py runs one like it in real trials)."""
+    import ast
+
+    code = blocks("python")[2]
+    tree = ast.parse(code)
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "tuner"
+    }
+    assert used == {"get_checkpoint", "report"}
     assert used <= set(tuner.__all__)
     namespace: dict[str, Any] = {}
     exec(compile(tree, "README.md", "exec"), namespace)
