@@ -1,7 +1,7 @@
 """A worker node dies (its raylet and everything it started, SIGKILLed) while its trials
 run: the study still completes with every trial, and the ones that were on it ran again
-(same number and params) with their attempts recorded. A cluster of its own, since this
-test kills one of its nodes."""
+(same number and params) from their last checkpoint, with their attempts recorded. A
+cluster of its own, since this test kills one of its nodes."""
 
 from __future__ import annotations
 
@@ -19,15 +19,28 @@ from tests.cluster.conftest import tuner_cli
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 OBJECTIVE = """
+import tempfile
 import time
+from pathlib import Path
 
 import tuner
 
 
 def objective(config):
-    for step in range(1, 5):
+    start = 1
+    restored = tuner.get_checkpoint()
+    if restored is not None:
+        start = int((restored / "step").read_text()) + 1
+    folder = Path(tempfile.mkdtemp())
+    for step in range(start, 5):
         time.sleep(1.0)
-        tuner.report(step=step, loss=(config["x"] - 0.5) ** 2 + 1.0 / step)
+        (folder / "step").write_text(str(step))
+        tuner.report(
+            step=step,
+            checkpoint=folder,
+            loss=(config["x"] - 0.5) ** 2 + 1.0 / step,
+            from_step=start,
+        )
 """
 
 
@@ -44,6 +57,8 @@ def test_trials_on_a_dead_node_run_again_and_the_study_completes(
         "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
         "search": {"algorithm": "random", "num_trials": 6, "max_concurrent": 3},
         "limits": {"max_retries": 2},
+        # A folder every node of this one-machine cluster sees.
+        "artifacts": {"store": str(tmp_path / "store")},
     }
     (folder / "study.yaml").write_text(json.dumps(spec))
     # The head notices a dead node after 5 failed health checks, 1 s apart (Ray's
@@ -68,9 +83,8 @@ def test_trials_on_a_dead_node_run_again_and_the_study_completes(
                     running = tuner.load_study("node-death", storage=pg_storage).trials()
                 except tuner.TunerError:
                     running = []
-                if sum(t.state == "running" for t in running) >= 3:
-                    time.sleep(1.5)  # into their first steps
-                    break
+                if sum(t.state == "running" and t.steps >= 1 for t in running) >= 3:
+                    break  # each has a checkpoint
                 time.sleep(0.5)
             else:
                 pytest.fail("three trials never ran at once")
@@ -91,3 +105,5 @@ def test_trials_on_a_dead_node_run_again_and_the_study_completes(
     assert retried, "no trial was retried after its node died"
     for t in retried:
         assert t["attempt_errors"] and len(t["intermediate"]["loss"]) == 4  # not doubled
+        # It went on from its last checkpoint, not from step 1.
+        assert t["metrics"]["from_step"] >= 2, t
