@@ -84,3 +84,12 @@ def test_a_dead_worker_goes_on_from_the_last_checkpoint(ray_local, tmp_path):
     curve = study.intermediate()[trial.number]["loss"]
     assert [step for step, _ in curve] == list(range(10))  # each step once
     assert trial.steps == 10
+
+
+@pytest.mark.parametrize("storage_url", ["postgresql"], indirect=True)
+def test_a_checkpoint_without_a_store_stops_the_study_with_one_line(ray_local, storage_url):
+    data = spec("nostore", search_space={"x": {"type": "float", "values": [0.1, 0.2, 0.3]}})
+    with pytest.raises(tuner.ReportError, match="this study has no artifacts store"):
+        tuner.create_study(copy.deepcopy(data), storage=storage_url).run(progress=False)
+    study = tuner.load_study("nostore", storage=storage_url)
+    assert study.status == "failed" and len(study.trials()) < 3  # not every trial

@@ -128,7 +128,11 @@ def save(store: Any, folder: Any, step: int, kind: str = "checkpoint") -> dict[s
             "files into a folder, then report the folder"
         )
     if store is None:
-        raise ReportError("tuner.report(checkpoint=...) needs the study's artifacts store")
+        raise ReportError(
+            "tuner.report(checkpoint=...): this study has no artifacts store to keep it "
+            "in; set artifacts.store in the spec (a folder every node sees, or a URL such "
+            "as s3://bucket/prefix)"
+        )
     info = current_trial()
     if info is None:
         raise ReportError("tuner.report(checkpoint=...) was called outside a trial tuner runs")
