@@ -91,6 +91,17 @@ def load_curves(
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
+def load_parents(url: str, name: str, fingerprint: tuple[Any, ...]) -> dict[int, int]:
+    """The study's children and their parents; read only for the algorithms that make
+    them (:data:`frames.LINEAGE_ALGORITHMS`): every other study gets none, and no query."""
+    storage = _storage(url)
+    study = storage.get_study(name)
+    if study.algorithm not in q.LINEAGE_ALGORITHMS:
+        return {}
+    return q.parents(storage, study)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
 def load_importance(url: str, name: str, fingerprint: tuple[Any, ...]) -> pd.DataFrame:
     storage = _storage(url)
     study = storage.get_study(name)

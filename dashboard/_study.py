@@ -1,8 +1,8 @@
 """The Study page: one chart at a time, then the trial table.
 
-The seven charts (optimization history, parallel coordinates, importance, slices,
-contour, learning curves, steps reached) are behind a picker, and only the picked one
-is built and sent to the browser. (``st.tabs`` would not defer anything: Streamlit
+The charts (optimization history, parallel coordinates, importance, slices, contour,
+learning curves, steps reached, timeline; a Population Based Training study's
+population too) are behind a picker, and only the picked one is built and sent to the browser. (``st.tabs`` would not defer anything: Streamlit
 builds every tab and the browser draws them all, which is what made the page take 3 s
 in headless Chromium.) Figures are cached by the study's change fingerprint, so a
 running study's page, refreshed every few seconds, rebuilds one only when the study
@@ -42,6 +42,9 @@ CHARTS = (
     "Timeline",
 )
 """The charts the picker offers, the first drawn by default."""
+POPULATION = "Population"
+"""The chart of a study whose trials start from others' checkpoints (pbt, pb2), offered
+second (after the optimization history) when one has."""
 MO_CHARTS = ("Pareto front", "Hypervolume", *CHARTS)
 """The charts of a study with several objectives: its front first."""
 
@@ -215,7 +218,10 @@ def trial_table(study: c.StudyRecord, frame: pd.DataFrame) -> None:
 def charts_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tuple) -> None:
     """The chart picker and the one chart it names (none when the user unpicks it)."""
     st.subheader("Charts")
-    offered = MO_CHARTS if q.objectives(study) else CHARTS
+    offered: tuple[str, ...] = MO_CHARTS if q.objectives(study) else CHARTS
+    if c.load_parents(url, study.name, fp):  # a Population Based Training study
+        at = offered.index("Optimization history") + 1
+        offered = (*offered[:at], POPULATION, *offered[at:])
     chart = st.segmented_control(
         "Chart (one at a time, drawn when picked)", offered, default=offered[0], key="chart"
     )
@@ -232,6 +238,14 @@ def charts_section(url: str, study: c.StudyRecord, frame: pd.DataFrame, fp: tupl
         st.caption(
             "One row a node (host, IP and Ray node id), each trial a bar from its start "
             "to its end, coloured by its state; the latest 2,000 trials."
+        )
+    elif chart == POPULATION:
+        st.plotly_chart(population_figure(url, study.name, fp), key="population")
+        st.caption(
+            "Every trial's curve of the study metric by step (cut trials grey); a dashed "
+            "line joins a trial's first point to its parent's value at the checkpoint it "
+            "started from, so each line of descent reads as one curve. Hover a line for "
+            "the trial and its parent."
         )
     elif chart in ("Learning curves", "Steps reached"):
         curves_chart(url, study, frame, fp, chart)
@@ -438,6 +452,17 @@ def curves_figure(url: str, name: str, fp: tuple) -> Any:
     best = done.nsmallest(10, "value") if study.mode == "min" else done.nlargest(10, "value")
     states = dict(zip(frame["number"], frame["state"], strict=True))
     return charts.curves_fig(curves, states, best["number"].tolist(), study.metric)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def population_figure(url: str, name: str, fp: tuple) -> Any:
+    study = c.load_study(url, name)
+    frame = c.load_trials(url, name, fp)
+    parents = c.load_parents(url, name, fp)
+    numbers = q.lineage_sample(frame, parents, study.mode)
+    curves = c.load_curves(url, study.id, study.metric, tuple(numbers), fp)
+    states = dict(zip(frame["number"], frame["state"], strict=True))
+    return charts.population_fig(curves, q.lineage(curves, parents), states, parents, study.metric)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

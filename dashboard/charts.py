@@ -33,6 +33,7 @@ __all__ = [
     "parallel_fig",
     "parallel_svg_fig",
     "pareto_fig",
+    "population_fig",
     "slice_fig",
     "steps_reached_fig",
     "timeline_fig",
@@ -425,6 +426,70 @@ def curves_fig(
     n = curves["number"].nunique()
     fig.update_layout(
         title=f"Learning curves ({n} trials: the best and a sample of each state)",
+        xaxis_title="step", yaxis_title=esc(metric), **_LAYOUT,
+    )  # fmt: skip
+    return fig
+
+
+CUT_COLOR = "#bbbbbb"
+"""Trials early stopping or Population Based Training cut (pruned), greyed."""
+CONNECTOR_COLOR = "#555555"
+
+
+def population_fig(
+    curves: pd.DataFrame,
+    connectors: pd.DataFrame,
+    states: dict[int, str],
+    parents: dict[int, int],
+    metric: str,
+) -> go.Figure:
+    """A Population Based Training study: every trial's curve (``number, step, value``)
+    by state, cut trials greyed, and one dashed trace of the ``connectors``
+    (:func:`tuner.dashboard.frames.lineage`) from each parent's checkpoint to its
+    child's first point. Hovering names the trial and its parent."""
+    fig = go.Figure()
+    if curves.empty:
+        fig.update_layout(title="Population (no intermediate results yet)", **_LAYOUT)
+        return fig
+    curves = curves.assign(state=curves["number"].map(states).fillna("running"))
+    # The cut trials first, under the others.
+    for state in ("pruned", "failed", "stopped", "running", "completed"):
+        part = curves[curves["state"] == state]
+        if part.empty:
+            continue
+        xs, ys, nums = _joined(part)
+        custom = [
+            None if n is None else [int(n), f"trial {parents[n]}" if n in parents else "none"]
+            for n in nums
+        ]
+        color = CUT_COLOR if state == "pruned" else STATE_COLORS[state]
+        fig.add_trace(
+            go.Scatter(
+                x=xs, y=ys, mode="lines", name="cut" if state == "pruned" else state,
+                customdata=custom, line={"color": color, "width": 1.5},
+                hovertemplate="trial %{customdata[0]} (parent: %{customdata[1]}) step %{x}: "
+                "%{y}<extra>" + state + "</extra>",
+            )
+        )  # fmt: skip
+    if not connectors.empty:
+        cx: list[Any] = []
+        cy: list[Any] = []
+        custom = []
+        for row in connectors.itertuples(index=False):
+            cx += [row.from_step, row.step, None]
+            cy += [row.from_value, row.value, None]
+            custom += [[row.number, row.parent]] * 2 + [None]
+        fig.add_trace(
+            go.Scatter(
+                x=cx, y=cy, mode="lines", name="from a checkpoint", customdata=custom,
+                line={"color": CONNECTOR_COLOR, "width": 1, "dash": "dash"},
+                hovertemplate="trial %{customdata[0]} from trial %{customdata[1]}'s "
+                "checkpoint<extra></extra>",
+            )
+        )  # fmt: skip
+    n = curves["number"].nunique()
+    fig.update_layout(
+        title=f"Population ({n} trials; dashed: a trial starting from its parent's checkpoint)",
         xaxis_title="step", yaxis_title=esc(metric), **_LAYOUT,
     )  # fmt: skip
     return fig

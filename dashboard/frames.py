@@ -57,12 +57,15 @@ __all__ = [
     "importance",
     "is_numeric",
     "learning_curves",
+    "lineage",
+    "lineage_sample",
     "log_params",
     "metric_columns",
     "objectives",
     "open_storage",
     "parallel_frame",
     "param_columns",
+    "parents",
     "pareto_frame",
     "pareto_hypervolume",
     "sample_rows",
@@ -81,6 +84,12 @@ MAX_LINES = 200
 are WebGL; without a GPU (headless Chromium's software rendering) each line costs."""
 MAX_CONTOUR_POINTS = 150
 """The most trials drawn on top of a contour (the grid is interpolated from more)."""
+LINEAGE_ALGORITHMS = ("pbt", "pb2")
+"""The search algorithms whose trials start from another trial's checkpoint (a
+``parent``): the study page reads parents only for their studies."""
+MAX_POPULATION = 300
+"""The most trials the population chart draws (the best trials' lines of descent
+first)."""
 
 
 class DashboardError(Exception):
@@ -496,6 +505,82 @@ def steps_reached(frame: pd.DataFrame) -> pd.DataFrame:
         reached = len(counts) - np.searchsorted(counts, grid, side="left")
         parts.append(pd.DataFrame({"step": grid, "state": state, "trials": reached}))
     return pd.concat(parts, ignore_index=True)
+
+
+# ---------------------------------------------------------------------- lineage
+
+
+def parents(storage: Storage, study: StudyRecord) -> dict[int, int]:
+    """Trial number -> the number of the trial whose checkpoint it started from, for
+    the study's trials that have a parent (Population Based Training's children)."""
+    return {
+        int(t.number): int(t.parent) for t in storage.get_trials(study.id) if t.parent is not None
+    }
+
+
+def lineage_sample(
+    frame: pd.DataFrame,
+    parents: dict[int, int],
+    mode: str,
+    most: int = MAX_POPULATION,
+    n_best: int = 10,
+) -> list[int]:
+    """Trial numbers whose curves the population chart draws: every trial with
+    intermediate results, or, past ``most``, the ``n_best`` best completed trials with
+    all their ancestors, then the latest trials."""
+    with_steps = frame[frame["steps"] > 0]
+    numbers = [int(n) for n in with_steps["number"]]
+    if len(numbers) <= most:
+        return sorted(numbers)
+    done = with_steps[(with_steps["state"] == TrialState.COMPLETED) & with_steps["value"].notna()]
+    best = done["value"].nsmallest(n_best) if mode == "min" else done["value"].nlargest(n_best)
+    present = set(numbers)
+    chosen: dict[int, None] = {}
+    for number in done.loc[best.index, "number"]:
+        n: int | None = int(number)
+        while n is not None and n in present and n not in chosen and len(chosen) < most:
+            chosen[n] = None
+            n = parents.get(n)
+    for number in sorted(numbers, reverse=True):
+        if len(chosen) >= most:
+            break
+        chosen.setdefault(number, None)
+    return sorted(chosen)
+
+
+def lineage(curves: pd.DataFrame, parents: dict[int, int]) -> pd.DataFrame:
+    """The connectors of the population chart: one row a child trial whose curve and
+    whose parent's curve are both in ``curves`` (``number, step, value``), from the
+    parent's last point before the child's first step (the step before it, where the
+    parent's curve has it) to the child's first point, so a line of descent reads as
+    one curve.
+
+    Returns:
+        Columns ``number, parent, from_step, from_value, step, value``, by number. A
+        trial without a parent has no row; nor has a child whose parent has no point
+        before its first step, or is not in ``curves``.
+    """
+    columns = ["number", "parent", "from_step", "from_value", "step", "value"]
+    if curves.empty or not parents:
+        return pd.DataFrame(columns=columns)
+    ordered = curves.sort_values(["number", "step"], kind="stable")
+    by_number = {int(n): c for n, c in ordered.groupby("number", sort=True)}
+    rows = []
+    for number, curve in by_number.items():
+        parent = parents.get(number)
+        if parent is None or parent not in by_number:
+            continue
+        first = curve.iloc[0]
+        source = by_number[parent]
+        before = source[source["step"] < first["step"]]
+        if before.empty:
+            continue
+        last = before.iloc[-1]
+        rows.append(
+            (number, parent, last["step"], float(last["value"]), first["step"],
+             float(first["value"]))
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ---------------------------------------------------------------------- compare

@@ -89,6 +89,47 @@ def seed_study(
     return study.id
 
 
+PBT_LINEAGE = {
+    # number: (parent, first step, last step, final state)
+    0: (None, 0, 7, "pruned"),
+    1: (None, 0, 7, "completed"),
+    2: (0, 4, 11, "pruned"),  # from 0's checkpoint at step 3
+    3: (1, 8, 15, "completed"),
+    4: (2, 8, 15, "completed"),
+}
+"""A small Population Based Training study: two founders, cut trials replaced by
+children of a top trial's checkpoint (``parent``), each going on from the step after it."""
+
+
+def seed_pbt_study(storage: Storage, name: str, *, algorithm: str = "pbt") -> int:
+    """A study whose trials follow :data:`PBT_LINEAGE` (loss falls by step, each child a
+    little below its parent). Returns the study id."""
+    study = storage.create_study(
+        name, spec={"name": name, "metric": "loss", "mode": "min", "search_space": SPACE},
+        metric="loss", mode="min", algorithm=algorithm, scheduler="pbt", num_trials=5,
+    )  # fmt: skip
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    events: list[Any] = []
+    for number, (parent, first, last, state) in PBT_LINEAGE.items():
+        started = t0 + timedelta(seconds=10 * number)
+        params = {"lr": 10.0 ** -(number + 1), "depth": 4, "booster": "gbtree"}
+        events.append(TrialStarted(study.id, number, params, started_at=started, parent=parent))
+        loss = 1.0
+        for step in range(first, last + 1):
+            loss = 1.0 / (step + 1) - number / 100
+            events.append(TrialResult(study.id, number, step, {"loss": loss}))
+        events.append(
+            TrialFinished(
+                study.id, number, state, finished_at=started + timedelta(seconds=5),
+                duration_s=5.0, metrics={"loss": loss},
+                value=loss if state == "completed" else None,
+            )
+        )  # fmt: skip
+    storage.write(events)
+    storage.set_study_status(study.id, "completed")
+    return study.id
+
+
 MO_OBJECTIVES = [{"metric": "error", "mode": "min"}, {"metric": "size_mb", "mode": "min"}]
 MO_CONSTRAINTS = [{"metric": "latency_ms", "max": 20.0}]
 

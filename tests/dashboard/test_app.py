@@ -99,6 +99,40 @@ def test_study_view_draws_the_picked_chart_only(seeded_url: str) -> None:
     assert not _charts(at) and "Pick a chart above" in _texts(at)
 
 
+def test_a_pbt_studys_page_offers_its_population_and_other_pages_do_not(
+    seeded_url: str,
+) -> None:
+    from tests.dashboard.conftest import seed_pbt_study
+    from tuner.storage import Storage
+
+    with Storage(seeded_url) as storage:
+        seed_pbt_study(storage, "pbt-study")
+        seed_pbt_study(storage, "pb2-study", algorithm="pb2")
+
+    def page(url: str, name: str) -> None:
+        from tuner.dashboard import _study
+
+        _study.show_study(url, name)
+
+    for name in ("pbt-study", "pb2-study"):
+        at = AppTest.from_function(page, args=(seeded_url, name), default_timeout=TIMEOUT).run()
+        assert not at.exception
+        picker = at.segmented_control(key="chart")
+        labels = list(CHART_TITLES)
+        assert picker.options == [labels[0], "Population", *labels[1:]]
+        assert picker.value == "Optimization history"  # the default stays the cheap one
+        picker.set_value("Population").run()
+        assert not at.exception
+        assert len(_charts(at)) == 1 and _titles(at)[0].startswith("Population (5 trials")
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        joins = [t for t in spec["data"] if t["name"] == "from a checkpoint"]
+        assert len(joins) == 1 and joins[0]["line"]["dash"] == "dash"
+        assert "dashed line joins" in _texts(at)
+    # a study without parents: no population chart offered
+    at = AppTest.from_function(page, args=(seeded_url, "tpe-study"), default_timeout=TIMEOUT).run()
+    assert at.segmented_control(key="chart").options == list(CHART_TITLES)
+
+
 def test_study_views_default_chart_shows_every_trial_it_ran_and_the_best(
     seeded_url: str,
 ) -> None:

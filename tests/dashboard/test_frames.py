@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.dashboard.conftest import HOSTILE_PARAM, HOSTILE_STUDY, seed_mo_study, seed_study
+from tests.dashboard.conftest import (
+    HOSTILE_PARAM,
+    HOSTILE_STUDY,
+    seed_mo_study,
+    seed_pbt_study,
+    seed_study,
+)
 from tuner.dashboard import charts
 from tuner.dashboard import frames as q
 from tuner.exceptions import StorageError
@@ -166,6 +172,87 @@ def test_importance_and_contour(seeded_url: str) -> None:
     assert z.shape == (10, 10) and len(points) > 3
     assert xs.min() == pytest.approx(frame["params.lr"].min())  # in lr's units
     assert ys.max() == frame["params.depth"].max()
+
+
+def _curve(number: int, steps: range) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"number": number, "step": list(steps), "value": [number * 100.0 + s for s in steps]}
+    )
+
+
+def test_lineage_joins_each_child_to_its_parents_checkpoint() -> None:
+    curves = pd.concat(
+        [
+            _curve(0, range(8)),  # a founder: steps 0..7
+            _curve(1, range(4)),  # a founder cut at step 3
+            _curve(2, range(4, 12)),  # from 0's checkpoint at step 3
+            _curve(3, range(10, 14)),  # from 2's at step 9, which its curve lacks
+            _curve(4, range(8, 12)),  # from 9's: not drawn
+            _curve(5, range(0, 3)),  # from 1's, with no point before its first
+        ],
+        ignore_index=True,
+    )
+    curves = curves[~((curves["number"] == 2) & (curves["step"] == 9))]
+    parents = {2: 0, 3: 2, 4: 9, 5: 1}
+    got = q.lineage(curves.sample(frac=1, random_state=0), parents)
+    assert got.columns.tolist() == ["number", "parent", "from_step", "from_value", "step", "value"]
+    assert got.to_dict("records") == [
+        {"number": 2, "parent": 0, "from_step": 3, "from_value": 3.0, "step": 4, "value": 204.0},
+        {"number": 3, "parent": 2, "from_step": 8, "from_value": 208.0, "step": 10,
+         "value": 310.0},
+    ]  # fmt: skip
+    # trials without a parent get no connector, nor does a study without children
+    assert not set(got["number"]) & {0, 1}
+    assert q.lineage(curves, {}).empty and q.lineage(curves.iloc[:0], parents).empty
+
+
+def test_lineage_sample_keeps_the_best_lines_of_descent() -> None:
+    frame = pd.DataFrame(
+        {
+            "number": range(8),
+            "state": ["pruned"] * 4 + ["completed"] * 4,
+            "value": [None] * 4 + [0.5, 0.1, 0.4, 0.3],
+            "steps": [4, 4, 4, 4, 4, 4, 4, 0],
+        }
+    )
+    parents = {4: 0, 5: 2, 2: 1, 6: 3}
+    assert q.lineage_sample(frame, parents, "min") == list(range(7))  # under the cap: all
+    # trial 5 is best; it came from 2, which came from 1; then the latest
+    assert q.lineage_sample(frame, parents, "min", most=4, n_best=1) == [1, 2, 5, 6]
+
+
+def test_population_chart_of_a_pbt_study(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pbt.db'}"
+    with Storage(url) as writer:
+        seed_pbt_study(writer, "pbt")
+        seed_study(writer, "tpe", n_trials=4)
+    storage = q.open_storage(url)
+    study = storage.get_study("pbt")
+    parents = q.parents(storage, study)
+    assert parents == {2: 0, 3: 1, 4: 2}
+    assert q.parents(storage, storage.get_study("tpe")) == {}
+    frame = q.trials_frame(storage, study)
+    numbers = q.lineage_sample(frame, parents, study.mode)
+    assert numbers == [0, 1, 2, 3, 4]
+    curves = q.learning_curves(storage, study.id, "loss", numbers)
+    connectors = q.lineage(curves, parents)
+    assert connectors[["number", "parent", "from_step", "step"]].values.tolist() == [
+        [2, 0, 3, 4], [3, 1, 7, 8], [4, 2, 7, 8],
+    ]  # fmt: skip
+    states = dict(zip(frame["number"], frame["state"], strict=True))
+    fig = charts.population_fig(curves, connectors, states, parents, "loss")
+    traces = {t.name: t for t in fig.data}
+    assert set(traces) == {"cut", "completed", "from a checkpoint"}
+    assert traces["cut"].line.color == charts.CUT_COLOR
+    # one trace for every connector: two points and a gap each, dashed
+    joins = traces["from a checkpoint"]
+    assert joins.line.dash == "dash" and list(joins.x) == [3, 4, None, 7, 8, None, 7, 8, None]
+    assert [list(c) for c in joins.customdata if c is not None][::2] == [[2, 0], [3, 1], [4, 2]]
+    # hovering a curve names the trial and its parent
+    hover = {tuple(c) for c in traces["completed"].customdata if c is not None}
+    assert hover == {(1, "none"), (3, "trial 1"), (4, "trial 2")}
+    assert "parent" in traces["completed"].hovertemplate
+    assert fig.layout.title.text.startswith("Population (5 trials")
 
 
 def test_compare_params_marks_differences_and_absence(seeded_url: str) -> None:
