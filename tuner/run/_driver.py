@@ -224,6 +224,8 @@ def _build(
     from tuner.search import build_searcher
 
     searcher = build_searcher(spec, history, warm)
+    population = getattr(searcher, "population", None)  # pbt, pb2: their own scheduler
+    scheduler = getattr(searcher, "scheduler", None) or build_scheduler(spec)
     going_on = None
     if continuing:
         from tuner.run._continue import Continuations, ContinuingSearcher
@@ -245,7 +247,6 @@ def _build(
         feasible=_feasibility(spec),
         keep_best=spec.early_stopping.trial_value == "best",
     )
-    population = getattr(searcher, "population", None)  # pbt, pb2: their own scheduler
     if population is not None and spec.artifacts.store is None:
         raise SpecError(
             f"{spec.search.algorithm} starts new trials from others' checkpoints, and "
@@ -253,7 +254,6 @@ def _build(
             "node sees or a URL such as s3://bucket/prefix",
             ["artifacts", "store"],
         )
-    scheduler = getattr(searcher, "scheduler", None) or build_scheduler(spec)
     parts = _Parts(ledger, searcher, scheduler, remaining, max_concurrent)
     parts.population = population
     if remaining == 0:
