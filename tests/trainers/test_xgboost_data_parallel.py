@@ -59,6 +59,11 @@ def test_two_workers_train_one_model_on_all_the_data(ray_local, sqlite_url):
     # One model on all the data: the same loss as training in one process on all of it
     # (two workers that each fit half would not agree to this precision).
     assert trial.value == pytest.approx(one[0].value, abs=0.01)
+    # Rank 0's booster is the trial's model (the default store beside the database),
+    # with a checkpoint every 10 rounds on the way.
+    booster = study.best_trial.load_model()
+    assert booster.num_boosted_rounds() == 12
+    assert [(a.kind, a.step) for a in study.artifacts()] == [("model", 12)]
 
 
 def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
@@ -81,10 +86,11 @@ def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
         state = "pending"
         rows: list = []
         while state in ("pending", "running") and time.monotonic() < deadline:
-            new, state, error = ray.get(dispatcher.poll.remote("job-1", len(rows)))
+            new, state, error, model = ray.get(dispatcher.poll.remote("job-1", len(rows)))
             rows += new
         assert state == "done", error
-        assert [r for r, _ in rows] == [1, 2, 3]
+        assert [r for r, _, _ in rows] == [1, 2, 3]
+        assert model is None  # a job without a checkpoint plan sends no booster
         workers = ray.get(dispatcher.workers.remote())
     finally:
         groups.close()
@@ -193,6 +199,10 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
     assert first.state == "completed" and first.attempts == 2, (first.state, first.error)
     assert any("worker group failed" in e for e in first.attempt_errors)
     assert first.steps == 150 and first.params == {"eta": 0.01}
+    # The second attempt boosted on from the first one's last checkpoint (every 10
+    # rounds, in the default store beside the database): each round was recorded once.
+    curve = study.intermediate([first.number])[first.number]["valid_logloss"]
+    assert [step for step, _ in curve] == list(range(1, 151))
     assert second.state == "completed" and second.steps == 150 and second.attempts == 1
 
 
