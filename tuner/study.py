@@ -120,7 +120,7 @@ class Trial(TrialRecord):
             )
         if self.state != "completed":
             raise TunerError(
-                f"{what} has no model: it {self.state} (only completed trials keep one)"
+                f"{what} has no model: it is {self.state} (only completed trials keep one)"
             )
         raise TunerError(
             f"{what} has no model: it is not among the best artifacts.keep={source.keep} "

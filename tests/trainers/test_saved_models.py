@@ -162,3 +162,22 @@ def test_load_sklearn_trusts_only_known_packages(tmp_path):
 
 class _Custom:
     pass
+
+
+def test_a_trial_without_a_model_says_why_in_one_line():
+    from datetime import UTC, datetime
+
+    from tuner.storage import TrialRecord
+    from tuner.study import Trial, _ModelSource
+
+    record = TrialRecord(1, 4, "pruned", {}, {}, None, None, datetime.now(UTC), None, None, None, 3)
+    reasons = [
+        (_ModelSource("s", "xgboost", None, 3, None), "the study has no artifacts store"),
+        (_ModelSource("s", "xgboost", "/x", 3, None), "it is pruned"),
+    ]
+    for source, why in reasons:
+        trial = Trial._of(record, source)
+        assert trial == record and trial.model_uri is None
+        with pytest.raises(TunerError, match=why) as e:
+            trial.load_model()
+        assert "\n" not in str(e.value) and "trial 4 of study 's'" in str(e.value)

@@ -175,7 +175,11 @@ def run(
             warnings.simplefilter("ignore")  # convergence chatter; failures still raise
             for split, pipe in zip(splits, pipes, strict=True):
                 pipe.fit(*split.train_all())
+        try:
             scores(1, pipes, list(splits))
+        except _report.Plateau:  # the plateau rule ended it at its one report: completed
+            _save(pipes, 1)
+            raise
         _save(pipes, 1)
         return pipes
     classes = np.arange(data.n_classes, dtype=data.y_train.dtype) if data.n_classes else None
