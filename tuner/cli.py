@@ -556,8 +556,8 @@ def model(
             note = study.feasibility_note() or f"study {name} has no completed trial yet"
             raise TunerError(note)
         chosen = best
-    if output.exists() and not output.is_dir():
-        raise TunerError(f"-o {output} is a file: give a folder")
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise TunerError(f"-o {output} is not an empty folder: give a new or empty one")
     folder = chosen._fetch_model(output)
     _console(stderr=True).print(
         f"wrote the model of trial #{chosen.number} to {folder}", markup=False

@@ -104,12 +104,15 @@ def test_tuner_model_writes_the_best_trials_folder(xgb_study, tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "model.ubj").is_file() and not (out / "_COMPLETE").exists()
     [dropped] = [t for t in study.trials() if t.model_uri is None]
+    url_ = ["--storage", url]
     result = runner.invoke(
         app,
-        ["model", study.name, "--trial", str(dropped.number), "-o", str(out), "--storage", url],
+        ["model", study.name, "--trial", str(dropped.number), "-o", str(tmp_path / "x"), *url_],
     )
     assert result.exit_code == 2 and "not among the best" in result.output
     assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["model", study.name, "-o", str(out), "--storage", url])
+    assert result.exit_code == 2 and "not an empty folder" in result.output
 
 
 def test_export_json_names_each_trials_model_and_parent(xgb_study, tmp_path):
