@@ -82,6 +82,8 @@ def test_export_json_csv_parquet(ran, tmp_path):
         "error",
         "attempts",  # added by the retries (limits.max_retries)
         "attempt_errors",
+        "model",  # added by the checkpoints: the kept model's URI, or null
+        "parent",
     }
     assert first["attempts"] == 1 and first["attempt_errors"] == []
     assert first["state"] == "completed"

@@ -15,6 +15,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("csv", "json", "parquet")
+# Each trial's kept model (its URI in the artifacts store, or empty) and the trial whose
+# checkpoint it started from (Population Based Training), last in the tables.
+_LINKS = ("model", "parent")
+
+
+def _model_uri(t: TrialRecord) -> str | None:
+    """A :class:`tuner.Trial`'s kept model (a bare record knows none)."""
+    uri: str | None = getattr(t, "model_uri", None)
+    return uri
 
 
 def objective_facts(
@@ -55,6 +64,7 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
         row.update(
             {"node": t.node, "started": t.started_at, "duration_s": t.duration_s, "error": t.error}
         )
+        row.update(model=_model_uri(t), parent=t.parent)
         if facts is not None and spec is not None:
             values = facts[i]["values"] or [None] * len(spec.objective_metrics)
             row.update(
@@ -66,7 +76,9 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
     param_cols = [f"params.{n}" for n in (spec.search_space if spec else ())]
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=[*fixed, *param_cols, "node", "started", "duration_s", "error"])
+        return pd.DataFrame(
+            columns=[*fixed, *param_cols, "node", "started", "duration_s", "error", *_LINKS]
+        )
     # Spec order for params, then any others, then metrics, then the trial's facts.
     params = param_cols + sorted(
         c for c in frame if c.startswith("params.") and c not in param_cols
@@ -84,8 +96,12 @@ def trials_frame(trials: Sequence[TrialRecord], spec: StudySpec | None = None) -
         "started",
         "duration_s",
         "error",
+        *_LINKS,
     ]
-    return frame.reindex(columns=cols)
+    frame = frame.reindex(columns=cols)
+    # Nullable integers: a column of parents with gaps stays 3, not 3.0.
+    frame["parent"] = frame["parent"].astype("Int64")
+    return frame
 
 
 def _json_number(v: float | None) -> float | str | None:
@@ -120,6 +136,8 @@ def trials_json(
                 "error": t.error,
                 "attempts": t.attempts,
                 "attempt_errors": list(t.attempt_errors),
+                "model": _model_uri(t),
+                "parent": t.parent,
             }
         )
         if facts is not None:

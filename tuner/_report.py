@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner import _output
-from tuner._checkpoint import CHECKPOINT_KEY, Restore, fetch, read_restore, save
+from tuner._checkpoint import CHECKPOINT_KEY, MODEL_KEY, Restore, fetch, read_restore, save
 from tuner.exceptions import ReportError
 
 # Keys tuner adds to each Ray Tune result beside the user's metrics.
@@ -131,6 +131,7 @@ class TrialContext:
     store: Any = None  # the study's artifacts store (tuner.artifacts.ArtifactStore)
     restore: Restore | None = None  # the checkpoint this attempt starts from
     restored_dir: Path | None = None  # its local copy, once get_checkpoint() made it
+    model: dict[str, Any] | None = None  # the stored model, sent with the end mark
 
     def stalled(self, value: float) -> bool:
         """Note `value`; whether the plateau rule now ends the trial."""
@@ -209,7 +210,8 @@ def trial(
     # stopping the trial never does): the driver completes the trial on this mark. A
     # function left behind by a timeout that ends later sends nothing: its trial is over.
     if not ctx.cancelled:
-        _send({ENDED_KEY: ended, NODE_KEY: ctx.node})
+        model = {} if ctx.model is None else {MODEL_KEY: ctx.model}
+        _send({ENDED_KEY: ended, NODE_KEY: ctx.node, **model})
 
 
 def run_trial(rules: TrialRules, body: Callable[[TrialContext], object]) -> None:
@@ -347,6 +349,35 @@ def get_checkpoint() -> Path | None:
     if ctx.restored_dir is None:
         ctx.restored_dir = fetch(ctx.store, ctx.restore)
     return ctx.restored_dir
+
+
+def saves_artifacts() -> bool:
+    """Whether the running trial has an artifacts store (a built-in trainer saves its
+    checkpoints and model only then; without one it silently saves nothing)."""
+    ctx = _owner.get() or _current
+    return ctx is not None and ctx.store is not None and not ctx.cancelled
+
+
+def restored_step() -> int | None:
+    """The step of the checkpoint this attempt starts from (None: a fresh start)."""
+    ctx = _owner.get() or _current
+    if ctx is None or ctx.restore is None or ctx.store is None:
+        return None
+    return ctx.restore.step
+
+
+def save_model(folder: Any, step: int) -> None:
+    """Store `folder` as the running trial's model (a built-in trainer, as its function
+    ends): it goes with the mark of a trial that ended on its own, so only a trial that
+    completes has one. Nothing happens without an artifacts store.
+
+    Raises:
+        ReportError: `folder` is not a folder.
+    """
+    ctx = _owner.get() or _current
+    if ctx is None or ctx.store is None or ctx.cancelled:
+        return
+    ctx.model = save(ctx.store, folder, int(step), kind="model")
 
 
 def _send(result: dict[str, Any]) -> None:

@@ -524,6 +524,50 @@ def _best_trials(study: Study, as_json: bool) -> None:
 
 @app.command()
 @_errors
+def model(
+    name: NameArg,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="folder to write the model's files to")
+    ],
+    trial: Annotated[
+        int | None,
+        typer.Option("--trial", help="the trial's number [default: the best trial]"),
+    ] = None,
+    storage: StorageOpt = None,
+) -> None:
+    """Copy a trial's model folder (the best completed, feasible trial's, or --trial N's)
+    from the study's artifacts store to a folder."""
+    from tuner.exceptions import TunerError
+
+    study = _load(name, storage)
+    if trial is not None:
+        found = [t for t in study.trials() if t.number == trial]
+        if not found:
+            raise TunerError(f"study {name} has no trial {trial}")
+        chosen = found[0]
+    elif study.spec.is_multi_objective:
+        front = study.best_trials
+        hint = f"its Pareto set: {_numbers(front)}" if front else "no trial completed yet"
+        raise TunerError(
+            f"study {name} has several objectives, so no single best trial: pick one "
+            f"with --trial N ({hint})"
+        )
+    else:
+        best = study.best_trial
+        if best is None:
+            note = study.feasibility_note() or f"study {name} has no completed trial yet"
+            raise TunerError(note)
+        chosen = best
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise TunerError(f"-o {output} is not an empty folder: give a new or empty one")
+    folder = chosen._fetch_model(output)
+    _console(stderr=True).print(
+        f"wrote the model of trial #{chosen.number} to {folder}", markup=False
+    )
+
+
+@app.command()
+@_errors
 def export(
     name: NameArg,
     format: Annotated[str, typer.Option("--format", "-f", help="csv, json or parquet")] = "csv",

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tuner._defaults import default_storage_url
@@ -27,8 +31,128 @@ if TYPE_CHECKING:
     from tuner.run import RunOutcome
 
 log = logging.getLogger(__name__)
-Trial = TrialRecord
 _BASE_DIR_KEY = "_base_dir"
+
+
+@dataclass(frozen=True)
+class _ModelSource:
+    """What a :class:`Trial` knows of its study to find and load its model."""
+
+    study: str  # the study's name
+    kind: str  # its trainer's kind: xgboost, sklearn, python
+    store: str | None  # the artifacts store's root (None: the study has none)
+    keep: int  # artifacts.keep
+    uri: str | None  # the trial's kept model (None: none)
+
+
+@dataclass(frozen=True, eq=False)
+class Trial(TrialRecord):
+    """A trial of a study, as :meth:`Study.trials`, :attr:`Study.best_trial` and
+    :attr:`Study.best_trials` return it: a :class:`~tuner.storage.TrialRecord` (same
+    fields; it compares equal to the record it was read from) that also finds its model.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TrialRecord):
+            return NotImplemented
+        return _record_key(self) == _record_key(other)
+
+    __hash__ = None  # type: ignore[assignment]  # as the record's: its fields are dicts
+
+    @classmethod
+    def _of(cls, record: TrialRecord, source: _ModelSource | None) -> Trial:
+        trial = cls(**{f.name: getattr(record, f.name) for f in dataclasses.fields(TrialRecord)})
+        object.__setattr__(trial, "_source", source)  # not a field: kept out of fields()
+        return trial
+
+    @property
+    def model_uri(self) -> str | None:
+        """Where the trial's kept model lies in the study's artifacts store, or None (it
+        has none: see :meth:`load_model`)."""
+        source: _ModelSource | None = getattr(self, "_source", None)
+        return None if source is None else source.uri
+
+    def load_model(self) -> Any:
+        """The trial's model, read from the study's artifacts store.
+
+        Returns:
+            ``kind: xgboost``: an ``xgboost.Booster``; ``kind: sklearn``: the fitted
+            scikit-learn pipeline (with ``dataset.folds``: the list of the folds'
+            pipelines); ``kind: python``: a local copy of the model's folder (the
+            trial's last checkpoint), a new temporary folder on every call.
+
+        Raises:
+            TunerError: the trial has no kept model (it did not complete, it is not
+                among the best ``artifacts.keep``, or the study has no artifacts store),
+                or a sklearn model holds types other than scikit-learn's, NumPy's,
+                SciPy's and xgboost's.
+        """
+        source = self._model_source()
+        folder = self._fetch_model(Path(tempfile.mkdtemp(prefix="tuner-model-")) / "model")
+        if source.kind == "python":
+            return folder
+        from tuner.trainers._models import load_booster, load_sklearn
+
+        try:
+            return load_booster(folder) if source.kind == "xgboost" else load_sklearn(folder)
+        finally:
+            import shutil
+
+            shutil.rmtree(folder.parent, ignore_errors=True)
+
+    def _model_source(self) -> _ModelSource:
+        """The trial's :class:`_ModelSource`, with a kept model.
+
+        Raises:
+            TunerError: it has no kept model (why, in one line).
+        """
+        source: _ModelSource | None = getattr(self, "_source", None)
+        what = f"trial {self.number}"
+        if source is None:
+            raise TunerError(f"{what} was not read from a study: load it with study.trials()")
+        what = f"trial {self.number} of study {source.study!r}"
+        if source.uri is not None:
+            return source
+        if source.store is None:
+            raise TunerError(
+                f"{what} has no model: the study has no artifacts store "
+                "(set artifacts.store, or use a SQLite database file)"
+            )
+        if self.state != "completed":
+            raise TunerError(
+                f"{what} has no model: it is {self.state} (only completed trials keep one)"
+            )
+        raise TunerError(
+            f"{what} has no model: it is not among the best artifacts.keep={source.keep} "
+            "trials, or its trainer saved no checkpoint"
+        )
+
+    def _fetch_model(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the trial's model folder to `dest` (created if missing); returns it.
+
+        Raises:
+            TunerError: it has no kept model, or the store no longer holds it.
+        """
+        from tuner.artifacts import ArtifactStore
+
+        source = self._model_source()
+        assert source.uri is not None and source.store is not None  # _model_source's
+        root = source.store
+        marker = f"/{source.study}/trial-"
+        if not source.uri.startswith(root.rstrip("/") + "/") and marker in source.uri:
+            # A relative artifacts.store read from another folder: the row knows where.
+            root = source.uri[: source.uri.rindex(marker)]
+        try:
+            return ArtifactStore(root).get_dir(source.uri, dest)
+        except (FileNotFoundError, ValueError) as e:
+            raise TunerError(
+                f"the model of trial {self.number} of study {source.study!r} cannot be read "
+                f"from the artifacts store: {e}"
+            ) from None
+
+
+def _record_key(t: TrialRecord) -> tuple[Any, ...]:
+    return tuple(getattr(t, f.name) for f in dataclasses.fields(TrialRecord) if f.compare)
 
 
 def resolve_storage_url(explicit: str | None, spec: StudySpec | None = None) -> str:
@@ -253,7 +377,35 @@ class Study:
 
     def trials(self, states: Sequence[str] | None = None) -> list[Trial]:
         """The study's trials, by number, optionally only those in `states`."""
-        return self._storage.get_trials(self._record.id, states)
+        return self._with_models(self._storage.get_trials(self._record.id, states))
+
+    def _with_models(self, records: Sequence[TrialRecord]) -> list[Trial]:
+        """`records` as :class:`Trial` objects that know their kept models."""
+        if not records:
+            return []
+        from tuner.artifacts import default_store, resolve_store
+
+        spec = self._spec
+        store = None
+        if spec.artifacts.store is not None:
+            store = resolve_store(spec.artifacts.store, self._storage.url)
+        else:
+            store = default_store(self._storage.url)
+        models: dict[int, str] = {}
+        if store is not None:
+            wanted = records[0].number if len(records) == 1 else None
+            for a in self._storage.artifacts(self._record.id, wanted):
+                if a.kind == "model":
+                    models[a.number] = a.uri
+        return [
+            Trial._of(
+                t,
+                _ModelSource(
+                    self.name, spec.trainer.kind, store, spec.artifacts.keep, models.get(t.number)
+                ),
+            )
+            for t in records
+        ]
 
     def artifacts(self, number: int | None = None) -> list[ArtifactRecord]:
         """The checkpoints and models stored for the study's trials (trial `number`'s
@@ -286,7 +438,8 @@ class Study:
         best = self._storage.best_trial(self._record.id)
         if best is None:
             self._warn_infeasible()
-        return best
+            return None
+        return self._with_models([best])[0]
 
     @property
     def best_trials(self) -> list[Trial]:
@@ -297,7 +450,7 @@ class Study:
         trials = self._storage.best_trials(self._record.id)
         if not trials:
             self._warn_infeasible()
-        return trials
+        return self._with_models(trials)
 
     def feasibility_note(self) -> str | None:
         """Why nothing is best although trials completed (every one broke a constraint),

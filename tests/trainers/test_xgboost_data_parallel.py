@@ -59,6 +59,11 @@ def test_two_workers_train_one_model_on_all_the_data(ray_local, sqlite_url):
     # One model on all the data: the same loss as training in one process on all of it
     # (two workers that each fit half would not agree to this precision).
     assert trial.value == pytest.approx(one[0].value, abs=0.01)
+    # Rank 0's booster is the trial's model (the default store beside the database),
+    # with a checkpoint every 10 rounds on the way.
+    booster = study.best_trial.load_model()
+    assert booster.num_boosted_rounds() == 12
+    assert [(a.kind, a.step) for a in study.artifacts()] == [("model", 12)]
 
 
 def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
@@ -81,10 +86,11 @@ def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
         state = "pending"
         rows: list = []
         while state in ("pending", "running") and time.monotonic() < deadline:
-            new, state, error = ray.get(dispatcher.poll.remote("job-1", len(rows)))
+            new, state, error, model = ray.get(dispatcher.poll.remote("job-1", len(rows)))
             rows += new
         assert state == "done", error
-        assert [r for r, _ in rows] == [1, 2, 3]
+        assert [r for r, _, _ in rows] == [1, 2, 3]
+        assert model is None  # a job without a checkpoint plan sends no booster
         workers = ray.get(dispatcher.workers.remote())
     finally:
         groups.close()
@@ -193,6 +199,11 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
     assert first.state == "completed" and first.attempts == 2, (first.state, first.error)
     assert any("worker group failed" in e for e in first.attempt_errors)
     assert first.steps == 150 and first.params == {"eta": 0.01}
+    # Each round is recorded once: those up to the first attempt's last checkpoint (the
+    # default store beside the database), then the second attempt's, which boosted on
+    # from it (test_a_relay_boosts_on_from_the_booster_it_is_given shows that part).
+    curve = study.intermediate([first.number])[first.number]["valid_logloss"]
+    assert [step for step, _ in curve] == list(range(1, 151))
     assert second.state == "completed" and second.steps == 150 and second.attempts == 1
 
 
@@ -210,3 +221,34 @@ def test_a_failed_worker_group_says_why_not_only_that_it_failed():
         "worker 1: xgboost.core.XGBoostError: Check failed: same CUDA device is not supported"
     )
     assert _xgboost_dp._cause(RuntimeError("first line\nsecond")) == "first line"
+
+
+def test_a_relay_boosts_on_from_the_booster_it_is_given(monkeypatch):
+    """Rank 0's relay, in this process: rounds count on from the starting booster's,
+    and a booster goes with every `every`-th round but the last."""
+    from types import SimpleNamespace
+
+    import ray
+
+    from tuner.trainers._xgboost_common import matrices, train
+
+    sent: list[tuple[int, bool]] = []
+
+    def report(job_id, round_, metrics, raw=None):
+        sent.append((round_, raw is not None))
+        return False
+
+    monkeypatch.setattr(ray, "get", lambda ref, **_: ref)
+    dispatcher = SimpleNamespace(report=SimpleNamespace(remote=report))
+    trainer = load_spec(spec("unit")).trainer
+    data = load_dataset(trainer.dataset)
+    params = {"objective": "binary:logistic", "eval_metric": "logloss", "verbosity": 0}
+    dtrain, dvalid = matrices(data.X_train, data.y_train, data.X_valid, data.y_valid, params, 1)
+    start = train(params, dtrain, dvalid, 5, _xgboost_dp._Relay(dispatcher, "j", 0, 1, 0, 5, 12))
+    assert sent == [(1, False), (2, False), (3, False), (4, False), (5, True)]
+    sent.clear()
+    raw = bytes(start.save_raw("ubj"))
+    relay = _xgboost_dp._Relay(dispatcher, "j", 0, 1, 5, 5, 12)
+    booster = train(params, dtrain, dvalid, 7, relay, _xgboost_dp._booster(raw))
+    assert sent == [(r, r == 10) for r in range(6, 13)]
+    assert booster.num_boosted_rounds() == 12

@@ -314,6 +314,10 @@ class XGBoostTrainer(_Strict):
     )
     max_rounds: int = Field(default=100, ge=1)
     """Boosting rounds a trial may run: the budget that early stopping cuts."""
+    checkpoint_every: int = Field(default=10, ge=1)
+    """Rounds between two checkpoints of a trial's booster (with an artifacts store): a
+    retried or resumed trial boosts on from its last one. Its final booster is its
+    model either way."""
     params: dict[str, Scalar] = Field(default_factory=dict, description="fixed xgboost params")
 
     @model_validator(mode="after")

@@ -3,6 +3,12 @@
 One epoch loop (:func:`_epochs`) serves every incremental case: in-memory data, its
 k folds, and streamed files (a :class:`_StreamSplit`). Estimators without
 ``partial_fit`` are fitted once and report once.
+
+With an artifacts store, a trial that ends on its own saves its fitted pipeline (with
+``folds``: the list of the folds' pipelines) in skops format as its model; a
+``partial_fit`` trial also sends it as a checkpoint with every epoch's report but the
+last, and an attempt that starts from one (a retry, ``tuner resume``) goes on from the
+epoch after it.
 """
 
 from __future__ import annotations
@@ -10,13 +16,17 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tuner import _report
 from tuner.spec import SklearnTrainer
+from tuner.trainers._models import load_sklearn, save_model, write_sklearn
 from tuner.trainers._sklearn_checks import reported_metrics, scoring_name
 from tuner.trainers._sklearn_pipeline import build, fit_steps, transform
 
@@ -165,12 +175,16 @@ def run(
             warnings.simplefilter("ignore")  # convergence chatter; failures still raise
             for split, pipe in zip(splits, pipes, strict=True):
                 pipe.fit(*split.train_all())
+        try:
             scores(1, pipes, list(splits))
+        except _report.Plateau:  # the plateau rule ended it at its one report: completed
+            _save(pipes, 1)
+            raise
+        _save(pipes, 1)
         return pipes
     classes = np.arange(data.n_classes, dtype=data.y_train.dtype) if data.n_classes else None
     rng = np.random.default_rng(data.seed)
-    _epochs(trainer, pipes, list(splits), classes, rng, scores)
-    return pipes
+    return _epochs(trainer, pipes, list(splits), classes, rng, scores)
 
 
 def run_stream(
@@ -187,8 +201,7 @@ def run_stream(
     pipe = build(trainer, config, plan.task, nthread, streaming=True)
     rng = np.random.default_rng(0)  # unused: streamed batches come in the files' order
     scores = _Scores(trainer, plan.task, report)
-    _epochs(trainer, [pipe], [_StreamSplit(plan)], plan.classes, rng, scores)
-    return pipe
+    return _epochs(trainer, [pipe], [_StreamSplit(plan)], plan.classes, rng, scores)[0]
 
 
 def _epochs(
@@ -198,22 +211,47 @@ def _epochs(
     classes: np.ndarray | None,
     rng: np.random.Generator,
     scores: _Scores,
-) -> None:
-    """Fit the steps, then `max_epochs` epochs of partial_fit; scores after each."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter; failures still raise
-        for split, pipe in zip(splits, pipes, strict=True):
-            if len(pipe.steps) > 1:
-                # Steps that cannot learn batch by batch see the whole training split.
-                batches = functools.partial(split.batches, trainer.batch_size, rng)
-                fit_steps(pipe, batches, split.fit_sample())
-        for epoch in range(1, trainer.max_epochs + 1):
+) -> list[Any]:
+    """Fit the steps, then `max_epochs` epochs of partial_fit; scores after each (see
+    the module for checkpoints). Returns the fitted pipelines."""
+    saving = _report.saves_artifacts()
+    first = 1
+    folder = _report.get_checkpoint() if saving else None
+    if folder is not None:  # fitted steps and estimator as they were after that epoch
+        restored = load_sklearn(folder)
+        pipes = list(restored) if isinstance(restored, list) else [restored]
+        first = (_report.restored_step() or 0) + 1
+    epoch = first - 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter; failures still raise
             for split, pipe in zip(splits, pipes, strict=True):
-                est = pipe.steps[-1][1]
-                kwargs = _fit_kwargs(est, classes)
-                for Xb, yb in split.batches(trainer.batch_size, rng):
-                    est.partial_fit(transform(pipe, Xb), yb, **kwargs)
-            scores(epoch, pipes, splits)
+                if len(pipe.steps) > 1 and folder is None:
+                    # Steps that cannot learn batch by batch see the whole training split.
+                    batches = functools.partial(split.batches, trainer.batch_size, rng)
+                    fit_steps(pipe, batches, split.fit_sample())
+            for epoch in range(first, trainer.max_epochs + 1):
+                for split, pipe in zip(splits, pipes, strict=True):
+                    est = pipe.steps[-1][1]
+                    kwargs = _fit_kwargs(est, classes)
+                    for Xb, yb in split.batches(trainer.batch_size, rng):
+                        est.partial_fit(transform(pipe, Xb), yb, **kwargs)
+                last = epoch == trainer.max_epochs
+                scores(epoch, pipes, splits, pipes if saving and not last else None)
+    except _report.Plateau:
+        _save(pipes, epoch)
+        raise
+    _save(pipes, epoch)
+    return pipes
+
+
+def _model(pipes: list[Any]) -> Any:
+    """What a trial saves: its pipeline, or with folds the list of the folds' ones."""
+    return pipes[0] if len(pipes) == 1 else list(pipes)
+
+
+def _save(pipes: list[Any], step: int) -> None:
+    save_model(functools.partial(write_sklearn, _model(pipes)), step)
 
 
 class _Scores:
@@ -226,11 +264,25 @@ class _Scores:
         self._valid_key, self._train_key = reported_metrics(trainer, task)
         self._report = report
 
-    def __call__(self, step: int, pipes: list[Any], splits: list[Split]) -> None:
+    def __call__(
+        self,
+        step: int,
+        pipes: list[Any],
+        splits: list[Split],
+        checkpoint: list[Any] | None = None,
+    ) -> None:
+        """Report the scores of `step`, with the pipelines `checkpoint` as the report's
+        checkpoint where given."""
         pairs = list(zip(pipes, splits, strict=True))
         valid = [_score(self._scorer, p, *s.valid()) for p, s in pairs]
         train = [_score(self._scorer, p, *s.train_sample()) for p, s in pairs]
-        self._report(step=step, **{self._valid_key: _mean(valid), self._train_key: _mean(train)})
+        metrics = {self._valid_key: _mean(valid), self._train_key: _mean(train)}
+        if checkpoint is None:
+            self._report(step=step, **metrics)
+            return
+        with tempfile.TemporaryDirectory(prefix="tuner-save-") as tmp:
+            write_sklearn(_model(checkpoint), Path(tmp))
+            self._report(step=step, checkpoint=tmp, **metrics)
 
 
 def _mean(values: list[float]) -> float:

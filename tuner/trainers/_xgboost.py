@@ -7,11 +7,13 @@ groups (:mod:`tuner.trainers._xgboost_dp`); what both share is in
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from tuner import _report
 from tuner.data import Dataset
 from tuner.spec import StudySpec, XGBoostTrainer
+from tuner.trainers._models import load_booster, report_checkpoint, save_model, write_booster
 from tuner.trainers._prepared import Prepared, check_study_metrics
 from tuner.trainers._xgboost_common import (
     base_params,
@@ -80,17 +82,47 @@ def _matrices(data: Dataset, params: dict[str, Any], nthread: int) -> tuple[Any,
 
 
 def run(trainer: XGBoostTrainer, config: dict[str, Any], data: Dataset, nthread: int) -> None:
-    """Train one trial in this process, reporting every round."""
+    """Train one trial in this process, reporting every round.
+
+    With an artifacts store, every ``checkpoint_every`` rounds the report carries the
+    booster as a checkpoint, and a trial that ends on its own saves its final booster as
+    its model; an attempt that starts from a checkpoint (a retry, ``tuner resume``)
+    boosts on from that booster for the remaining rounds, reporting from the next one.
+    """
     import xgboost as xgb
 
     params = {"nthread": nthread, **base_params(trainer, data.n_classes), **config}
     if gpu_assigned():
         params.setdefault("device", "cuda")
     dtrain, dvalid = _matrices(data, params, nthread)
+    saving = _report.saves_artifacts()
+    done, start = 0, None
+    folder = _report.get_checkpoint() if saving else None
+    if folder is not None:
+        start = load_booster(folder)
+        done = start.num_boosted_rounds()
+    every = trainer.checkpoint_every
+    booster: list[Any] = [start]  # the latest, for the model of a trial cut by its plateau
 
     class _Report(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
-            _report.report(step=epoch + 1, rounds=epoch + 1, workers=1, **round_metrics(evals_log))
+            booster[0] = model
+            round_ = done + epoch + 1
+            metrics = {"rounds": round_, "workers": 1, **round_metrics(evals_log)}
+            if saving and round_ % every == 0 and round_ < trainer.max_rounds:
+                report_checkpoint(functools.partial(write_booster, model), round_, **metrics)
+            else:
+                _report.report(step=round_, **metrics)
             return False
 
-    train(params, dtrain, dvalid, trainer.max_rounds, _Report())
+    try:
+        train(params, dtrain, dvalid, trainer.max_rounds - done, _Report(), start)
+    except _report.Plateau:
+        _save_model(booster[0])
+        raise
+    _save_model(booster[0])
+
+
+def _save_model(booster: Any) -> None:
+    if booster is not None:
+        save_model(functools.partial(write_booster, booster), booster.num_boosted_rounds())

@@ -77,17 +77,26 @@ def matrices(
     return dtrain, dvalid
 
 
-def train(params: dict[str, Any], dtrain: Any, dvalid: Any, rounds: int, callback: Any) -> None:
-    """Boost `rounds` rounds, evaluating on both splits; `callback` sees every round."""
+def train(
+    params: dict[str, Any],
+    dtrain: Any,
+    dvalid: Any,
+    rounds: int,
+    callback: Any,
+    start: Any = None,
+) -> Any:
+    """Boost `rounds` rounds (after those of booster `start`, if given), evaluating on
+    both splits; `callback` sees every round. Returns the booster."""
     import xgboost as xgb
 
-    xgb.train(
+    return xgb.train(
         params,
         dtrain,
         num_boost_round=rounds,
         evals=[(dtrain, "train"), (dvalid, "valid")],
         callbacks=[callback],
         verbose_eval=False,
+        xgb_model=start,
     )
 
 

@@ -18,6 +18,12 @@ first boosting round. tuner pays those costs once per study instead:
 - Each Ray Tune trial is a relay: it submits its config, turns each round's metrics
   into a report (so schedulers cut after any round), and a STOP from the scheduler
   becomes a cancel that all workers act on at the same round (rank 0 broadcasts it).
+- Checkpoints and models (with an artifacts store): rank 0 sends its booster, in
+  xgboost's format, with the metrics of every ``checkpoint_every``-th round and at the
+  end; the relay, in the trial's process, stores it as the report's checkpoint and as
+  the trial's model (:mod:`tuner.trainers._models`). An attempt that starts from a
+  checkpoint hands its booster to the workers with its config, and they boost on from
+  it. A trial cut by its plateau keeps its last checkpoint as its model.
 - There are as many worker groups as fit in the cluster (CPUs / (workers x CPUs per
   worker)), at most `max_concurrent`, and Ray Tune runs that many trials at once. A
   worker group that dies (a node lost) fails the trial it was running and is started
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -43,6 +50,7 @@ from tuner import _report
 from tuner.data import Dataset
 from tuner.exceptions import SpecError, TunerError
 from tuner.spec import StudySpec, XGBoostTrainer
+from tuner.trainers._models import XGBOOST_FILE, report_checkpoint, save_model
 from tuner.trainers._prepared import Prepared
 from tuner.trainers._xgboost_common import (
     base_params,
@@ -79,7 +87,9 @@ def auto_workers(data_bytes: int, max_workers: int) -> int:
 class _Job:
     config: dict[str, Any]
     group: int | None = None
-    rows: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    # (round, metrics, rank 0's booster in xgboost's format or None), not yet polled
+    rows: list[tuple[int, dict[str, float], bytes | None]] = field(default_factory=list)
+    model: bytes | None = None  # the final booster, once done (with an artifacts store)
     state: str = "pending"  # pending | running | done | failed
     error: str | None = None
     cancelled: bool = False
@@ -106,13 +116,17 @@ class _Dispatcher:
         self._wake.set()
 
     async def poll(self, job_id: str, after: int, timeout: float = 5.0) -> tuple:
+        """The rounds after `after` (round, metrics, booster), the job's state, its
+        error, and its final booster once done; rounds up to `after` are dropped (the
+        relay asks only for later ones)."""
         job = self._jobs[job_id]
-        if not any(r > after for r, _ in job.rows) and job.state in ("pending", "running"):
+        job.rows = [row for row in job.rows if row[0] > after]
+        if not job.rows and job.state in ("pending", "running"):
             job.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(job.changed.wait(), timeout)
-        rows = [(r, m) for r, m in job.rows if r > after]
-        return rows, job.state, job.error
+        rows = list(job.rows)
+        return rows, job.state, job.error, job.model
 
     async def cancel(self, job_id: str) -> None:
         job = self._jobs.get(job_id)
@@ -160,20 +174,24 @@ class _Dispatcher:
         known = self._jobs.get(job_id)
         return job_id, (known.config if known is not None else {})
 
-    async def report(self, job_id: str, round_: int, metrics: dict[str, float]) -> bool:
-        """Rank 0's metrics after a round; True: stop this trial now."""
+    async def report(
+        self, job_id: str, round_: int, metrics: dict[str, float], booster: bytes | None = None
+    ) -> bool:
+        """Rank 0's metrics after a round (and its booster, a checkpoint's); True: stop
+        this trial now."""
         job = self._jobs.get(job_id)
         if job is None:
             return True
-        job.rows.append((round_, metrics))
+        job.rows.append((round_, metrics, booster))
         job.changed.set()
         return job.cancelled
 
-    async def finish(self, job_id: str, error: str | None) -> None:
+    async def finish(self, job_id: str, error: str | None, model: bytes | None = None) -> None:
         job = self._jobs.get(job_id)
         if job is None:
             return
         job.state, job.error = ("failed", error) if error else ("done", None)
+        job.model = None if error else model
         job.changed.set()
         if job.cancelled:
             del self._jobs[job_id]
@@ -220,24 +238,45 @@ def _serve(cfg: dict[str, Any]) -> None:
         if job is None:
             return
         job_id, config = job
+        config = dict(config)
+        every = config.pop(EVERY_KEY, None)  # None: no artifacts store, nothing is saved
+        start_raw = config.pop(START_KEY, None)
         params = {**cfg["params"], **config, "nthread": nthread}
         if gpu_assigned():
             params.setdefault("device", "cuda")
         rounds = int(params.pop("num_boost_round", cfg["max_rounds"]))
+        model = None
         try:
             key = matrix_key(params)
             if key not in matrices_:
                 matrices_.clear()
                 matrices_[key] = matrices(X_tr, y_tr, X_va, y_va, params, nthread)
             dtrain, dvalid = matrices_[key]
-            train(params, dtrain, dvalid, rounds, _Relay(dispatcher, job_id, rank, world))
+            start = None if start_raw is None else _booster(start_raw)
+            done = 0 if start is None else start.num_boosted_rounds()
+            relay = _Relay(dispatcher, job_id, rank, world, done, every, rounds)
+            booster = train(params, dtrain, dvalid, rounds - done, relay, start)
+            if rank == 0 and every is not None:
+                model = bytes(booster.save_raw("ubj"))
             error = None
         except Exception as e:  # a bad config fails its trial, not the group
             if _collective_broken(e):
                 raise  # a peer is gone: end this group; its launcher starts a new one
             error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         if rank == 0:
-            ray.get(dispatcher.finish.remote(job_id, error))
+            ray.get(dispatcher.finish.remote(job_id, error, model))
+
+
+# A job's config keys for its relay's checkpoint plan, which the workers take out: the
+# rounds between checkpoints (absent: no artifacts store), and the booster to start from.
+EVERY_KEY = "_tuner_checkpoint_every"
+START_KEY = "_tuner_start_booster"
+
+
+def _booster(raw: bytes) -> Any:
+    import xgboost as xgb
+
+    return xgb.Booster(model_file=bytearray(raw))
 
 
 def _collective_broken(e: Exception) -> bool:
@@ -249,9 +288,20 @@ def _collective_broken(e: Exception) -> bool:
 
 
 class _Relay:
-    """xgboost callback: rank 0 reports each round; every rank stops on the same one."""
+    """xgboost callback: rank 0 reports each round (after the `done` rounds of the
+    booster it started from), with its booster every `every` rounds but the last
+    (`total`); every rank stops on the same one."""
 
-    def __new__(cls, dispatcher: Any, job_id: str, rank: int, world: int) -> Any:
+    def __new__(
+        cls,
+        dispatcher: Any,
+        job_id: str,
+        rank: int,
+        world: int,
+        done: int = 0,
+        every: int | None = None,
+        total: int = 0,
+    ) -> Any:
         import ray
         import xgboost as xgb
         from xgboost import collective
@@ -260,10 +310,14 @@ class _Relay:
             def after_iteration(self, model: Any, epoch: int, evals_log: dict) -> bool:
                 stop = None
                 if rank == 0:
+                    round_ = done + epoch + 1
                     metrics = round_metrics(evals_log)
-                    metrics["rounds"] = epoch + 1
+                    metrics["rounds"] = round_
                     metrics["workers"] = world
-                    stop = ray.get(dispatcher.report.remote(job_id, epoch + 1, metrics))
+                    raw = None
+                    if every is not None and round_ % every == 0 and round_ < total:
+                        raw = bytes(model.save_raw("ubj"))
+                    stop = ray.get(dispatcher.report.remote(job_id, round_, metrics, raw))
                 return bool(collective.broadcast(stop, 0))
 
         return Relay()
@@ -478,9 +532,12 @@ def _cause(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def relay(dispatcher_name: str, rules: _report.TrialRules) -> Callable[[dict[str, Any]], None]:
+def relay(
+    dispatcher_name: str, rules: _report.TrialRules, checkpoint_every: int = 10
+) -> Callable[[dict[str, Any]], None]:
     """The Ray Tune trial function that hands its config to a worker group (a plateau
-    of its metric ends it, and cancels the job)."""
+    of its metric ends it, and cancels the job), and stores the boosters rank 0 sends
+    (see the module)."""
 
     def tuner_xgboost_dp_trial(config: dict[str, Any]) -> None:
         import ray
@@ -488,17 +545,28 @@ def relay(dispatcher_name: str, rules: _report.TrialRules) -> Callable[[dict[str
 
         dispatcher = ray.get_actor(dispatcher_name)
         job_id = tune.get_context().get_trial_id() or uuid.uuid4().hex
-        ray.get(dispatcher.submit.remote(job_id, dict(config)))
 
         def follow(_: _report.TrialContext) -> None:
+            job = dict(config)
+            if _report.saves_artifacts():
+                job[EVERY_KEY] = checkpoint_every
+                folder = _report.get_checkpoint()
+                if folder is not None:
+                    job[START_KEY] = (folder / XGBOOST_FILE).read_bytes()
+            ray.get(dispatcher.submit.remote(job_id, job))
             after = 0
             try:
                 while True:
-                    rows, state, error = ray.get(dispatcher.poll.remote(job_id, after))
-                    for round_, metrics in rows:
-                        _report.report(step=round_, **metrics)
+                    rows, state, error, model = ray.get(dispatcher.poll.remote(job_id, after))
+                    for round_, metrics, raw in rows:
+                        if raw is None:
+                            _report.report(step=round_, **metrics)
+                        else:
+                            report_checkpoint(functools.partial(_write, raw), round_, **metrics)
                         after = round_
                     if state == "done":
+                        if model is not None:
+                            save_model(functools.partial(_write, model), after)
                         return
                     if state == "failed" and (error or "").startswith(GROUP_DIED):
                         from tuner.run._retry import WorkerDied
@@ -512,6 +580,10 @@ def relay(dispatcher_name: str, rules: _report.TrialRules) -> Callable[[dict[str
         _report.run_trial(rules, follow)
 
     return tuner_xgboost_dp_trial
+
+
+def _write(raw: bytes, folder: Any) -> None:
+    (folder / XGBOOST_FILE).write_bytes(raw)
 
 
 def prepare_data_parallel(
@@ -529,7 +601,7 @@ def prepare_data_parallel(
         worker_resources=_ray_names(spec.resources.per_trial()),
     )
     return Prepared(
-        relay(groups.dispatcher_name, _report.rules(spec)),
+        relay(groups.dispatcher_name, _report.rules(spec), trainer.checkpoint_every),
         data_bytes=data.nbytes,
         # The relay only waits on its worker group, which holds the CPUs.
         resources={"cpu": 0, "memory": 1},
