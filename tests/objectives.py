@@ -205,7 +205,7 @@ def lineage_toy(config):
     x0 = x
     folder = tempfile.mkdtemp(prefix="tuner-test-pbt-")
     for step in range(start, config.get("steps", 16)):
-        time.sleep(0.1)  # the population trains side by side
+        time.sleep(0.2)  # the population trains side by side
         x = x * (1 - config["lr"])
         with open(os.path.join(folder, "state.json"), "w") as f:
             json.dump({"step": step, "x": x}, f)

@@ -121,3 +121,39 @@ def test_bad_pbt_specs_are_one_line(changes, where):
     data.pop("mode") if "objectives" in data else None
     with pytest.raises(SpecError, match=where):
         tuner.load_spec(data)
+
+
+def test_a_trial_is_ranked_at_its_step_against_the_others_values_there():
+    """No Ray: the scheduler fed results by hand. The leader (lr small, ahead in steps)
+    is judged at step 4 against what the others had at step 4, not their latest."""
+    from types import SimpleNamespace
+
+    from tuner._checkpoint import Restore
+    from tuner._report import STEP_KEY
+    from tuner.search._pbt import pbt as build
+
+    spec_ = tuner.load_spec(spec("unit"))
+    searcher = build(spec_)
+    pop, scheduler = searcher.population, searcher.scheduler
+    pop.latest = lambda tid: Restore(f"/ck/{tid}", 3, 4)
+    pop.number = lambda tid: int(tid[1:])
+    ids = [f"t{i}" for i in range(4)]
+    for tid in ids:
+        searcher.suggest(tid)
+
+    def report(tid, step, loss):
+        return scheduler.on_trial_result(
+            None, SimpleNamespace(trial_id=tid), {"loss": loss, STEP_KEY: step}
+        )
+
+    # t0 runs ahead to step 8 while its loss at step 4 (9.0) is the worst there.
+    for step, loss in enumerate([16, 14, 12, 10, 9, 1, 1, 1, 1]):
+        assert report("t0", step, loss) == "CONTINUE"  # nobody else is at step 4 yet
+    for step, loss in enumerate([16, 12, 8, 4, 2]):
+        report("t1", step, loss)
+    # Half of the population has reached step 4: t0 is found in the bottom there (9
+    # against 2), and is cut at its next report, its place going to a child of t1.
+    assert report("t0", 9, 1.0) == "STOP"
+    [child] = pop.children
+    assert (child.donor, child.parent, child.restore.uri) == ("t1", 1, "/ck/t1")
+    assert 0.01 <= child.config["lr"] <= 0.3

@@ -67,6 +67,17 @@ class _Member:
     step: int | None = None
     compared_at: int | None = None  # the step it was last compared at
     score_then: float | None = None  # its score then (pb2's improvement)
+    scores: dict[int, float] = field(default_factory=dict)  # step -> score
+    due: int | None = None  # the step of its next comparison
+    cut: bool = False  # found in the bottom: cut at its next report
+    donors: list[str] = field(default_factory=list)  # the top when it was found there
+
+    def score_at(self, step: int) -> float | None:
+        """Its score at `step`, or at the last step before it that it reported."""
+        if step in self.scores:
+            return self.scores[step]
+        before = [s for s in self.scores if s <= step]
+        return self.scores[max(before)] if before else None
 
 
 @dataclass
@@ -139,8 +150,13 @@ class PBTSearcher(TunerSearcher):
 
 
 class PBTScheduler(FIFOScheduler):
-    """Compares a trial with the population every `perturbation_interval` steps and
-    cuts it, queueing a child in its place, when it is in the bottom quantile."""
+    """Compares each trial with the population every `perturbation_interval` steps, at
+    the same step: a trial is ranked at step s by its value there against the values
+    the others had at s, once at least half of the population has reached s (a trial
+    that runs ahead waits for the others to catch up, a lagging one is judged when it
+    gets there). A trial found in the bottom quantile is cut at its next report (it
+    ends as pruned) and a child is queued in its place, from a top trial's checkpoint.
+    A value that is not a number counts as the worst."""
 
     def __init__(self, spec: StudySpec, population: Population, explore: Explore) -> None:
         super().__init__()
@@ -151,61 +167,101 @@ class PBTScheduler(FIFOScheduler):
         self._interval = spec.search.perturbation_interval
         self._quantile = spec.search.quantile_fraction
         self._rng = np.random.default_rng(spec.search.seed)
+        self._ended: dict[str, _Member] = {}  # members that ended: ranked, never cut
+        self._saw_checkpoint = False  # whether any member has saved one
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         pop = self.population
         member = pop.members.get(trial.trial_id)
         value, step = result.get(self._metric), result.get(STEP_KEY)
-        if member is None or value is None or step is None or not math.isfinite(value):
+        if member is None or value is None or step is None:
             return TrialScheduler.CONTINUE
-        member.score, member.step = self._sign * float(value), int(step)
-        if member.compared_at is None:  # its first report: the interval starts here
-            member.compared_at, member.score_then = member.step, member.score
-            return TrialScheduler.CONTINUE
-        if member.step - member.compared_at < self._interval:
-            return TrialScheduler.CONTINUE
-        self.explore.observe(member, member.step)
-        member.compared_at, member.score_then = member.step, member.score
-        if pop.latest(trial.trial_id) is None:  # it could never be a donor
-            pop.error = (
-                f"search.algorithm {self.explore.name} needs checkpoints, and the trainer "
-                f"saved none by step {member.step}: call tuner.report(..., "
-                "checkpoint=FOLDER) and start from tuner.get_checkpoint()"
-            )
-            pop.fail(pop.error)
+        value = float(value)
+        score = self._sign * value if math.isfinite(value) else -math.inf
+        member.score, member.step = score, int(step)
+        member.scores[member.step] = score
+        if member.due is None:  # its first report: its comparisons start from here
+            member.due = member.step + self._interval
+            member.compared_at, member.score_then = member.step, score
+        if pop.latest(trial.trial_id) is not None:
+            self._saw_checkpoint = True
+        self._compare_due()
+        if member.cut and trial.trial_id in pop.members:
+            return self._replace(trial.trial_id)
+        return TrialScheduler.CONTINUE
+
+    def _compare_due(self) -> None:
+        """Judge every member whose comparison step enough of the population reached."""
+        pop = self.population
+        everyone = {**self._ended, **pop.members}
+        for tid, m in list(pop.members.items()):
+            while m.due is not None and m.step is not None and m.step >= m.due and not m.cut:
+                at = m.due
+                reached = {
+                    t: x.score_at(at)
+                    for t, x in everyone.items()
+                    if x.step is not None and x.step >= at
+                }
+                scored = {t: v for t, v in reached.items() if v is not None}
+                if len(scored) < max(2, math.ceil(len(everyone) / 2)):
+                    break  # not enough of the population is there yet
+                m.due = at + self._interval
+                before = m.score_then
+                m.score_then, m.compared_at = m.score_at(at), at
+                self.explore.observe(m, at, before)
+                bottom, top = _quantiles(scored, self._quantile)
+                if tid in bottom and not self._saw_checkpoint:
+                    pop.error = (
+                        f"search.algorithm {self.explore.name} needs checkpoints, and the "
+                        f"trainer saved none by step {at}: call tuner.report(..., "
+                        "checkpoint=FOLDER) and start from tuner.get_checkpoint()"
+                    )
+                    pop.fail(pop.error)
+                    m.cut = True
+                elif tid in bottom and any(t in pop.members for t in top):
+                    m.cut, m.donors = True, top
+
+    def _replace(self, trial_id: str) -> str:
+        """Cut `trial_id` (found in the bottom) and queue its child, from the latest
+        checkpoint of a trial of the top it was ranked against that still runs and
+        leaves the child steps to train."""
+        pop = self.population
+        member = pop.members[trial_id]
+        member.cut = False
+        if pop.error is not None:  # no checkpoint anywhere: the study stops
             return TrialScheduler.STOP
-        bottom, top = self._quantiles()
-        if trial.trial_id not in bottom:
-            return TrialScheduler.CONTINUE
-        # Donors with a checkpoint that leaves their child steps to train.
-        donors = [(tid, r) for tid in top if (r := pop.latest(tid)) is not None]
-        donors = [(tid, r) for tid, r in donors if r.reports < self.explore.budget]
+        live = [t for t in member.donors if t in pop.members and t != trial_id]
+        donors = [(t, r) for t in live if (r := pop.latest(t)) is not None]
+        donors = [(t, r) for t, r in donors if r.reports < self.explore.budget]
         if not donors:
-            return TrialScheduler.CONTINUE
+            return TrialScheduler.CONTINUE  # nobody to take its place from: it goes on
         donor, restore = donors[int(self._rng.integers(len(donors)))]
         pop.pin(restore.uri)  # until the child has started from it
-        config = self.explore.mutate(pop.members[donor].config, step=member.step)
+        config = self.explore.mutate(pop.members[donor].config, step=restore.step)
         pop.children.append(Child(config, donor, restore, pop.number(donor)))
         return TrialScheduler.STOP
 
-    def _quantiles(self) -> tuple[list[str], list[str]]:
-        scored = sorted(
-            (m.score, tid) for tid, m in self.population.members.items() if m.score is not None
-        )
-        if len(scored) < 2:
-            return [], []
-        n = max(1, math.ceil(len(scored) * self._quantile))
-        n = min(n, len(scored) // 2)
-        return [tid for _, tid in scored[:n]], [tid for _, tid in scored[-n:]]
+    def _forget(self, trial_id: str) -> None:
+        member = self.population.members.pop(trial_id, None)
+        if member is not None:
+            self._ended[trial_id] = member
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self.population.members.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        self.population.members.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
 
     def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        self.population.members.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
+
+
+def _quantiles(scores: dict[str, float], fraction: float) -> tuple[list[str], list[str]]:
+    """The bottom and top `fraction` of `scores` (larger is better), at least one each
+    and at most half each."""
+    ranked = sorted(scores, key=lambda t: scores[t])
+    n = min(max(1, math.ceil(len(ranked) * fraction)), len(ranked) // 2)
+    return ranked[:n], ranked[-n:] if n else []
 
 
 class Explore:
@@ -241,8 +297,9 @@ class Explore:
                 out[name] = self._perturb(p, config[name])
         return out
 
-    def observe(self, member: _Member, step: int) -> None:
-        """A member reached a comparison (pb2 learns from it; pbt does not)."""
+    def observe(self, member: _Member, step: int, before: float | None) -> None:
+        """A member was compared at `step`; `before`: its score at its last comparison
+        (pb2 learns from the change; pbt does not)."""
 
     # -- one parameter ------------------------------------------------------------------
 
@@ -301,12 +358,12 @@ class PB2Explore(Explore):
         self._rows: list[list[float]] = []  # [step / budget, params in [0, 1]...]
         self._gains: list[float] = []
 
-    def observe(self, member: _Member, step: int) -> None:
-        if member.score is None or member.score_then is None or member.compared_at is None:
+    def observe(self, member: _Member, step: int, before: float | None) -> None:
+        now = member.score_at(step)
+        if now is None or before is None or not math.isfinite(now) or not math.isfinite(before):
             return
-        steps = max(1, step - member.compared_at)
         self._rows.append([step / self.budget, *self._unit(member.config)])
-        self._gains.append((member.score - member.score_then) / steps)
+        self._gains.append((now - before) / self.interval)
 
     def mutate(self, config: dict[str, Any], *, step: int) -> dict[str, Any]:
         out = super().mutate(config, step=step)  # conditional structure, categoricals

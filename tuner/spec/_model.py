@@ -719,6 +719,25 @@ class StudySpec(_Strict):
 
     @model_validator(mode="before")
     @classmethod
+    def _pbt_checkpoints(cls, data: Any) -> Any:
+        # Under pbt a new trial starts from a checkpoint: an xgboost trainer that is not
+        # told how often to save one saves one at every comparison at least.
+        if not isinstance(data, dict):
+            return data
+        search, trainer = data.get("search"), data.get("trainer")
+        if not (isinstance(search, dict) and isinstance(trainer, dict)):
+            return data
+        if search.get("algorithm") not in ("pbt", "pb2") or trainer.get("kind") != "xgboost":
+            return data
+        if "checkpoint_every" in trainer:
+            return data
+        interval = search.get("perturbation_interval", 4)
+        if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:
+            return data  # the field's own validation explains
+        return {**data, "trainer": {**trainer, "checkpoint_every": min(10, interval)}}
+
+    @model_validator(mode="before")
+    @classmethod
     def _objectives_set_metric(cls, data: Any) -> Any:
         # With objectives, metric/mode are the first objective's: what storage, the
         # progress bar and single-metric code use. They may be given only if they agree
@@ -787,6 +806,13 @@ class StudySpec(_Strict):
                 ("early_stopping", "scheduler"),
                 f"{algorithm.name} cuts trials itself (the bottom of the population); "
                 f"remove early_stopping.scheduler (got {es.scheduler})",
+            )
+        every = getattr(self.trainer, "checkpoint_every", None)
+        if algorithm.name in ("pbt", "pb2") and every and every > self.search.perturbation_interval:
+            raise _PathError(
+                ("trainer", "checkpoint_every"),
+                f"must be <= search.perturbation_interval {self.search.perturbation_interval} "
+                f"under {algorithm.name} (got {every}): a new trial starts from a checkpoint",
             )
         if algorithm.name in ("pbt", "pb2") and (
             self.search.perturbation_interval >= self.trainer.budget
