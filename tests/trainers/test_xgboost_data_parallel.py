@@ -155,7 +155,10 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
         trainer={
             "kind": "xgboost",
             "num_workers": 2,
-            "max_rounds": 150,
+            # Rounds of about 0.1 s on 2 cores: the kill at round 5 lands 3 s or more
+            # before the trial would end (each round costs three times: two attempts and
+            # the second trial, besides the group's two starts of 15-25 s).
+            "max_rounds": 40,
             "params": {"max_depth": 8},
             "dataset": {**DATASET, "n_rows": 20_000, "n_features": 20},
         },
@@ -192,8 +195,8 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
     # are those of the attempt that finished, not both attempts'.
     assert first.state == "completed" and first.attempts == 2, (first.state, first.error)
     assert any("worker group failed" in e for e in first.attempt_errors)
-    assert first.steps == 150 and first.params == {"eta": 0.01}
-    assert second.state == "completed" and second.steps == 150 and second.attempts == 1
+    assert first.steps == 40 and first.params == {"eta": 0.01}
+    assert second.state == "completed" and second.steps == 40 and second.attempts == 1
 
 
 def test_a_failed_worker_group_says_why_not_only_that_it_failed():
