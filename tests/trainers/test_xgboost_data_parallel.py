@@ -45,19 +45,43 @@ def run(data, storage):
     return tuner.create_study(copy.deepcopy(data), storage=storage).run(progress=False)
 
 
-def test_two_workers_train_one_model_on_all_the_data(ray_local, sqlite_url):
-    two = run(spec("dp-two"), sqlite_url).trials()
-    one = run(spec("dp-one", workers=1), sqlite_url).trials()
-    assert [t.state for t in two] == ["completed"]
-    trial = two[0]
+@pytest.fixture(scope="module")
+def asha_study(ray_local, tmp_path_factory):
+    """One data-parallel study for the tests below (a worker group's start costs 15-25 s
+    on 2 cores): a grid of four etas and a bad booster, under ASHA."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('dp') / 'tuner.db'}"
+    data = spec(
+        "dp-asha",
+        search_space={
+            "eta": {"type": "float", "values": [0.001, 0.3, 0.01, 0.5]},
+            "max_depth": {"type": "int", "values": [4]},
+            "booster": {"type": "categorical", "choices": ["gbtree", "no-such-booster"]},
+        },
+        early_stopping={"scheduler": "asha", "grace_period": 2, "reduction_factor": 2},
+    )
+    return run(data, url)
+
+
+def test_two_workers_train_one_model_on_all_the_data(asha_study, sqlite_url):
+    study = asha_study
+    # eta 0.3 is the second best of the four at every rung: ASHA (halving) keeps it.
+    params = {"eta": 0.3, "max_depth": 4, "booster": "gbtree"}
+    (trial,) = [t for t in study.trials() if t.params == params]
+    assert trial.state == "completed", trial
     assert trial.metrics["workers"] == 2
     assert trial.metrics["rounds"] == 12 and trial.steps == 12
     # Every round reached the study, so early stopping could act after any of them.
-    study = tuner.load_study("dp-two", storage=sqlite_url)
     curve = study.intermediate([trial.number])[trial.number]["valid_logloss"]
     assert [s for s, _ in curve] == list(range(1, 13))
     # One model on all the data: the same loss as training in one process on all of it
     # (two workers that each fit half would not agree to this precision).
+    same = {
+        "eta": {"type": "float", "values": [0.3]},
+        "max_depth": {"type": "int", "values": [4]},
+        "booster": {"type": "categorical", "choices": ["gbtree"]},
+    }
+    one = run(spec("dp-one", workers=1, search_space=same), sqlite_url).trials()
+    assert [t.params for t in one] == [params]
     assert trial.value == pytest.approx(one[0].value, abs=0.01)
 
 
@@ -99,17 +123,8 @@ def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
         assert w["checksum"] == pytest.approx(float(expected))
 
 
-def test_early_stopping_cuts_rounds_and_a_bad_config_fails_only_its_trial(ray_local, sqlite_url):
-    data = spec(
-        "dp-asha",
-        search_space={
-            "eta": {"type": "float", "values": [0.001, 0.3, 0.01, 0.5]},
-            "max_depth": {"type": "int", "values": [3]},
-            "booster": {"type": "categorical", "choices": ["gbtree", "no-such-booster"]},
-        },
-        early_stopping={"scheduler": "asha", "grace_period": 2, "reduction_factor": 2},
-    )
-    trials = run(data, sqlite_url).trials()
+def test_early_stopping_cuts_rounds_and_a_bad_config_fails_only_its_trial(asha_study):
+    trials = asha_study.trials()
     failed = [t for t in trials if t.state == "failed"]
     assert {t.params["booster"] for t in failed} == {"no-such-booster"}
     assert all("no-such-booster" in (t.error or "") for t in failed)
