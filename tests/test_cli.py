@@ -39,11 +39,32 @@ def write_spec(tmp_path, **changes):
     return path
 
 
-@pytest.fixture
-def ran(ray_local, tmp_path, sqlite_url):
-    result = runner.invoke(app, ["run", str(write_spec(tmp_path)), "--storage", sqlite_url])
+@pytest.fixture(scope="module")
+def ran_once(ray_local, tmp_path_factory):
+    """`tuner run` of SPEC, once for the module: its database file and the CLI's result."""
+    folder = tmp_path_factory.mktemp("cli-ran")
+    db = folder / "tuner.db"
+    result = runner.invoke(app, ["run", str(write_spec(folder)), "--storage", f"sqlite:///{db}"])
     assert result.exit_code == 0, result.output
-    return sqlite_url, result
+    return db, result
+
+
+@pytest.fixture
+def ran(ran_once, tmp_path):
+    """A copy of the module's finished study (its URL, and the run's CLI result), for
+    this test alone to read or change."""
+    import sqlite3
+
+    db, result = ran_once
+    copy = tmp_path / "tuner.db"
+    # The backup API reads through SQLite's write-ahead log, which a file copy would miss.
+    src, dst = sqlite3.connect(db), sqlite3.connect(copy)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    return f"sqlite:///{copy}", result
 
 
 def test_run_prints_summary_and_best(ran):

@@ -37,8 +37,9 @@ def write_spec(tmp_path: Path, name: str, function: str, **changes: Any) -> Path
 
 
 def cli(*args: str, marker: str = "", **env: str) -> subprocess.Popen[str]:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "TUNER_TEST_MARKER": marker, **env}
-    environ.pop("RAY_ADDRESS", None)
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "TUNER_TEST_MARKER": marker}
+    environ.pop("RAY_ADDRESS", None)  # a local Ray of its own, unless `env` names one
+    environ.update(env)
     return subprocess.Popen(
         [sys.executable, "-m", "tuner.cli", *args, "--no-progress"],
         cwd=ROOT,
@@ -158,7 +159,9 @@ def test_driver_killed_at_several_points_then_resumed_finishes_exactly_n(
         assert next(t for t in trials if t.number == number) == old
 
 
-def test_sigterm_stops_the_run_cleanly_and_resume_continues_it(tmp_path: Path) -> None:
+def test_sigterm_stops_the_run_cleanly_and_resume_continues_it(
+    tmp_path: Path, ray_address: str
+) -> None:
     url = f"sqlite:///{tmp_path / 'term.db'}"
     path = write_spec(tmp_path, "termed", "slow", search={"num_trials": 4, "max_concurrent": 2})
     marker = uuid.uuid4().hex
@@ -175,13 +178,19 @@ def test_sigterm_stops_the_run_cleanly_and_resume_continues_it(tmp_path: Path) -
         "interrupted: study 'termed' stopped by SIGTERM"
     )
     assert len(lines) <= 2, err  # "study termed: URL" at the start, then the one line
-    time.sleep(2)
+    deadline = time.monotonic() + 2  # the run's Ray and its workers gone within 2 s
+    while marked_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert marked_processes(marker) == []
     study = tuner.load_study("termed", storage=url)
     assert study.status == "stopped"
     assert [t.state for t in study.trials()] == ["stopped", "stopped"]
 
-    resumed = cli("resume", "termed", "--storage", url, TUNER_TEST_SLOW_STEPS="5")
+    # The run had a Ray of its own (its processes are checked above); the resume joins
+    # the session's, as a start costs seconds.
+    resumed = cli(
+        "resume", "termed", "--storage", url, TUNER_TEST_SLOW_STEPS="5", RAY_ADDRESS=ray_address
+    )
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
     trials = tuner.load_study("termed", storage=url).trials()

@@ -194,7 +194,7 @@ def _wait_for_status(name: str, storage: str, want: set[str], timeout_s: float =
             status = "missing"
         if status in want:
             return status
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"study {name} is {status}, not {want}, after {timeout_s:.0f} s")
 
 

@@ -45,25 +45,49 @@ def run(data, storage):
     return tuner.create_study(copy.deepcopy(data), storage=storage).run(progress=False)
 
 
-def test_two_workers_train_one_model_on_all_the_data(ray_local, sqlite_url):
-    two = run(spec("dp-two"), sqlite_url).trials()
-    one = run(spec("dp-one", workers=1), sqlite_url).trials()
-    assert [t.state for t in two] == ["completed"]
-    trial = two[0]
+@pytest.fixture(scope="module")
+def asha_study(ray_local, tmp_path_factory):
+    """One data-parallel study for the tests below (a worker group's start costs 15-25 s
+    on 2 cores): a grid of four etas and a bad booster, under ASHA."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('dp') / 'tuner.db'}"
+    data = spec(
+        "dp-asha",
+        search_space={
+            "eta": {"type": "float", "values": [0.001, 0.3, 0.01, 0.5]},
+            "max_depth": {"type": "int", "values": [4]},
+            "booster": {"type": "categorical", "choices": ["gbtree", "no-such-booster"]},
+        },
+        early_stopping={"scheduler": "asha", "grace_period": 2, "reduction_factor": 2},
+    )
+    return run(data, url)
+
+
+def test_two_workers_train_one_model_on_all_the_data(asha_study, sqlite_url):
+    study = asha_study
+    # eta 0.3 is the second best of the four at every rung: ASHA (halving) keeps it.
+    params = {"eta": 0.3, "max_depth": 4, "booster": "gbtree"}
+    (trial,) = [t for t in study.trials() if t.params == params]
+    assert trial.state == "completed", trial
     assert trial.metrics["workers"] == 2
     assert trial.metrics["rounds"] == 12 and trial.steps == 12
     # Every round reached the study, so early stopping could act after any of them.
-    study = tuner.load_study("dp-two", storage=sqlite_url)
     curve = study.intermediate([trial.number])[trial.number]["valid_logloss"]
     assert [s for s, _ in curve] == list(range(1, 13))
     # One model on all the data: the same loss as training in one process on all of it
     # (two workers that each fit half would not agree to this precision).
+    same = {
+        "eta": {"type": "float", "values": [0.3]},
+        "max_depth": {"type": "int", "values": [4]},
+        "booster": {"type": "categorical", "choices": ["gbtree"]},
+    }
+    one = run(spec("dp-one", workers=1, search_space=same), sqlite_url).trials()
+    assert [t.params for t in one] == [params]
     assert trial.value == pytest.approx(one[0].value, abs=0.01)
     # Rank 0's booster is the trial's model (the default store beside the database),
     # with a checkpoint every 10 rounds on the way.
-    booster = study.best_trial.load_model()
+    booster = trial.load_model()
     assert booster.num_boosted_rounds() == 12
-    assert [(a.kind, a.step) for a in study.artifacts()] == [("model", 12)]
+    assert [(a.kind, a.step) for a in study.artifacts(trial.number)] == [("model", 12)]
 
 
 def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
@@ -105,17 +129,8 @@ def test_workers_hold_disjoint_shards_that_cover_the_data(ray_local):
         assert w["checksum"] == pytest.approx(float(expected))
 
 
-def test_early_stopping_cuts_rounds_and_a_bad_config_fails_only_its_trial(ray_local, sqlite_url):
-    data = spec(
-        "dp-asha",
-        search_space={
-            "eta": {"type": "float", "values": [0.001, 0.3, 0.01, 0.5]},
-            "max_depth": {"type": "int", "values": [3]},
-            "booster": {"type": "categorical", "choices": ["gbtree", "no-such-booster"]},
-        },
-        early_stopping={"scheduler": "asha", "grace_period": 2, "reduction_factor": 2},
-    )
-    trials = run(data, sqlite_url).trials()
+def test_early_stopping_cuts_rounds_and_a_bad_config_fails_only_its_trial(asha_study):
+    trials = asha_study.trials()
     failed = [t for t in trials if t.state == "failed"]
     assert {t.params["booster"] for t in failed} == {"no-such-booster"}
     assert all("no-such-booster" in (t.error or "") for t in failed)
@@ -161,7 +176,10 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
         trainer={
             "kind": "xgboost",
             "num_workers": 2,
-            "max_rounds": 150,
+            # Rounds of about 0.1 s on 2 cores: the kill at round 5 lands 3 s or more
+            # before the trial would end (each round costs three times: two attempts and
+            # the second trial, besides the group's two starts of 15-25 s).
+            "max_rounds": 40,
             "params": {"max_depth": 8},
             "dataset": {**DATASET, "n_rows": 20_000, "n_features": 20},
         },
@@ -198,13 +216,13 @@ def test_a_trial_whose_worker_dies_runs_again_on_the_restarted_group(ray_local, 
     # are those of the attempt that finished, not both attempts'.
     assert first.state == "completed" and first.attempts == 2, (first.state, first.error)
     assert any("worker group failed" in e for e in first.attempt_errors)
-    assert first.steps == 150 and first.params == {"eta": 0.01}
+    assert first.steps == 40 and first.params == {"eta": 0.01}
     # Each round is recorded once: those up to the first attempt's last checkpoint (the
     # default store beside the database), then the second attempt's, which boosted on
     # from it (test_a_relay_boosts_on_from_the_booster_it_is_given shows that part).
     curve = study.intermediate([first.number])[first.number]["valid_logloss"]
-    assert [step for step, _ in curve] == list(range(1, 151))
-    assert second.state == "completed" and second.steps == 150 and second.attempts == 1
+    assert [step for step, _ in curve] == list(range(1, 41))
+    assert second.state == "completed" and second.steps == 40 and second.attempts == 1
 
 
 def test_a_failed_worker_group_says_why_not_only_that_it_failed():
