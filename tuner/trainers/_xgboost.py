@@ -103,24 +103,32 @@ def run(trainer: XGBoostTrainer, config: dict[str, Any], data: Dataset, nthread:
         done = start.num_boosted_rounds()
     every = trainer.checkpoint_every
     booster: list[Any] = [start]  # the latest, for the model of a trial cut by its plateau
+    saved = [0]  # the round of the latest checkpoint
 
     class _Report(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, Any]) -> bool:
             booster[0] = model
             round_ = done + epoch + 1
             metrics = {"rounds": round_, "workers": 1, **round_metrics(evals_log)}
-            if saving and round_ % every == 0 and round_ < trainer.max_rounds:
+            # The last round's too: a scheduler that stops the trial at its budget ends
+            # it before it returns, and its last checkpoint is then its model.
+            if saving and (round_ % every == 0 or round_ == trainer.max_rounds):
                 report_checkpoint(functools.partial(write_booster, model), round_, **metrics)
+                saved[0] = round_
             else:
                 _report.report(step=round_, **metrics)
             return False
 
+    def model() -> None:  # unless its last checkpoint is it already
+        if booster[0] is not None and booster[0].num_boosted_rounds() != saved[0]:
+            _save_model(booster[0])
+
     try:
         train(params, dtrain, dvalid, trainer.max_rounds - done, _Report(), start)
     except _report.Plateau:
-        _save_model(booster[0])
+        model()
         raise
-    _save_model(booster[0])
+    model()
 
 
 def _save_model(booster: Any) -> None:

@@ -289,7 +289,7 @@ def _collective_broken(e: Exception) -> bool:
 
 class _Relay:
     """xgboost callback: rank 0 reports each round (after the `done` rounds of the
-    booster it started from), with its booster every `every` rounds but the last
+    booster it started from), with its booster every `every` rounds and at the last
     (`total`); every rank stops on the same one."""
 
     def __new__(
@@ -315,7 +315,9 @@ class _Relay:
                     metrics["rounds"] = round_
                     metrics["workers"] = world
                     raw = None
-                    if every is not None and round_ % every == 0 and round_ < total:
+                    # The last round's too: a scheduler that stops the trial at its
+                    # budget ends it first, and its last checkpoint is then its model.
+                    if every is not None and (round_ % every == 0 or round_ == total):
                         raw = bytes(model.save_raw("ubj"))
                     stop = ray.get(dispatcher.report.remote(job_id, round_, metrics, raw))
                 return bool(collective.broadcast(stop, 0))
