@@ -93,3 +93,22 @@ def test_a_checkpoint_without_a_store_stops_the_study_with_one_line(ray_local, s
         tuner.create_study(copy.deepcopy(data), storage=storage_url).run(progress=False)
     study = tuner.load_study("nostore", storage=storage_url)
     assert study.status == "stopped" and len(study.trials()) < 3  # not every trial
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("nosuch://bucket/x", "artifacts.store"),
+        ("{tmp}/a-file/store", "artifacts.store"),  # under a file: cannot be written
+    ],
+)
+def test_a_bad_store_is_one_line_before_any_trial_runs(ray_local, tmp_path, store, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    url = f"sqlite:///{tmp_path / 'bad.db'}"
+    data = spec("bad-store", artifacts={"store": store.format(tmp=tmp_path)})
+    with pytest.raises(tuner.SpecError, match=message) as raised:
+        tuner.create_study(copy.deepcopy(data), storage=url).run(progress=False)
+    assert len(str(raised.value).splitlines()) == 1
+    # Nothing ran: the study made for this run is removed, so the fixed spec runs as is.
+    with pytest.raises(tuner.StudyNotFoundError):
+        tuner.load_study("bad-store", storage=url)
