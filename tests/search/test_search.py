@@ -220,6 +220,11 @@ def test_a_searcher_survives_rays_pickling_mid_study(algorithm, objectives):
     nxt = copy.suggest("12")
     if algorithm == "grid":
         assert nxt == "FINISHED"  # all 3 points were suggested before the pickling
+    elif algorithm in ("pbt", "pb2"):
+        # The population (8) was drawn and every member ended with no child queued:
+        # the copy knows it as the original does.
+        assert copy.population.size == 8 and copy.population.members == {}
+        assert nxt == searcher.suggest("12") == "FINISHED"
     else:
         assert 0 <= nxt["x"] <= 1
         # Every other algorithm runs an Optuna sampler: the copy carries its trials.

@@ -85,19 +85,26 @@ class Population:
     """What the searcher, the scheduler and the driver share (see the module)."""
 
     size: int
-    latest: Callable[[str], Restore | None] = lambda trial_id: None
-    pin: Callable[[str], None] = lambda uri: None
-    number: Callable[[str], int | None] = lambda trial_id: None
-    fail: Callable[[str], None] = lambda message: None
+    latest: Callable[[str], Restore | None] = field(default=lambda trial_id: None)
+    pin: Callable[[str], None] = field(default=lambda uri: None)
+    number: Callable[[str], int | None] = field(default=lambda trial_id: None)
+    fail: Callable[[str], None] = field(default=lambda message: None)
     members: dict[str, _Member] = field(default_factory=dict)  # live trials
     children: deque[Child] = field(default_factory=deque)  # waiting for a trial id
     started: dict[str, Child] = field(default_factory=dict)  # Ray trial id -> child
     error: str | None = None
 
+    HOOKS = ("latest", "pin", "number", "fail")
+
     def __getstate__(self) -> dict[str, Any]:
-        # Ray pickles the searcher and scheduler for Tuner.restore, which tuner never
-        # uses (resume goes through the database); the driver's hooks cannot be pickled.
-        return {}
+        # Ray pickles the searcher and scheduler; the driver's hooks (bound to its
+        # recorder and ledger) stay behind, and a copy gets the defaults.
+        return {k: v for k, v in self.__dict__.items() if k not in self.HOOKS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        fresh = Population(int(state.get("size", 2)))
+        self.__dict__.update({k: getattr(fresh, k) for k in self.HOOKS})
+        self.__dict__.update(state)
 
     def take(self, trial_id: str) -> Child | None:
         """Ray starts trial `trial_id`: the child it is, once (None: a first one)."""
