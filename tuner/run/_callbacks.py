@@ -115,7 +115,12 @@ class RecordingCallback(_DriverOnly, tune.Callback):
                 return
             if self.checkpoints is not None:
                 self.checkpoints.started(
-                    tid, number, going_on.restore, own=True, size=going_on.bytes
+                    tid,
+                    number,
+                    going_on.restore,
+                    own=True,
+                    size=going_on.bytes,
+                    older=going_on.older,
                 )
             self.outputs.retried(tid, number, going_on.attempt)
             self._rec.put(

@@ -101,6 +101,7 @@ class Checkpoints:
         *,
         own: bool = False,
         size: int = 0,
+        older: Sequence[tuple[str, int]] = (),
     ) -> None:
         """Ray starts trial `trial_id` (`number`), from `restore` where it has one: its
         `own` checkpoint (``tuner resume`` continues it), or a donor's (Population Based
@@ -110,8 +111,9 @@ class Checkpoints:
             return
         trial.latest = restore
         publish_restore(trial_id, restore)
-        if own:
-            trial.files[restore.uri] = size  # its own: it goes as the trial's files go
+        if own:  # its own: it goes as the trial's files go, with any older ones left
+            trial.files[restore.uri] = size
+            trial.files.update(dict(older))
         else:
             trial.started_from = restore.uri
             self.pin(restore.uri)

@@ -38,6 +38,9 @@ class Continuation:
     restore: Restore
     bytes: int
     attempt: int  # the attempt about to start
+    # Its older checkpoints a killed driver had not deleted yet: (uri, bytes), to go
+    # as the trial's other files go.
+    older: tuple[tuple[str, int], ...] = ()
 
     @property
     def reason(self) -> str:
@@ -62,7 +65,14 @@ def continuations(
             continue
         reports = sum(1 for s in steps.get(t.number, []) if s <= ck.step)
         restore = Restore(ck.uri, ck.step, reports)
-        out.append(Continuation(t.number, dict(t.params), restore, ck.bytes, t.attempts + 1))
+        older = tuple(
+            (a.uri, a.bytes)
+            for a in stored
+            if a.number == t.number and a.kind == "checkpoint" and a.uri != ck.uri
+        )
+        out.append(
+            Continuation(t.number, dict(t.params), restore, ck.bytes, t.attempts + 1, older)
+        )
     return out
 
 
