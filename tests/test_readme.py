@@ -89,13 +89,23 @@ def test_the_layout_block_names_the_folders_that_are_there() -> None:
 # ---------------------------------------------------------------------- python
 
 
-def test_the_trial_identity_snippet_compiles_and_uses_only_tuners_public_names() -> None:
-    """The second block is a trial's function (tests/test_output.py runs one like it
-    in real trials): it compiles, and every `tuner.X` it uses is exported."""
+@pytest.mark.parametrize(
+    ("index", "names"),
+    [
+        # a trial's function (tests/test_output.py runs one like it in real trials)
+        (1, {"current_trial", "report"}),
+        # one that saves checkpoints and goes on from one (tests/test_checkpoints.py)
+        (2, {"get_checkpoint", "report"}),
+    ],
+)
+def test_a_trial_snippet_compiles_and_uses_only_tuners_public_names(
+    index: int, names: set[str]
+) -> None:
+    """The second and third blocks are a trial's function: each compiles, and every
+    `tuner.X` it uses is exported."""
     import ast
 
-    code = blocks("python")[1]
-    tree = ast.parse(code)
+    tree = ast.parse(blocks("python")[index])
     used = {
         node.attr
         for node in ast.walk(tree)
@@ -103,28 +113,7 @@ def test_the_trial_identity_snippet_compiles_and_uses_only_tuners_public_names()
         and isinstance(node.value, ast.Name)
         and node.value.id == "tuner"
     }
-    assert used == {"current_trial", "report"}
-    assert used <= set(tuner.__all__)
-    namespace: dict[str, Any] = {}
-    exec(compile(tree, "README.md", "exec"), namespace)
-    assert callable(namespace["objective"])
-
-
-def test_the_checkpoint_snippet_compiles_and_uses_only_tuners_public_names() -> None:
-    """The third block is a trial's function that saves checkpoints and goes on from
-    one (tests/test_checkpoints.py runs one like it in real trials)."""
-    import ast
-
-    code = blocks("python")[2]
-    tree = ast.parse(code)
-    used = {
-        node.attr
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "tuner"
-    }
-    assert used == {"get_checkpoint", "report"}
+    assert used == names
     assert used <= set(tuner.__all__)
     namespace: dict[str, Any] = {}
     exec(compile(tree, "README.md", "exec"), namespace)

@@ -445,6 +445,19 @@ class TrialWriter:
                     )
         return refused
 
+    def _trial_id(
+        self, key: _Key, where: str, batch: dict[_Key, _Pending], stored: dict[_Key, Any]
+    ) -> int:
+        """The row id of the trial `key` (started in this batch, running, or stored), for
+        the events that any trial takes, finished or not (output, artifacts)."""
+        for known in (batch.get(key), self._running.get(key), stored.get(key)):
+            if known is not None and known.trial_id is not None:
+                return int(known.trial_id)
+        raise StorageRefused(
+            f"cannot write trial events: {where} was never started "
+            "(write its TrialStarted first)"
+        )
+
     def _write_artifacts(
         self,
         session: Session,
@@ -466,21 +479,7 @@ class TrialWriter:
         for e in events:
             key = (e.study_id, e.number)
             where = f"trial {e.number} of study {e.study_id}"
-            pending, running, found = batch.get(key), self._running.get(key), stored.get(key)
-            trial_id = (
-                pending.trial_id
-                if pending is not None
-                else running.trial_id
-                if running is not None
-                else found.trial_id
-                if found is not None
-                else None
-            )
-            if trial_id is None:
-                raise StorageRefused(
-                    f"cannot write trial events: {where} was never started "
-                    "(write its TrialStarted first)"
-                )
+            trial_id = self._trial_id(key, where, batch, stored)
             if not isinstance(e.uri, str) or not e.uri:
                 raise StorageRefused(
                     f"cannot write trial events: {where}: an artifact's uri must be a "
@@ -547,21 +546,7 @@ class TrialWriter:
                     f"cannot write trial events: {where}: attempt must be an int >= 1 "
                     f"(got {e.attempt!r})"
                 )
-            pending, running, found = batch.get(key), self._running.get(key), stored.get(key)
-            trial_id = (
-                pending.trial_id
-                if pending is not None
-                else running.trial_id
-                if running is not None
-                else found.trial_id
-                if found is not None
-                else None
-            )
-            if trial_id is None:
-                raise StorageRefused(
-                    f"cannot write trial events: {where} was never started "
-                    "(write its TrialStarted first)"
-                )
+            trial_id = self._trial_id(key, where, batch, stored)
             slot = (trial_id, e.attempt)
             if slot not in appended:
                 appended[slot] = ""
