@@ -70,9 +70,7 @@ def continuations(
             for a in stored
             if a.number == t.number and a.kind == "checkpoint" and a.uri != ck.uri
         )
-        out.append(
-            Continuation(t.number, dict(t.params), restore, ck.bytes, t.attempts + 1, older)
-        )
+        out.append(Continuation(t.number, dict(t.params), restore, ck.bytes, t.attempts + 1, older))
     return out
 
 

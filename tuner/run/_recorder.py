@@ -14,16 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tuner.exceptions import StorageError, StorageUnavailable
-from tuner.storage import (
-    ArtifactDeleted,
-    ArtifactSaved,
-    Storage,
-    TrialFinished,
-    TrialOutput,
-    TrialResult,
-    TrialRetried,
-    TrialStarted,
-)
+from tuner.storage import Storage, TrialEvent
 
 __all__ = ["STORAGE_GRACE_S", "AfterWrite", "Event", "Recorder"]
 
@@ -38,16 +29,7 @@ class AfterWrite:
     action: Callable[[], None]
 
 
-Event = (
-    TrialStarted
-    | TrialResult
-    | TrialRetried
-    | TrialFinished
-    | TrialOutput
-    | ArtifactSaved
-    | ArtifactDeleted
-    | AfterWrite
-)
+Event = TrialEvent | AfterWrite  # what the storage takes, and actions after it
 # How long the recorder keeps events while the database is unreachable (a restarted
 # PostgreSQL) before it gives up and stops the study.
 STORAGE_GRACE_S = 60.0

@@ -454,8 +454,7 @@ class TrialWriter:
             if known is not None and known.trial_id is not None:
                 return int(known.trial_id)
         raise StorageRefused(
-            f"cannot write trial events: {where} was never started "
-            "(write its TrialStarted first)"
+            f"cannot write trial events: {where} was never started (write its TrialStarted first)"
         )
 
     def _write_artifacts(
