@@ -122,9 +122,9 @@ def run(
             f"run this spec under another name with --name, or delete it with "
             f"`tuner delete {taken}`"
         ) from None
-    err = _console(stderr=True)
-    started = time.monotonic()
     try:
+        err = _console(stderr=True)
+        started = time.monotonic()
         study.run(
             progress=progress and sys.stderr.isatty(),
             verbose=verbose,
@@ -132,6 +132,8 @@ def run(
                 f"study {study.name}: {_mask(study.storage.url)}", markup=False
             ),
         )
+    except KeyboardInterrupt:  # before the run could catch it: stored, nothing ran
+        raise study.interrupted_before_start() from None
     except SpecError as e:
         raise e.with_source(e.source or str(spec)) from None  # name the file, as load does
     _summary(study, time.monotonic() - started)

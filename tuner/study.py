@@ -295,8 +295,10 @@ class Study:
         resume: bool,
         on_start: Callable[[], None] | None = None,
     ) -> Study:
-        from tuner.run import run_study
-
+        try:
+            from tuner.run import run_study
+        except KeyboardInterrupt:  # Ctrl+C before the run could catch it
+            raise self.interrupted_before_start() from None
         if progress is None:
             progress = sys.stderr.isatty()
         history: list[TrialRecord] = []
@@ -334,6 +336,13 @@ class Study:
                         self._storage.delete_study(self.name)
             raise
         return self
+
+    def interrupted_before_start(self) -> StudyInterrupted:
+        """Ctrl+C before any trial ran: the study is stopped (``tuner resume`` runs it);
+        the error to raise says so in one line."""
+        from tuner.run._driver import interrupted_at_start
+
+        return interrupted_at_start(self._record, self._storage)
 
     def _never_started(self) -> bool:
         record = self._storage.get_study_by_id(self._record.id)

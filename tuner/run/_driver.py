@@ -112,12 +112,12 @@ def run_study(
         StudyInterrupted: SIGINT or SIGTERM stopped the run (the study is stopped and
             resumable; a local Ray is shut down).
     """
-    from tuner.search import check_available
-    from tuner.trainers import prepare
-
     prepared: Prepared | None = None
     # The study is stored already: Ctrl+C from here until the first trial stops it.
     try:
+        from tuner.search import check_available
+        from tuner.trainers import prepare
+
         check_available(spec.search.algorithm)  # e.g. gp without torch: one line, now
         warm = warm_start_history(spec, storage)  # a missing study: one line, now
         spec = with_store(spec, storage.url)  # the trials save to the resolved store
@@ -138,7 +138,7 @@ def run_study(
             import ray
 
             ray.shutdown()  # what had started of a local Ray goes with the driver
-        raise _interrupted_at_start(study, storage) from None
+        raise interrupted_at_start(study, storage) from None
     if on_start is not None:
         on_start()
     try:
@@ -167,7 +167,7 @@ def run_study(
             prepared.cleanup()
 
 
-def _interrupted_at_start(study: StudyRecord, storage: Storage) -> StudyInterrupted:
+def interrupted_at_start(study: StudyRecord, storage: Storage) -> StudyInterrupted:
     """Ctrl+C while Ray starts: nothing ran; the study is stopped (resumable), and the
     user gets one line instead of a silent exit 130."""
     import signal
