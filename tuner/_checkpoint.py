@@ -137,7 +137,5 @@ def save(store: Any, folder: Any, step: int, kind: str = "checkpoint") -> dict[s
     if info is None:
         raise ReportError("tuner.report(checkpoint=...) was called outside a trial tuner runs")
     uri = store.trial_key(info.study, info.number, kind, step)
-    if store.exists(uri):  # the same step saved again (a retried attempt)
-        store.delete(uri)
-    size = store.put_dir(path, uri)
+    size = store.put_dir(path, uri)  # replaces the step saved by a dead attempt
     return {"uri": uri, "bytes": int(size), "step": int(step)}
